@@ -1,0 +1,50 @@
+package raft
+
+import "errors"
+
+// Errors a state machine returns for a rejected command. The proposer gets
+// them wrapped with the details, so test them with errors.Is.
+var (
+	ErrTopicExists        = errors.New("topic already exists")
+	ErrUnknownTopic       = errors.New("unknown topic")
+	ErrInvalidTopic       = errors.New("invalid topic")
+	ErrReplicationFactor  = errors.New("replication factor larger than the live node count")
+	ErrStale              = errors.New("stale update: epoch does not match")
+	ErrUnknownPartition   = errors.New("unknown partition")
+	ErrInvalidUpdate      = errors.New("invalid partition update")
+	ErrUnknownNode        = errors.New("unknown node")
+	ErrNodeExists         = errors.New("node already exists")
+	ErrNodeRemoved        = errors.New("node was removed")
+	ErrNotBootstrapped    = errors.New("cluster not bootstrapped")
+	ErrBootstrapMismatch  = errors.New("cluster bootstrapped with other settings")
+	ErrUnsupportedCommand = errors.New("unsupported command")
+	ErrIdentity           = errors.New("data directory belongs to another node or cluster")
+	ErrClosed             = errors.New("store closed")
+)
+
+// errCodes gives each sentinel a stable code for the wire between the state
+// machine and the proposer; codes are part of the log format and never reused.
+var errCodes = map[string]error{
+	"topic_exists":        ErrTopicExists,
+	"unknown_topic":       ErrUnknownTopic,
+	"invalid_topic":       ErrInvalidTopic,
+	"replication_factor":  ErrReplicationFactor,
+	"stale":               ErrStale,
+	"unknown_partition":   ErrUnknownPartition,
+	"invalid_update":      ErrInvalidUpdate,
+	"unknown_node":        ErrUnknownNode,
+	"node_exists":         ErrNodeExists,
+	"node_removed":        ErrNodeRemoved,
+	"not_bootstrapped":    ErrNotBootstrapped,
+	"bootstrap_mismatch":  ErrBootstrapMismatch,
+	"unsupported_command": ErrUnsupportedCommand,
+}
+
+func codeOf(err error) string {
+	for code, e := range errCodes {
+		if errors.Is(err, e) {
+			return code
+		}
+	}
+	return "unsupported_command"
+}

@@ -1,0 +1,120 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+)
+
+// AddNode adds a node to the cluster: it enters the registry as joining, then
+// becomes a voting member of every group. Start the new node with join = true
+// afterwards; it registers its own addresses when it has caught up. Calling
+// AddNode again for the same node finishes an interrupted add.
+func (s *Store) AddNode(ctx context.Context, id uint64, raftAddress string) error {
+	if s.PartitionGroups() == 0 {
+		return fmt.Errorf("add node %d: %w", id, ErrNotBootstrapped)
+	}
+	if _, err := s.propose(ctx, ClusterGroup, kindAddNode, addNodeCmd{ID: id, RaftAddress: raftAddress}); err != nil {
+		return fmt.Errorf("add node %d: %w", id, err)
+	}
+	for _, g := range s.Groups() {
+		err := s.changeMembership(ctx, g, func(m *dragonboat.Membership) (bool, uint64) {
+			_, ok := m.Nodes[id]
+			return !ok, m.ConfigChangeID
+		}, func(ctx context.Context, ccid uint64) error {
+			return s.nh.SyncRequestAddReplica(ctx, g, id, raftAddress, ccid)
+		})
+		if err != nil {
+			return fmt.Errorf("add node %d to raft group %d: %w", id, g, err)
+		}
+	}
+	s.log.Info("raft: node added to every group", "added_node_id", id, "raft_address", raftAddress)
+	return nil
+}
+
+// RemoveNode takes a node out of every group and marks it removed in the
+// registry; its id can never be used again. Replicas of partitions on that
+// node stay assigned to it until they are moved.
+func (s *Store) RemoveNode(ctx context.Context, id uint64) error {
+	n, ok := s.Node(id)
+	if !ok {
+		return fmt.Errorf("remove node %d: %w", id, ErrUnknownNode)
+	}
+	active := 0
+	for _, m := range s.Nodes() {
+		if m.State != NodeRemoved && m.ID != id {
+			active++
+		}
+	}
+	if active == 0 && n.State != NodeRemoved {
+		return fmt.Errorf("remove node %d: it is the last node of the cluster", id)
+	}
+	if _, err := s.propose(ctx, ClusterGroup, kindRemoveNode, removeNodeCmd{ID: id}); err != nil {
+		return fmt.Errorf("remove node %d: %w", id, err)
+	}
+	groups := s.Groups()
+	slices.Reverse(groups) // the cluster group last, so the registry outlives the data groups
+	for _, g := range groups {
+		err := s.changeMembership(ctx, g, func(m *dragonboat.Membership) (bool, uint64) {
+			_, ok := m.Nodes[id]
+			return ok, m.ConfigChangeID
+		}, func(ctx context.Context, ccid uint64) error {
+			return s.nh.SyncRequestDeleteReplica(ctx, g, id, ccid)
+		})
+		if err != nil {
+			return fmt.Errorf("remove node %d from raft group %d: %w", id, g, err)
+		}
+	}
+	s.log.Info("raft: node removed from every group", "removed_node_id", id)
+	return nil
+}
+
+// changeMembership applies one membership change to a group unless it is
+// already in effect, retrying while the group has no leader or another
+// change is in flight.
+func (s *Store) changeMembership(ctx context.Context, group uint64,
+	needed func(*dragonboat.Membership) (bool, uint64), change func(context.Context, uint64) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	return s.retry(ctx, "membership change", true, func(actx context.Context) error {
+		m, err := s.Membership(ctx, group)
+		if err != nil {
+			return err
+		}
+		need, ccid := needed(m)
+		if !need {
+			return nil
+		}
+		return change(actx, ccid)
+	})
+}
+
+// Membership returns a group's Raft membership, read linearizably.
+func (s *Store) Membership(ctx context.Context, group uint64) (*dragonboat.Membership, error) {
+	var m *dragonboat.Membership
+	err := s.retry(ctx, fmt.Sprintf("raft group %d: membership", group), true, func(ctx context.Context) error {
+		var err error
+		m, err = s.nh.SyncGetShardMembership(ctx, group)
+		return err
+	})
+	return m, err
+}
+
+// Snapshot asks every local replica to take a snapshot now (and compact the
+// log behind it), as an operator might before a backup.
+func (s *Store) Snapshot(ctx context.Context) error {
+	for _, g := range s.Groups() {
+		if _, err := s.nh.SyncRequestSnapshot(ctx, g, dragonboat.DefaultSnapshotOption); err != nil &&
+			!errors.Is(err, dragonboat.ErrRejected) {
+			return fmt.Errorf("raft group %d: snapshot: %w", g, err)
+		}
+	}
+	return nil
+}

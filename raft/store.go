@@ -1,0 +1,443 @@
+package raft
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	dbconfig "github.com/lni/dragonboat/v4/config"
+	"github.com/lni/dragonboat/v4/raftio"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+)
+
+// Config is what a Store needs to run; appliance fills it from the TOML file.
+type Config struct {
+	NodeID       uint64
+	ClusterName  string
+	RaftAddress  string // host:port other nodes dial
+	ListenAddr   string // bind address when it differs from RaftAddress
+	KafkaAddress string // advertised Kafka address, recorded in the registry
+	Labels       map[string]string
+	DataDir      string // the Store keeps its files under DataDir/raft
+	// InitialMembers maps node id to Raft address for a new cluster; it is
+	// ignored once the node has state on disk.
+	InitialMembers map[uint64]string
+	// Join starts a node that an operator added with AddNode.
+	Join            bool
+	PartitionGroups int // K, used only when bootstrapping a new cluster
+
+	RTT                time.Duration
+	ElectionRTT        uint64
+	HeartbeatRTT       uint64
+	SnapshotEntries    uint64
+	CompactionOverhead uint64
+
+	// Live reports whether a node is alive, for replica placement. Nil means
+	// every active registered node is live.
+	Live   func(nodeID uint64) bool
+	Logger *slog.Logger
+}
+
+// Store is this node's replica of the cluster's metadata: one Dragonboat
+// NodeHost with the cluster group and K partition groups. Reads come from the
+// local replica (stale-ok) unless a method says it is linearizable.
+type Store struct {
+	cfg  Config
+	log  *slog.Logger
+	nh   *dragonboat.NodeHost
+	feed *feed
+
+	cluster *clusterSM
+	mu      sync.RWMutex
+	groups  map[uint64]*partitionSM // by group id, set as groups start
+	k       int                     // partition groups, 0 until known
+
+	leaders sync.Map // group id -> uint64 leader node id, from Raft events
+
+	registered atomic.Bool
+	ready      chan struct{} // closed once groups run and this node is registered
+	stop       chan struct{}
+	done       sync.WaitGroup
+	closeOnce  sync.Once
+}
+
+// identity pins a data directory to one node of one cluster, so pointing a
+// node at another's directory fails loudly instead of corrupting both.
+type identity struct {
+	Cluster         string `json:"cluster"`
+	NodeID          uint64 `json:"node_id"`
+	PartitionGroups int    `json:"partition_groups,omitempty"`
+}
+
+const identityFile = "identity.json"
+
+// Open starts the node's Raft groups and returns without waiting for a quorum;
+// WaitReady tells when the node has joined. A new cluster is bootstrapped from
+// cfg.InitialMembers; a node with state on disk restarts from it.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		cfg:    cfg,
+		log:    cfg.Logger.With("node_id", cfg.NodeID),
+		feed:   newFeed(),
+		groups: make(map[uint64]*partitionSM),
+		ready:  make(chan struct{}),
+		stop:   make(chan struct{}),
+	}
+	s.cluster = newClusterSM(s.feed)
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create raft dir: %w", err)
+	}
+	id, err := s.checkIdentity(dir)
+	if err != nil {
+		return nil, err
+	}
+	installLogger(cfg.Logger)
+	nhc := dbconfig.NodeHostConfig{
+		DeploymentID:      deploymentID(cfg.ClusterName),
+		NodeHostDir:       dir,
+		WALDir:            dir,
+		RTTMillisecond:    uint64(max(cfg.RTT, time.Millisecond) / time.Millisecond),
+		RaftAddress:       cfg.RaftAddress,
+		ListenAddress:     cfg.ListenAddr,
+		RaftEventListener: (*leaderListener)(s),
+		Expert: dbconfig.ExpertConfig{
+			Engine: dbconfig.EngineConfig{ExecShards: 2, CommitShards: 2, ApplyShards: 2, SnapshotShards: 2, CloseShards: 2},
+			LogDB:  smallLogDB(),
+		},
+	}
+	nh, err := dragonboat.NewNodeHost(nhc)
+	if err != nil {
+		return nil, fmt.Errorf("start raft node host on %s: %w", cfg.RaftAddress, err)
+	}
+	s.nh = nh
+	if err := s.startGroup(ClusterGroup, func(uint64, uint64) sm.IStateMachine { return s.cluster }); err != nil {
+		nh.Close()
+		return nil, err
+	}
+	if id.PartitionGroups > 0 {
+		// A restart: the group count is known, start every group now so the
+		// node can catch up even before a quorum is back.
+		if err := s.startPartitionGroups(id.PartitionGroups); err != nil {
+			nh.Close()
+			return nil, err
+		}
+	}
+	s.done.Add(2)
+	go s.joinLoop(dir, id)
+	go s.reconcileLoop()
+	return s, nil
+}
+
+// smallLogDB sizes Pebble for a metadata store on a small host: one LogDB
+// shard and small memtables instead of Dragonboat's multi-GiB default.
+func smallLogDB() dbconfig.LogDBConfig {
+	c := dbconfig.GetTinyMemLogDBConfig()
+	c.Shards = 1
+	c.KVWriteBufferSize = 2 << 20
+	c.KVMaxWriteBufferNumber = 2
+	c.KVLRUCacheSize = 4 << 20
+	c.MaxSaveBufferSize = 4 << 20
+	return c
+}
+
+func deploymentID(cluster string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte("reeve/" + cluster))
+	return h.Sum64()
+}
+
+func (s *Store) checkIdentity(dir string) (identity, error) {
+	path := filepath.Join(dir, identityFile)
+	var id identity
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		id = identity{Cluster: s.cfg.ClusterName, NodeID: s.cfg.NodeID}
+		return id, writeIdentity(path, id)
+	case err != nil:
+		return id, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, &id); err != nil {
+		return id, fmt.Errorf("read %s: %w", path, err)
+	}
+	if id.NodeID != s.cfg.NodeID || id.Cluster != s.cfg.ClusterName {
+		return id, fmt.Errorf("%w: %s holds node %d of cluster %q, but this is node %d of cluster %q; fix node.id/cluster.name or use another data_dir",
+			ErrIdentity, s.cfg.DataDir, id.NodeID, id.Cluster, s.cfg.NodeID, s.cfg.ClusterName)
+	}
+	return id, nil
+}
+
+func writeIdentity(path string, id identity) error {
+	b, _ := json.MarshalIndent(id, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o640); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func (s *Store) groupConfig(group uint64) dbconfig.Config {
+	return dbconfig.Config{
+		ReplicaID:          s.cfg.NodeID,
+		ShardID:            group,
+		ElectionRTT:        s.cfg.ElectionRTT,
+		HeartbeatRTT:       s.cfg.HeartbeatRTT,
+		CheckQuorum:        true,
+		PreVote:            true,
+		SnapshotEntries:    s.cfg.SnapshotEntries,
+		CompactionOverhead: s.cfg.CompactionOverhead,
+	}
+}
+
+// startGroup starts the local replica of a group: from disk on a restart, as
+// a joiner when the operator added this node, else as a founding member.
+func (s *Store) startGroup(group uint64, create sm.CreateStateMachineFunc) error {
+	var members map[uint64]string
+	join := false
+	switch {
+	case s.nh.HasNodeInfo(group, s.cfg.NodeID):
+	case s.cfg.Join:
+		join = true
+	default:
+		members = s.cfg.InitialMembers
+	}
+	if err := s.nh.StartReplica(members, join, create, s.groupConfig(group)); err != nil {
+		return fmt.Errorf("start raft group %d: %w", group, err)
+	}
+	return nil
+}
+
+func (s *Store) startPartitionGroups(k int) error {
+	for g := ClusterGroup + 1; g <= ClusterGroup+uint64(k); g++ {
+		psm := newPartitionSM(g, s.feed)
+		if err := s.startGroup(g, func(uint64, uint64) sm.IStateMachine { return psm }); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.groups[g] = psm
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	s.k = k
+	s.mu.Unlock()
+	return nil
+}
+
+// joinLoop brings the node into the cluster: it bootstraps the cluster group
+// if this is a new cluster, learns the partition-group count, starts those
+// groups, and registers this node's addresses. It retries until done, since
+// a quorum may take a while to form.
+func (s *Store) joinLoop(dir string, id identity) {
+	defer s.done.Done()
+	ctx, cancel := s.stopContext()
+	defer cancel()
+	step := func(what string, f func(context.Context) error) bool {
+		for attempt := 0; ; attempt++ {
+			cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+			err := f(cctx)
+			ccancel()
+			if err == nil {
+				return true
+			}
+			if ctx.Err() != nil {
+				return false
+			}
+			if attempt > 0 && attempt%10 == 0 {
+				s.log.Warn("raft: still waiting to join the cluster", "step", what, "err", err)
+			}
+			select {
+			case <-time.After(200 * time.Millisecond):
+			case <-ctx.Done():
+				return false
+			}
+		}
+	}
+	if !s.cfg.Join && len(s.cfg.InitialMembers) > 0 && id.PartitionGroups == 0 {
+		ok := step("bootstrap", func(ctx context.Context) error {
+			_, err := s.propose(ctx, ClusterGroup, kindBootstrap, bootstrapCmd{Name: s.cfg.ClusterName, PartitionGroups: s.cfg.PartitionGroups})
+			return err
+		})
+		if !ok {
+			return
+		}
+	}
+	if id.PartitionGroups == 0 {
+		var k int
+		ok := step("learn partition groups", func(ctx context.Context) error {
+			if err := s.Barrier(ctx, ClusterGroup); err != nil {
+				return err
+			}
+			s.cluster.mu.RLock()
+			k = s.cluster.st.PartitionGroups
+			s.cluster.mu.RUnlock()
+			if k == 0 {
+				return ErrNotBootstrapped
+			}
+			return nil
+		})
+		if !ok {
+			return
+		}
+		if err := s.startPartitionGroups(k); err != nil {
+			s.log.Error("raft: cannot start partition groups; the node stays out of the cluster", "err", err)
+			return
+		}
+		id.PartitionGroups = k
+		if err := writeIdentity(filepath.Join(dir, identityFile), id); err != nil {
+			s.log.Error("raft: cannot record the partition-group count; a restart will relearn it", "err", err)
+		}
+	}
+	ok := step("register", func(ctx context.Context) error {
+		_, err := s.propose(ctx, ClusterGroup, kindRegisterNode, registerNodeCmd{Node: Node{
+			ID: s.cfg.NodeID, RaftAddress: s.cfg.RaftAddress, KafkaAddress: s.cfg.KafkaAddress, Labels: s.cfg.Labels,
+		}})
+		return err
+	})
+	if !ok {
+		return
+	}
+	s.registered.Store(true)
+	close(s.ready)
+	s.log.Info("raft: node joined the cluster", "cluster", s.cfg.ClusterName, "partition_groups", s.PartitionGroups())
+}
+
+// WaitReady blocks until every group runs on this node and the node has
+// registered itself, or ctx ends.
+func (s *Store) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-s.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("raft: node %d not joined yet: %w", s.cfg.NodeID, ctx.Err())
+	}
+}
+
+// Ready reports whether WaitReady would return at once.
+func (s *Store) Ready() bool { return s.registered.Load() }
+
+// stopContext returns a context cancelled when the Store closes.
+func (s *Store) stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// Close stops every group and the NodeHost. State stays on disk.
+func (s *Store) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.done.Wait()
+		s.nh.Close()
+	})
+}
+
+// attemptTimeout bounds one try of a Raft request. A request sent to a leader
+// that just died is dropped without an answer, so waiting out the caller's
+// whole deadline would stall for nothing; a short try and a retry recovers as
+// soon as a new leader is elected.
+const attemptTimeout = time.Second
+
+// retry runs f with a short deadline per try until it succeeds, fails for a
+// reason retrying cannot fix, or ctx ends. timeoutsToo also retries requests
+// that timed out, which is right only when repeating them is harmless.
+func (s *Store) retry(ctx context.Context, what string, timeoutsToo bool, f func(context.Context) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := f(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, dragonboat.ErrShardNotReady), errors.Is(err, dragonboat.ErrSystemBusy),
+			errors.Is(err, dragonboat.ErrRejected) && what == "membership change":
+		case errors.Is(err, dragonboat.ErrTimeout) && timeoutsToo && ctx.Err() == nil:
+		case errors.Is(err, dragonboat.ErrClosed), errors.Is(err, dragonboat.ErrShardClosed):
+			return ErrClosed
+		default:
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("%s: no answer from a leader: %w (last error: %v)", what, ctx.Err(), err)
+		case <-s.stop:
+			return ErrClosed
+		}
+	}
+}
+
+// propose commits one command and returns the state machine's result.
+// Commands are conditional or idempotent, so a try that timed out (it may or
+// may not have applied) is repeated, except for partition updates and topic
+// deletes, whose repeat would report a misleading rejection: those return
+// the timeout and the caller re-reads the state.
+func (s *Store) propose(ctx context.Context, group uint64, k kind, body any) (result, error) {
+	cmd, err := encode(k, body)
+	if err != nil {
+		return result{}, err
+	}
+	var res result
+	repeatable := k != kindUpdatePartitions && k != kindDeleteTopic
+	err = s.retry(ctx, fmt.Sprintf("raft group %d: propose", group), repeatable, func(ctx context.Context) error {
+		r, err := s.nh.SyncPropose(ctx, s.nh.GetNoOPSession(group), cmd)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(r.Data, &res); err != nil {
+			return fmt.Errorf("decode result: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return result{}, err
+	}
+	return res, res.err()
+}
+
+// Barrier waits until the local replica of group has applied everything
+// committed before the call (a Raft ReadIndex), so reads of the local view
+// that follow are linearizable.
+func (s *Store) Barrier(ctx context.Context, group uint64) error {
+	return s.retry(ctx, fmt.Sprintf("raft group %d: read index", group), true, func(ctx context.Context) error {
+		_, err := s.nh.SyncRead(ctx, group, nil)
+		return err
+	})
+}
+
+// leaderListener receives Dragonboat's leader events.
+type leaderListener Store
+
+func (l *leaderListener) LeaderUpdated(info raftio.LeaderInfo) {
+	l.leaders.Store(info.ShardID, info.LeaderID)
+}
+
+var _ raftio.IRaftEventListener = (*leaderListener)(nil)
