@@ -15,7 +15,7 @@ import (
 // testCluster runs real NodeHosts, each on its own 127.0.0.x address with
 // real TCP between them, in this process.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	cfgs   map[uint64]Config
 	stores map[uint64]*Store
 }
@@ -56,7 +56,7 @@ func nodeConfig(t testing.TB, id uint64, dir string) Config {
 	}
 }
 
-func newTestCluster(t *testing.T, n int) *testCluster {
+func newTestCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, cfgs: make(map[uint64]Config), stores: make(map[uint64]*Store)}
 	members := make(map[uint64]string)
@@ -108,7 +108,7 @@ func (c *testCluster) waitReady(id uint64) {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() error) {
+func eventually(t testing.TB, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -123,7 +123,7 @@ func eventually(t *testing.T, what string, cond func() error) {
 	}
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx

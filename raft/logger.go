@@ -25,9 +25,10 @@ func installLogger(l *slog.Logger) {
 }
 
 // dragonboatLogger adapts Dragonboat's printf-style logger to slog. Its Info
-// lines narrate routine work and its Warning lines routine Raft events
-// (elections, dropped proposals while there is no leader, unreachable peers),
-// so each is demoted one level; errors keep theirs.
+// and Warning lines narrate routine Raft work (elections, dropped proposals
+// while there is no leader, snapshots), so they go to Debug; its Error lines
+// are mostly a peer being unreachable, which the operator learns from
+// reeve's own node state, so they go to Warn.
 type dragonboatLogger struct{ pkg string }
 
 func (d dragonboatLogger) log(level slog.Level, format string, args []any) {
@@ -46,10 +47,10 @@ func (d dragonboatLogger) Infof(format string, args ...any) {
 	d.log(slog.LevelDebug, format, args)
 }
 func (d dragonboatLogger) Warningf(format string, args ...any) {
-	d.log(slog.LevelInfo, format, args)
+	d.log(slog.LevelDebug, format, args)
 }
 func (d dragonboatLogger) Errorf(format string, args ...any) {
-	d.log(slog.LevelError, format, args)
+	d.log(slog.LevelWarn, format, args)
 }
 func (d dragonboatLogger) Panicf(format string, args ...any) {
 	d.log(slog.LevelError, format, args)

@@ -1,0 +1,182 @@
+package appliance
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/reeve-edge/reeve/config"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and failed
+	exitUsage   = 2 // bad arguments or a bad configuration file
+)
+
+const usage = `reeve — a Kafka-compatible edge broker
+
+Usage:
+  reeve serve [-c FILE]                 run a node (no FILE: a one-node cluster on 127.0.0.1)
+  reeve config check -c FILE            validate a configuration file; exit 2 on errors
+  reeve topic create NAME [-p N] [-r N] [--config KEY=VALUE]...
+  reeve topic list
+  reeve topic describe NAME
+  reeve topic delete NAME
+  reeve node list
+  reeve node add --id N --raft-address HOST:PORT
+  reeve node remove ID
+  reeve version
+
+The topic and node commands talk to a running node's admin endpoint, found
+with --admin HOST:PORT, else admin.listen of -c FILE, else 127.0.0.1:9644.
+`
+
+// Main runs the reeve command line and returns the process exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(rest, stderr)
+	case "config":
+		if len(rest) == 0 || rest[0] != "check" {
+			fmt.Fprintln(stderr, "usage: reeve config check -c FILE")
+			return exitUsage
+		}
+		return cmdConfigCheck(rest[1:], stdout, stderr)
+	case "topic":
+		return cmdTopic(rest, stdout, stderr)
+	case "node":
+		return cmdNode(rest, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "reeve %s\n", Version)
+		return exitOK
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "reeve: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+// parseInterspersed parses flags that may come before, between or after the
+// positional arguments (reeve topic create orders -p 3), which flag.Parse
+// alone does not allow.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// loadConfig reads -c FILE, or the embedded defaults when path is empty.
+// Errors are printed the way operators fix them: one per line, file:line:col.
+func loadConfig(path string, stderr io.Writer) (*config.Config, bool) {
+	if path == "" {
+		return config.Default(), true
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				fmt.Fprintf(stderr, "config: %s\n", e)
+			}
+			fmt.Fprintf(stderr, "config: %s: %d error(s)\n", path, len(errs))
+		} else {
+			fmt.Fprintf(stderr, "config: %v\n", err)
+		}
+		return nil, false
+	}
+	return cfg, true
+}
+
+func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reeve config check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "configuration `FILE` to check")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return exitUsage
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "usage: reeve config check -c FILE")
+		return exitUsage
+	}
+	if _, ok := loadConfig(*path, stderr); !ok {
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%s: OK\n", *path)
+	return exitOK
+}
+
+func cmdServe(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reeve serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "configuration `FILE` (default: embedded one-node defaults)")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return exitUsage
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	log := newLogger(cfg.Log, os.Stderr)
+	if err := serve(cfg, log); err != nil {
+		log.Error("reeve failed", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// adminFlags are the flags every client command shares.
+type adminFlags struct {
+	admin  *string
+	config *string
+	json   *bool
+}
+
+func newAdminFlags(fs *flag.FlagSet) adminFlags {
+	return adminFlags{
+		admin:  fs.String("admin", "", "admin endpoint `HOST:PORT` of a running node"),
+		config: fs.String("c", "", "configuration `FILE` whose admin.listen to use"),
+		json:   fs.Bool("json", false, "print the API's JSON instead of a table"),
+	}
+}
+
+// client resolves the admin address: --admin, then -c FILE, then the default.
+func (f adminFlags) client(stderr io.Writer) (*adminClient, bool) {
+	addr := *f.admin
+	if addr == "" {
+		cfg, ok := loadConfig(*f.config, stderr)
+		if !ok {
+			return nil, false
+		}
+		addr = dialable(cfg.Admin.Listen)
+	}
+	return &adminClient{base: "http://" + addr}, true
+}
+
+// dialable turns a wildcard listen address into one a local client can dial.
+func dialable(listen string) string {
+	for _, wild := range []string{"0.0.0.0:", "[::]:", ":"} {
+		if strings.HasPrefix(listen, wild) {
+			return "127.0.0.1:" + strings.TrimPrefix(listen, wild)
+		}
+	}
+	return listen
+}

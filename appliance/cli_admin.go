@@ -1,0 +1,289 @@
+package appliance
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/reeve-edge/reeve/raft"
+)
+
+// adminClient calls a node's admin JSON API for the CLI.
+type adminClient struct {
+	base string
+}
+
+// do sends a request and decodes a 2xx answer into out; any other answer
+// becomes an error carrying the server's message.
+func (c *adminClient) do(method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	hc := &http.Client{Timeout: 90 * time.Second}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the admin endpoint at %s: %w (is reeve running? pass --admin HOST:PORT or -c FILE)", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer from %s: %w", c.base, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e apiError
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil {
+		if raw, ok := out.(*json.RawMessage); ok {
+			*raw = data
+			return nil
+		}
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// kvFlag collects repeated KEY=VALUE flags.
+type kvFlag map[string]string
+
+func (k kvFlag) String() string { return fmt.Sprint(map[string]string(k)) }
+func (k kvFlag) Set(s string) error {
+	key, value, ok := strings.Cut(s, "=")
+	if !ok || key == "" {
+		return fmt.Errorf("%q: want KEY=VALUE", s)
+	}
+	k[key] = value
+	return nil
+}
+
+func cmdTopic(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: reeve topic create|list|describe|delete ...")
+		return exitUsage
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("reeve topic "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	af := newAdminFlags(fs)
+	partitions := fs.Int("p", 1, "number of `partitions`")
+	rf := fs.Int("r", 0, "replication `factor` (default: 3, or the node count when smaller)")
+	settings := kvFlag{}
+	fs.Var(settings, "config", "topic setting `KEY=VALUE` (repeatable)")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return exitUsage
+	}
+	c, ok := af.client(stderr)
+	if !ok {
+		return exitUsage
+	}
+	needName := func() (string, bool) {
+		if len(pos) != 1 {
+			fmt.Fprintf(stderr, "usage: reeve topic %s NAME\n", sub)
+			return "", false
+		}
+		return pos[0], true
+	}
+	var raw json.RawMessage
+	switch sub {
+	case "create":
+		name, ok := needName()
+		if !ok {
+			return exitUsage
+		}
+		if *partitions < 1 || *partitions > 1<<20 {
+			fmt.Fprintf(stderr, "reeve topic create: -p %d: use 1 or more partitions\n", *partitions)
+			return exitUsage
+		}
+		r := *rf
+		if r == 0 {
+			var nodes []raft.Node
+			if err := c.do("GET", "/v1/nodes?stale=true", nil, &nodes); err != nil {
+				return fail(stderr, err)
+			}
+			r = min(3, activeCount(nodes))
+		}
+		req := CreateTopicRequest{Name: name, Partitions: int32(*partitions), ReplicationFactor: int16(r), Config: settings}
+		var t raft.Topic
+		if err := c.do("POST", "/v1/topics", req, &raw); err != nil {
+			return fail(stderr, err)
+		}
+		if *af.json {
+			stdout.Write(raw)
+			return exitOK
+		}
+		json.Unmarshal(raw, &t)
+		fmt.Fprintf(stdout, "created topic %s (id %s) with %d partition(s), replication factor %d\n", t.Name, t.ID, t.Partitions, t.ReplicationFactor)
+	case "list":
+		var topics []raft.Topic
+		if err := c.do("GET", "/v1/topics", nil, &raw); err != nil {
+			return fail(stderr, err)
+		}
+		if *af.json {
+			stdout.Write(raw)
+			return exitOK
+		}
+		json.Unmarshal(raw, &topics)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tID\tPARTITIONS\tREPLICATION")
+		for _, t := range topics {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", t.Name, t.ID, t.Partitions, t.ReplicationFactor)
+		}
+		tw.Flush()
+	case "describe":
+		name, ok := needName()
+		if !ok {
+			return exitUsage
+		}
+		var d TopicDescription
+		if err := c.do("GET", "/v1/topics/"+url.PathEscape(name), nil, &raw); err != nil {
+			return fail(stderr, err)
+		}
+		if *af.json {
+			stdout.Write(raw)
+			return exitOK
+		}
+		json.Unmarshal(raw, &d)
+		fmt.Fprintf(stdout, "topic %s  id %s  partitions %d  replication %d\n", d.Name, d.ID, d.Partitions, d.ReplicationFactor)
+		for k, v := range d.Config {
+			fmt.Fprintf(stdout, "  %s=%s\n", k, v)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTITION\tLEADER\tLEADER-EPOCH\tISR\tREPLICAS\tPARTITION-EPOCH\tGROUP")
+		for _, p := range d.PartitionStates {
+			leader := strconv.FormatUint(p.Leader, 10)
+			if p.Leader == raft.NoLeader {
+				leader = "none"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%d\n", p.Partition.Partition, leader, p.LeaderEpoch, ids(p.ISR), ids(p.Replicas), p.PartitionEpoch, p.Group)
+		}
+		tw.Flush()
+	case "delete":
+		name, ok := needName()
+		if !ok {
+			return exitUsage
+		}
+		if err := c.do("DELETE", "/v1/topics/"+url.PathEscape(name), nil, &raw); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "deleted topic %s\n", name)
+	default:
+		fmt.Fprintf(stderr, "reeve topic: unknown subcommand %q (create, list, describe, delete)\n", sub)
+		return exitUsage
+	}
+	return exitOK
+}
+
+func cmdNode(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: reeve node list|add|remove ...")
+		return exitUsage
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("reeve node "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	af := newAdminFlags(fs)
+	id := fs.Uint64("id", 0, "the new node's `ID`")
+	raftAddr := fs.String("raft-address", "", "the new node's Raft `HOST:PORT`")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return exitUsage
+	}
+	c, ok := af.client(stderr)
+	if !ok {
+		return exitUsage
+	}
+	var raw json.RawMessage
+	switch sub {
+	case "list":
+		var nodes []raft.Node
+		if err := c.do("GET", "/v1/nodes", nil, &raw); err != nil {
+			return fail(stderr, err)
+		}
+		if *af.json {
+			stdout.Write(raw)
+			return exitOK
+		}
+		json.Unmarshal(raw, &nodes)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tRAFT\tKAFKA\tLABELS")
+		for _, n := range nodes {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, n.RaftAddress, n.KafkaAddress, labels(n.Labels))
+		}
+		tw.Flush()
+	case "add":
+		if *id == 0 || *raftAddr == "" {
+			fmt.Fprintln(stderr, "usage: reeve node add --id N --raft-address HOST:PORT")
+			return exitUsage
+		}
+		if err := c.do("POST", "/v1/nodes", AddNodeRequest{ID: *id, RaftAddress: *raftAddr}, &raw); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "added node %d (%s) to every raft group; now start it with cluster.join = true\n", *id, *raftAddr)
+	case "remove":
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, "usage: reeve node remove ID")
+			return exitUsage
+		}
+		if err := c.do("DELETE", "/v1/nodes/"+url.PathEscape(pos[0]), nil, &raw); err != nil {
+			return fail(stderr, err)
+		}
+		fmt.Fprintf(stdout, "removed node %s from every raft group\n", pos[0])
+	default:
+		fmt.Fprintf(stderr, "reeve node: unknown subcommand %q (list, add, remove)\n", sub)
+		return exitUsage
+	}
+	return exitOK
+}
+
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "reeve: %v\n", err)
+	return exitFailure
+}
+
+func activeCount(nodes []raft.Node) int {
+	n := 0
+	for _, x := range nodes {
+		if x.State == raft.NodeActive {
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
+func ids(v []uint64) string {
+	s := make([]string, len(v))
+	for i, id := range v {
+		s[i] = strconv.FormatUint(id, 10)
+	}
+	return "[" + strings.Join(s, ",") + "]"
+}
+
+func labels(m map[string]string) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,320 @@
+package appliance_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests drive the real reeve binary, built once in TestMain, as
+// separate processes talking real TCP on 127.0.0.x.
+
+var reeveBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "reeve-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	reeveBin = filepath.Join(dir, "reeve")
+	build := exec.Command("go", "build", "-o", reeveBin, "..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build reeve: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs a reeve command to completion and returns its output and status.
+func run(t testing.TB, args ...string) (stdout, stderr string, status int) {
+	t.Helper()
+	cmd := exec.Command(reeveBin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run reeve %v: %v", args, err)
+	}
+	return o.String(), e.String(), 0
+}
+
+func freePort(t testing.TB, ip string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// proc is one reeve serve process.
+type proc struct {
+	id      int
+	cfgPath string
+	admin   string
+	raft    string
+	cmd     *exec.Cmd
+	logPath string
+}
+
+func (p *proc) start(t testing.TB) {
+	t.Helper()
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(reeveBin, "serve", "-c", p.cfgPath)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start node %d: %v", p.id, err)
+	}
+	logf.Close()
+	cmd := p.cmd
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(p.logPath)
+			t.Logf("node %d log:\n%s", p.id, tail(string(b), 4000))
+		}
+	})
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (p *proc) kill(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal node %d: %v", p.id, err)
+	}
+	p.cmd.Wait()
+}
+
+func (p *proc) waitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + p.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("node %d not ready within 30s", p.id)
+}
+
+// newProcCluster writes configs for n nodes on 127.0.0.1..n and starts them.
+func newProcCluster(t testing.TB, n int) []*proc {
+	t.Helper()
+	dir := t.TempDir()
+	var procs []*proc
+	var members []string
+	for i := 1; i <= n; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
+		p := &proc{id: i, raft: freePort(t, ip), admin: freePort(t, ip), logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
+		procs = append(procs, p)
+		members = append(members, fmt.Sprintf("%q", fmt.Sprintf("%d@%s", i, p.raft)))
+	}
+	for _, p := range procs {
+		p.cfgPath = filepath.Join(dir, fmt.Sprintf("node%d.toml", p.id))
+		writeNodeConfig(t, p, filepath.Join(dir, fmt.Sprintf("data%d", p.id)),
+			fmt.Sprintf("initial_members = [%s]", strings.Join(members, ", ")))
+		p.start(t)
+	}
+	for _, p := range procs {
+		p.waitReady(t)
+	}
+	return procs
+}
+
+func writeNodeConfig(t testing.TB, p *proc, dataDir, clusterLine string) {
+	t.Helper()
+	host, _, _ := net.SplitHostPort(p.raft)
+	cfg := fmt.Sprintf(`[node]
+id = %d
+data_dir = %q
+labels = { zone = "z%d" }
+
+[cluster]
+name = "proc-test"
+%s
+
+[raft]
+address = %q
+rtt = "10ms"
+snapshot_entries = 20
+compaction_overhead = 5
+
+[kafka]
+listen = %q
+
+[admin]
+listen = %q
+
+[log]
+level = "info"
+format = "json"
+`, p.id, dataDir, p.id, clusterLine, p.raft, freePort(t, host), p.admin)
+	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type topicDesc struct {
+	Name            string `json:"name"`
+	ID              string `json:"id"`
+	Partitions      int    `json:"partitions"`
+	PartitionStates []struct {
+		Partition int      `json:"partition"`
+		Leader    uint64   `json:"leader"`
+		ISR       []uint64 `json:"isr"`
+		Group     uint64   `json:"group"`
+	} `json:"partition_states"`
+}
+
+func describe(t *testing.T, p *proc, topic string, stale bool) (topicDesc, error) {
+	t.Helper()
+	url := "http://" + p.admin + "/v1/topics/" + topic
+	if stale {
+		url += "?stale=true"
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return topicDesc{}, err
+	}
+	defer resp.Body.Close()
+	var d topicDesc
+	if resp.StatusCode != http.StatusOK {
+		return d, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return d, json.NewDecoder(resp.Body).Decode(&d)
+}
+
+func waitTopic(t *testing.T, p *proc, topic string, partitions int) topicDesc {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d, err := describe(t, p, topic, true)
+		if err == nil && len(d.PartitionStates) == partitions {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d: topic %s with %d partitions: %+v, %v", p.id, topic, partitions, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestProcessCluster_cliAndKilledNodeRecovers(t *testing.T) {
+	procs := newProcCluster(t, 3)
+	out, errOut, status := run(t, "topic", "create", "telemetry", "-p", "6", "-r", "3", "--config", "retention.ms=3600000", "--admin", procs[0].admin)
+	if status != 0 {
+		t.Fatalf("topic create: status %d, %s%s", status, out, errOut)
+	}
+	if !strings.Contains(out, "created topic telemetry") {
+		t.Errorf("topic create printed %q", out)
+	}
+	before := waitTopic(t, procs[2], "telemetry", 6)
+
+	out, _, status = run(t, "topic", "list", "--admin", procs[1].admin)
+	if status != 0 || !strings.Contains(out, "telemetry") || !strings.Contains(out, before.ID) {
+		t.Errorf("topic list: status %d, %q", status, out)
+	}
+	out, _, status = run(t, "topic", "describe", "telemetry", "--admin", procs[2].admin)
+	if status != 0 || strings.Count(out, "\n") != 9 || !strings.Contains(out, "retention.ms=3600000") {
+		t.Errorf("topic describe: status %d, %q", status, out)
+	}
+	_, errOut, status = run(t, "topic", "create", "wide", "-p", "1", "-r", "5", "--admin", procs[0].admin)
+	if status != 1 || !strings.Contains(errOut, "replication factor 5 but only 3 live registered node(s)") {
+		t.Errorf("topic create rf=5: status %d, stderr %q", status, errOut)
+	}
+
+	// SIGKILL node 2: no shutdown code runs. The other two keep a quorum.
+	procs[1].kill(t, syscall.SIGKILL)
+	out, errOut, status = run(t, "topic", "create", "while-down", "-p", "4", "-r", "3", "--admin", procs[0].admin)
+	if status != 0 {
+		t.Fatalf("topic create while node 2 is down: status %d, %s%s", status, out, errOut)
+	}
+	procs[1].start(t)
+	procs[1].waitReady(t)
+	after := waitTopic(t, procs[1], "telemetry", 6)
+	waitTopic(t, procs[1], "while-down", 4)
+	for i, p := range after.PartitionStates {
+		if p.Group != before.PartitionStates[i].Group || p.Leader != before.PartitionStates[i].Leader {
+			t.Errorf("partition %d after restart = %+v, before %+v", i, p, before.PartitionStates[i])
+		}
+	}
+
+	_, _, status = run(t, "topic", "delete", "while-down", "--admin", procs[1].admin)
+	if status != 0 {
+		t.Errorf("topic delete: status %d", status)
+	}
+	_, errOut, status = run(t, "topic", "describe", "while-down", "--admin", procs[2].admin)
+	if status != 1 || !strings.Contains(errOut, "unknown topic") {
+		t.Errorf("describe deleted topic: status %d, %q", status, errOut)
+	}
+}
+
+func TestProcessCluster_nodeAddJoinsAndNodeRemoveLeaves(t *testing.T) {
+	procs := newProcCluster(t, 3)
+	dir := t.TempDir()
+	p4 := &proc{id: 4, raft: freePort(t, "127.0.0.4"), admin: freePort(t, "127.0.0.4"),
+		cfgPath: filepath.Join(dir, "node4.toml"), logPath: filepath.Join(dir, "node4.log")}
+	writeNodeConfig(t, p4, filepath.Join(dir, "data4"), "join = true")
+
+	out, errOut, status := run(t, "node", "add", "--id", "4", "--raft-address", p4.raft, "--admin", procs[2].admin)
+	if status != 0 {
+		t.Fatalf("node add: status %d, %s%s", status, out, errOut)
+	}
+	p4.start(t)
+	p4.waitReady(t)
+	out, _, status = run(t, "node", "list", "--admin", p4.admin)
+	if status != 0 || strings.Count(out, "active") != 4 || !strings.Contains(out, "zone=z4") {
+		t.Errorf("node list on node 4: status %d, %q", status, out)
+	}
+	out, errOut, status = run(t, "topic", "create", "four-way", "-p", "4", "-r", "4", "--admin", p4.admin)
+	if status != 0 {
+		t.Fatalf("topic create rf=4: status %d, %s%s", status, out, errOut)
+	}
+	waitTopic(t, procs[0], "four-way", 4)
+
+	out, errOut, status = run(t, "node", "remove", "1", "--admin", procs[1].admin)
+	if status != 0 {
+		t.Fatalf("node remove: status %d, %s%s", status, out, errOut)
+	}
+	procs[0].kill(t, syscall.SIGTERM)
+	out, _, status = run(t, "node", "list", "--admin", p4.admin)
+	if status != 0 || !strings.Contains(out, "removed") {
+		t.Errorf("node list after remove: status %d, %q", status, out)
+	}
+	_, errOut, status = run(t, "node", "add", "--id", "1", "--raft-address", "127.0.0.9:1", "--admin", p4.admin)
+	if status != 1 || !strings.Contains(errOut, "cannot be reused") {
+		t.Errorf("re-adding removed id: status %d, %q", status, errOut)
+	}
+}

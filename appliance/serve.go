@@ -1,0 +1,131 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/reeve-edge/reeve/config"
+	"github.com/reeve-edge/reeve/raft"
+)
+
+// Server is one running reeve node: its metadata store and admin endpoint.
+type Server struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	store *raft.Store
+	admin *http.Server
+	ln    net.Listener
+	done  chan error // the admin server's exit
+}
+
+// Start opens the node's Raft groups and binds the admin endpoint. It does not
+// wait for the cluster to form; Ready tells when it has.
+func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	store, err := raft.Open(storeConfig(cfg, log))
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("admin: listen on %s: %w (set admin.listen to a free address)", cfg.Admin.Listen, err)
+	}
+	s := &Server{cfg: cfg, log: log, store: store, ln: ln, done: make(chan error, 1)}
+	s.admin = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { s.done <- s.admin.Serve(ln) }()
+	return s, nil
+}
+
+func storeConfig(cfg *config.Config, log *slog.Logger) raft.Config {
+	kafka := cfg.Kafka.AdvertisedAddress
+	if kafka == "" {
+		kafka = cfg.Kafka.Listen
+	}
+	var members map[uint64]string
+	if !cfg.Cluster.Join {
+		members = cfg.Cluster.Members()
+	}
+	return raft.Config{
+		NodeID:             cfg.Node.ID,
+		ClusterName:        cfg.Cluster.Name,
+		RaftAddress:        cfg.Raft.Address,
+		ListenAddr:         cfg.Raft.ListenAddress,
+		KafkaAddress:       kafka,
+		Labels:             cfg.Node.Labels,
+		DataDir:            cfg.Node.DataDir,
+		InitialMembers:     members,
+		Join:               cfg.Cluster.Join,
+		PartitionGroups:    cfg.Cluster.PartitionGroups,
+		RTT:                cfg.Raft.RTT.Duration,
+		ElectionRTT:        cfg.Raft.ElectionRTT,
+		HeartbeatRTT:       cfg.Raft.HeartbeatRTT,
+		SnapshotEntries:    cfg.Raft.SnapshotEntries,
+		CompactionOverhead: cfg.Raft.CompactionOverhead,
+		Logger:             log,
+	}
+}
+
+// AdminAddr returns the address the admin endpoint listens on.
+func (s *Server) AdminAddr() string { return s.ln.Addr().String() }
+
+// Store returns the node's metadata store.
+func (s *Server) Store() *raft.Store { return s.store }
+
+// Close stops the admin endpoint and the Raft groups; state stays on disk.
+func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.admin.Shutdown(ctx)
+	s.store.Close()
+}
+
+// serve runs a node until SIGINT or SIGTERM.
+func serve(cfg *config.Config, log *slog.Logger) error {
+	source := cfg.Source
+	if source == "" {
+		source = "embedded defaults"
+	}
+	log.Info("reeve starting", "version", Version, "config", source, "node_id", cfg.Node.ID,
+		"cluster", cfg.Cluster.Name, "data_dir", cfg.Node.DataDir, "raft_address", cfg.Raft.Address,
+		"admin_address", cfg.Admin.Listen)
+	s, err := Start(cfg, log)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		if err := s.store.WaitReady(ctx); err == nil {
+			log.Info("reeve ready", "node_id", cfg.Node.ID, "partition_groups", s.store.PartitionGroups(),
+				"admin", "http://"+s.AdminAddr())
+		}
+	}()
+	select {
+	case got := <-sig:
+		log.Info("reeve stopping", "signal", got.String())
+		s.Close()
+		return nil
+	case err := <-s.done:
+		s.store.Close()
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("admin: %w", err)
+	}
+}

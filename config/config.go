@@ -1,0 +1,202 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is a validated reeve configuration.
+type Config struct {
+	Node    Node    `toml:"node"`
+	Cluster Cluster `toml:"cluster"`
+	Raft    Raft    `toml:"raft"`
+	Kafka   Kafka   `toml:"kafka"`
+	Admin   Admin   `toml:"admin"`
+	Log     Log     `toml:"log"`
+	// Source is the file the config came from, or "" for embedded defaults.
+	Source string `toml:"-"`
+}
+
+// Node describes this node.
+type Node struct {
+	// ID is this node's Raft id. It defaults to 1 outside cluster mode and
+	// must be set (1 or higher) in cluster mode.
+	ID uint64 `toml:"id"`
+	// DataDir holds the Raft log, snapshots and partition data. It defaults
+	// to $STATE_DIRECTORY when systemd sets it, else "reeve-data".
+	DataDir string `toml:"data_dir"`
+	// Labels are free-form facts about the node, e.g. power = "mains". Keys
+	// match [a-z0-9_.-]{1,63}; values are at most 255 bytes.
+	Labels map[string]string `toml:"labels"`
+}
+
+// Cluster describes the Raft cluster this node belongs to.
+type Cluster struct {
+	// Name names the cluster, [A-Za-z0-9_-]{1,64}; default "reeve".
+	Name string `toml:"name"`
+	// InitialMembers lists the voters at bootstrap as "ID@host:port" Raft
+	// addresses, like Kafka's controller.quorum.voters. It defaults to this
+	// node alone: "<node.id>@<raft.address>".
+	InitialMembers []string `toml:"initial_members"`
+	// Join is true when this node joins a running cluster after
+	// `reeve node add`; InitialMembers must then be empty.
+	Join bool `toml:"join"`
+	// PartitionGroups is the number of Raft groups partitions are spread
+	// over, 1..64, default 4. It is fixed at bootstrap.
+	PartitionGroups int `toml:"partition_groups"`
+}
+
+// Raft tunes the Raft transport and timing.
+type Raft struct {
+	// Address is the host:port other nodes dial; default "127.0.0.1:9093".
+	// It is required in cluster mode.
+	Address string `toml:"address"`
+	// ListenAddress is the bind address when it differs from Address, e.g.
+	// "0.0.0.0:9093"; "" means Address.
+	ListenAddress string `toml:"listen_address"`
+	// RTT is one Raft tick, 1ms..10s, default 50ms.
+	RTT Duration `toml:"rtt"`
+	// ElectionRTT is the election timeout in ticks, default 20; it must be
+	// greater than 2*HeartbeatRTT.
+	ElectionRTT uint64 `toml:"election_rtt"`
+	// HeartbeatRTT is the heartbeat interval in ticks, default 2, at least 1.
+	HeartbeatRTT uint64 `toml:"heartbeat_rtt"`
+	// SnapshotEntries is the number of log entries between automatic
+	// snapshots, default 1000; 0 disables automatic snapshots.
+	SnapshotEntries uint64 `toml:"snapshot_entries"`
+	// CompactionOverhead is the number of entries kept after a snapshot
+	// compacts the log, default 500.
+	CompactionOverhead uint64 `toml:"compaction_overhead"`
+}
+
+// Kafka configures the Kafka protocol listener.
+type Kafka struct {
+	// Listen is the bind address, default "127.0.0.1:9092".
+	Listen string `toml:"listen"`
+	// AdvertisedAddress is the host:port clients are told to dial; "" means
+	// Listen. It must not have a wildcard host.
+	AdvertisedAddress string `toml:"advertised_address"`
+}
+
+// Admin configures the admin HTTP listener.
+type Admin struct {
+	// Listen is the bind address, default "127.0.0.1:9644".
+	Listen string `toml:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error; default info.
+	Level string `toml:"level"`
+	// Format is auto, text, json or logfmt; default auto.
+	Format string `toml:"format"`
+}
+
+// Duration is a time.Duration written in TOML as a string such as "50ms" or
+// "10s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration such as "50ms".
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("bad duration %q: write a number with a unit, e.g. \"10s\"", text)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as time.Duration.String does.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(d.Duration.String()), nil
+}
+
+// Defaults.
+const (
+	defaultNodeID          = 1
+	defaultDataDir         = "reeve-data"
+	defaultClusterName     = "reeve"
+	defaultPartitionGroups = 4
+	defaultRaftAddress     = "127.0.0.1:9093"
+	defaultRTT             = 50 * time.Millisecond
+	defaultElectionRTT     = 20
+	defaultHeartbeatRTT    = 2
+	defaultSnapshotEntries = 1000
+	defaultCompaction      = 500
+	defaultKafkaListen     = "127.0.0.1:9092"
+	defaultAdminListen     = "127.0.0.1:9644"
+	defaultLogLevel        = "info"
+	defaultLogFormat       = "auto"
+)
+
+// Default returns the embedded defaults: a one-node cluster on 127.0.0.1.
+// It passes validation as it is.
+func Default() *Config {
+	c := base()
+	c.Node.ID = defaultNodeID
+	c.Cluster.InitialMembers = []string{member(c.Node.ID, c.Raft.Address)}
+	return c
+}
+
+// base is Default without the values that depend on other keys: node.id,
+// which is required in cluster mode, and cluster.initial_members, which
+// defaults to this node.
+func base() *Config {
+	return &Config{
+		Node: Node{
+			DataDir: defaultDataDirectory(),
+			Labels:  map[string]string{},
+		},
+		Cluster: Cluster{
+			Name:            defaultClusterName,
+			PartitionGroups: defaultPartitionGroups,
+		},
+		Raft: Raft{
+			Address:            defaultRaftAddress,
+			RTT:                Duration{defaultRTT},
+			ElectionRTT:        defaultElectionRTT,
+			HeartbeatRTT:       defaultHeartbeatRTT,
+			SnapshotEntries:    defaultSnapshotEntries,
+			CompactionOverhead: defaultCompaction,
+		},
+		Kafka: Kafka{Listen: defaultKafkaListen},
+		Admin: Admin{Listen: defaultAdminListen},
+		Log:   Log{Level: defaultLogLevel, Format: defaultLogFormat},
+	}
+}
+
+// defaultDataDirectory is the first directory systemd passes in
+// $STATE_DIRECTORY (StateDirectory=), so a unit needs no data_dir.
+func defaultDataDirectory() string {
+	if dir, _, _ := strings.Cut(os.Getenv("STATE_DIRECTORY"), ":"); dir != "" {
+		return dir
+	}
+	return defaultDataDir
+}
+
+// ClusterMode reports whether this node is one of several: it has more than
+// one initial member or joins a running cluster.
+func (c *Config) ClusterMode() bool {
+	return len(c.Cluster.InitialMembers) > 1 || c.Cluster.Join
+}
+
+// Members returns initial_members parsed as node id -> raft address. It is
+// only meaningful on a validated Config; entries that do not parse are left
+// out.
+func (c Cluster) Members() map[uint64]string {
+	m := make(map[uint64]string, len(c.InitialMembers))
+	for _, s := range c.InitialMembers {
+		id, addr, err := parseMember(s)
+		if err == nil {
+			m[id] = addr
+		}
+	}
+	return m
+}
+
+func member(id uint64, addr string) string {
+	return strconv.FormatUint(id, 10) + "@" + addr
+}

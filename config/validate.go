@@ -1,0 +1,353 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	labelKeyRE    = regexp.MustCompile(`^[a-z0-9_.-]{1,63}$`)
+	clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	logLevels     = []string{"debug", "info", "warn", "error"}
+	logFormats    = []string{"auto", "text", "json", "logfmt"}
+)
+
+const (
+	maxLabelValue      = 255
+	maxPartitionGroups = 64
+	minRTT             = time.Millisecond
+	maxRTT             = 10 * time.Second
+)
+
+// defaults fills in the defaults that depend on other keys.
+func (d *decoder) defaults(c *Config) {
+	if !d.seen["node.id"] && !c.ClusterMode() {
+		c.Node.ID = defaultNodeID
+	}
+	if len(c.Cluster.InitialMembers) == 0 && !c.Cluster.Join && d.ok("cluster.initial_members") {
+		c.Cluster.InitialMembers = []string{member(c.Node.ID, c.Raft.Address)}
+	}
+}
+
+func (d *decoder) validate(c *Config) {
+	d.validateNode(c)
+	d.validateCluster(c)
+	d.validateRaft(c)
+	d.validateMembership(c)
+	d.validateListeners(c)
+	if d.ok("log.level") && !slices.Contains(logLevels, c.Log.Level) {
+		d.errorf("log.level", "unknown level %q%s; use one of %s", c.Log.Level, didYouMean(c.Log.Level, logLevels), strings.Join(logLevels, ", "))
+	}
+	if d.ok("log.format") && !slices.Contains(logFormats, c.Log.Format) {
+		d.errorf("log.format", "unknown format %q%s; use one of %s", c.Log.Format, didYouMean(c.Log.Format, logFormats), strings.Join(logFormats, ", "))
+	}
+}
+
+func didYouMean(word string, candidates []string) string {
+	if s := suggest(word, candidates); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}
+
+// maxNodeID is the largest node id: clients see node ids as Kafka broker
+// ids, which are int32.
+const maxNodeID = 1<<31 - 1
+
+func (d *decoder) validateNode(c *Config) {
+	switch {
+	case !d.ok("node.id"):
+	case d.seen["node.id"] && c.Node.ID == 0:
+		d.errorf("node.id", "0 is not a valid node id; use 1 or higher")
+	case c.Node.ID > maxNodeID:
+		d.errorf("node.id", "%d is too large; Kafka broker ids are 32-bit, use 1 to %d", c.Node.ID, maxNodeID)
+	case !d.seen["node.id"] && c.ClusterMode():
+		d.errorf("node.id", "required in cluster mode; set it to this node's id (1 or higher)")
+	}
+	if d.ok("node.data_dir") && c.Node.DataDir == "" {
+		d.errorf("node.data_dir", "must not be empty; set it to a directory reeve may write, e.g. \"/var/lib/reeve\"")
+	}
+	if !d.ok("node.labels") {
+		return
+	}
+	keys := make([]string, 0, len(c.Node.Labels))
+	for k := range c.Node.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		key := path{"node", "labels"}.key(k).String()
+		if !labelKeyRE.MatchString(k) {
+			d.errorf(key, "label name %q is not valid; use 1 to 63 of a-z, 0-9, '_', '.', '-'", k)
+		}
+		if v := c.Node.Labels[k]; len(v) > maxLabelValue {
+			d.errorf(key, "label value is %d bytes; shorten it to %d or fewer", len(v), maxLabelValue)
+		}
+	}
+}
+
+func (d *decoder) validateCluster(c *Config) {
+	if d.ok("cluster.name") && !clusterNameRE.MatchString(c.Cluster.Name) {
+		d.errorf("cluster.name", "%q is not a valid cluster name; use 1 to 64 of A-Z, a-z, 0-9, '_', '-'", c.Cluster.Name)
+	}
+	if n := c.Cluster.PartitionGroups; d.ok("cluster.partition_groups") && (n < 1 || n > maxPartitionGroups) {
+		d.errorf("cluster.partition_groups", "%d is out of range; use 1 to %d", n, maxPartitionGroups)
+	}
+	const key = "cluster.initial_members"
+	if !d.seen[key] || !d.ok(key) {
+		return
+	}
+	if c.Cluster.Join && len(c.Cluster.InitialMembers) > 0 {
+		d.errorf(key, "must be empty when cluster.join is true, as the running cluster supplies the members; remove it, or set join = false to bootstrap a new cluster")
+		return
+	}
+	ids := map[uint64]string{}
+	addrs := map[string]string{}
+	valid := true
+	for i, s := range c.Cluster.InitialMembers {
+		at := path{"cluster", "initial_members"}.index(i).String()
+		if d.bad[at] {
+			valid = false
+			continue
+		}
+		id, addr, err := parseMember(s)
+		switch {
+		case err != nil:
+			d.errorAt(key, at, "%q: %v", s, err)
+		case ids[id] != "":
+			d.errorAt(key, at, "%q: node id %d is also in %q; give each member its own id", s, id, ids[id])
+		case addrs[canonAddr(addr)] != "":
+			d.errorAt(key, at, "%q: address %s is also in %q; give each member its own address", s, addr, addrs[canonAddr(addr)])
+		default:
+			ids[id], addrs[canonAddr(addr)] = s, s
+		}
+	}
+	if !valid {
+		// Keep the membership rules from guessing at a list with holes.
+		d.bad[key] = true
+	}
+}
+
+func (d *decoder) validateRaft(c *Config) {
+	r := c.Raft
+	if d.ok("raft.address") {
+		if !d.seen["raft.address"] && c.ClusterMode() {
+			d.errorf("raft.address", "required in cluster mode; set it to the host:port other nodes dial to reach this node")
+		} else if err := checkAddr(r.Address, true); err != nil {
+			d.errorf("raft.address", "%v", err)
+		}
+	}
+	if d.ok("raft.listen_address") && r.ListenAddress != "" {
+		if err := checkAddr(r.ListenAddress, false); err != nil {
+			d.errorf("raft.listen_address", "%v", err)
+		}
+	}
+	if d.ok("raft.rtt") && (r.RTT.Duration < minRTT || r.RTT.Duration > maxRTT) {
+		d.errorf("raft.rtt", "%v is out of range; use %v to %v", r.RTT.Duration, minRTT, maxRTT)
+	}
+	if !d.ok("raft.heartbeat_rtt") {
+		return
+	}
+	if r.HeartbeatRTT == 0 {
+		d.errorf("raft.heartbeat_rtt", "0 is too small; use 1 or higher")
+		return
+	}
+	if d.ok("raft.election_rtt") && (r.HeartbeatRTT > math.MaxUint64/2 || r.ElectionRTT <= 2*r.HeartbeatRTT) {
+		key := "raft.election_rtt"
+		if !d.seen[key] && d.seen["raft.heartbeat_rtt"] {
+			key = "raft.heartbeat_rtt"
+		}
+		d.errorf(key, "election_rtt (%d) must be more than twice heartbeat_rtt (%d); raise raft.election_rtt or lower raft.heartbeat_rtt", r.ElectionRTT, r.HeartbeatRTT)
+	}
+}
+
+// validateMembership checks that this node is among the initial members,
+// under the address it gives other nodes.
+func (d *decoder) validateMembership(c *Config) {
+	if !d.seen["cluster.initial_members"] || len(c.Cluster.InitialMembers) == 0 ||
+		c.Node.ID == 0 || !d.ok("node.id", "cluster.initial_members", "raft.address") {
+		return
+	}
+	members := c.Cluster.Members()
+	addr, ok := members[c.Node.ID]
+	if !ok {
+		ids := make([]string, 0, len(members))
+		for id := range members {
+			ids = append(ids, strconv.FormatUint(id, 10))
+		}
+		slices.Sort(ids)
+		d.errorf("node.id", "%d is not in cluster.initial_members (ids %s); set node.id to this node's id, or add %q to cluster.initial_members",
+			c.Node.ID, strings.Join(ids, ", "), member(c.Node.ID, c.Raft.Address))
+		return
+	}
+	if canonAddr(addr) != canonAddr(c.Raft.Address) {
+		d.errorf("raft.address", "%q is not %q, this node's address in cluster.initial_members; set raft.address to %q or correct the entry",
+			c.Raft.Address, addr, addr)
+	}
+}
+
+// validateListeners checks the Kafka and admin addresses, and that no two
+// listeners want the same port on the same host.
+func (d *decoder) validateListeners(c *Config) {
+	for _, l := range []struct {
+		key, addr string
+		dial      bool
+	}{
+		{"kafka.listen", c.Kafka.Listen, false},
+		{"kafka.advertised_address", c.Kafka.AdvertisedAddress, true},
+		{"admin.listen", c.Admin.Listen, false},
+	} {
+		if !d.ok(l.key) || (l.addr == "" && l.key == "kafka.advertised_address") {
+			continue
+		}
+		if err := checkAddr(l.addr, l.dial); err != nil {
+			d.errorf(l.key, "%v", err)
+		}
+	}
+	if c.ClusterMode() && c.Kafka.AdvertisedAddress == "" && d.ok("kafka.listen", "kafka.advertised_address") && isWildcard(c.Kafka.Listen) {
+		d.errorf("kafka.listen", "%q listens on every interface, which is no address for clients to dial; set kafka.advertised_address to the address clients dial", c.Kafka.Listen)
+	}
+
+	raftKey, raftBind := "raft.address", c.Raft.Address
+	if c.Raft.ListenAddress != "" {
+		raftKey, raftBind = "raft.listen_address", c.Raft.ListenAddress
+	}
+	binds := []struct{ key, addr string }{
+		{"kafka.listen", c.Kafka.Listen},
+		{raftKey, raftBind},
+		{"admin.listen", c.Admin.Listen},
+	}
+	for j, b := range binds {
+		if !d.ok(b.key) || checkAddr(b.addr, false) != nil {
+			continue
+		}
+		for _, a := range binds[:j] {
+			if d.ok(a.key) && checkAddr(a.addr, false) == nil && collide(a.addr, b.addr) {
+				d.errorf(b.key, "%q takes the port of %s (%q); give each listener its own port", b.addr, a.key, a.addr)
+				break
+			}
+		}
+	}
+}
+
+// parseMember splits an initial_members entry "ID@host:port".
+func parseMember(s string) (id uint64, addr string, err error) {
+	const how = `write entries as ID@host:port, e.g. "1@10.0.0.1:9093"`
+	idText, addr, found := strings.Cut(s, "@")
+	if !found {
+		return 0, "", errors.New("no node id; " + how)
+	}
+	id, err = strconv.ParseUint(idText, 10, 64)
+	if err != nil {
+		return 0, "", fmt.Errorf("node id %q is not a number; %s", idText, how)
+	}
+	if id == 0 {
+		return 0, "", errors.New("0 is not a valid node id; use 1 or higher")
+	}
+	if id > maxNodeID {
+		return 0, "", fmt.Errorf("node id %d is too large; Kafka broker ids are 32-bit, use 1 to %d", id, maxNodeID)
+	}
+	if err := checkAddr(addr, true); err != nil {
+		return 0, "", err
+	}
+	return id, addr, nil
+}
+
+// checkAddr checks that s is host:port with a port from 1 to 65535. A dial
+// address needs a host that is not a wildcard; a listen address may leave
+// the host out to mean every interface.
+func checkAddr(s string, dial bool) error {
+	example := "127.0.0.1:9092"
+	if dial {
+		example = "10.0.0.1:9092"
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port; write it like %q, with IPv6 addresses in brackets", s, example)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", s, port)
+	}
+	if host == "" {
+		if dial {
+			return fmt.Errorf("%q has no host; write the host or IP address to dial, e.g. %q", s, example)
+		}
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if dial && ip.IsUnspecified() {
+			return fmt.Errorf("%q is a wildcard address, which no one can dial; write this host's own name or IP address", s)
+		}
+		return nil
+	}
+	if !validHostname(host) {
+		return fmt.Errorf("%q: %q is not a valid host name or IP address", s, host)
+	}
+	return nil
+}
+
+func validHostname(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !isBare(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// canonAddr writes a valid host:port in one form, so that equal addresses
+// compare equal.
+func canonAddr(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.Unmap().String()
+	} else if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		port = strconv.Itoa(n)
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// isWildcard reports whether listen address s binds every interface.
+func isWildcard(s string) bool {
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsUnspecified()
+}
+
+// collide reports whether listening on a and b would clash: the same port
+// on the same host, or on every interface.
+func collide(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(canonAddr(a))
+	hb, pb, _ := net.SplitHostPort(canonAddr(b))
+	return pa == pb && (ha == hb || isWildcard(a) || isWildcard(b))
+}
