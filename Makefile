@@ -50,7 +50,10 @@ bench:
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/reeve
 	install -D -m 0640 systemd/reeve.toml $(DESTDIR)$(SYSCONFDIR)/reeve/reeve.toml
-	install -D -m 0644 systemd/reeve.service $(DESTDIR)$(UNITDIR)/reeve.service
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/local/bin/reeve|$(PREFIX)/bin/reeve|g' -e 's|/etc/reeve/|$(SYSCONFDIR)/reeve/|g' \
+		systemd/reeve.service > $(DESTDIR)$(UNITDIR)/reeve.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/reeve.service
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/reeve/policies
 
 clean:

@@ -93,6 +93,7 @@ type GroupInfo struct {
 	Leader       uint64 `json:"leader"` // 0 when unknown
 	AppliedIndex uint64 `json:"applied_index"`
 	Partitions   int    `json:"partitions"`
+	raft.GroupLog
 }
 
 func (s *Server) getCluster(w http.ResponseWriter, _ *http.Request) {
@@ -104,6 +105,7 @@ func (s *Server) getCluster(w http.ResponseWriter, _ *http.Request) {
 	for _, g := range st.Groups() {
 		leader, _ := st.GroupLeader(g)
 		gi := GroupInfo{ID: g, Leader: leader, AppliedIndex: st.AppliedIndex(g)}
+		gi.GroupLog, _ = st.Log(g)
 		if g != raft.ClusterGroup {
 			gi.Partitions = len(st.GroupPartitions(g))
 		}

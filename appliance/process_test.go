@@ -231,6 +231,29 @@ func waitTopic(t *testing.T, p *proc, topic string, partitions int) topicDesc {
 	}
 }
 
+type groupInfo struct {
+	ID            uint64 `json:"id"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	SnapshotIndex uint64 `json:"snapshot_index"`
+}
+
+// clusterGroup returns what a node's admin API says of its cluster group.
+func clusterGroup(t *testing.T, p *proc) groupInfo {
+	t.Helper()
+	resp, err := http.Get("http://" + p.admin + "/v1/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info struct {
+		Groups []groupInfo `json:"groups"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || len(info.Groups) == 0 {
+		t.Fatalf("GET /v1/cluster: %+v, %v", info, err)
+	}
+	return info.Groups[0]
+}
+
 func TestProcessCluster_cliAndKilledNodeRecovers(t *testing.T) {
 	procs := newProcCluster(t, 3)
 	out, errOut, status := run(t, "topic", "create", "telemetry", "-p", "6", "-r", "3", "--config", "retention.ms=3600000", "--admin", procs[0].admin)
@@ -255,6 +278,24 @@ func TestProcessCluster_cliAndKilledNodeRecovers(t *testing.T) {
 		t.Errorf("topic create rf=5: status %d, stderr %q", status, errOut)
 	}
 
+	// Enough commands that node 2 snapshots the cluster group (the configs
+	// set snapshot_entries = 20), so its restart recovers from a snapshot
+	// plus the log after it.
+	for i := range 24 {
+		if _, errOut, status := run(t, "topic", "create", fmt.Sprintf("filler-%02d", i), "-r", "3", "--admin", procs[0].admin); status != 0 {
+			t.Fatalf("topic create filler-%02d: %s", i, errOut)
+		}
+	}
+	var snapAt uint64
+	deadline := time.Now().Add(20 * time.Second)
+	for snapAt == 0 && time.Now().Before(deadline) {
+		snapAt = clusterGroup(t, procs[1]).SnapshotIndex
+		time.Sleep(50 * time.Millisecond)
+	}
+	if snapAt == 0 {
+		t.Fatalf("node 2 took no snapshot of the cluster group")
+	}
+
 	// SIGKILL node 2: no shutdown code runs. The other two keep a quorum.
 	procs[1].kill(t, syscall.SIGKILL)
 	out, errOut, status = run(t, "topic", "create", "while-down", "-p", "4", "-r", "3", "--admin", procs[0].admin)
@@ -264,6 +305,10 @@ func TestProcessCluster_cliAndKilledNodeRecovers(t *testing.T) {
 	procs[1].start(t)
 	procs[1].waitReady(t)
 	after := waitTopic(t, procs[1], "telemetry", 6)
+	waitTopic(t, procs[1], "filler-23", 1)
+	if g := clusterGroup(t, procs[1]); g.SnapshotIndex < snapAt || g.AppliedIndex <= snapAt {
+		t.Errorf("node 2 after restart: cluster group %+v, want snapshot >= %d and applied past it", g, snapAt)
+	}
 	waitTopic(t, procs[1], "while-down", 4)
 	for i, p := range after.PartitionStates {
 		if p.Group != before.PartitionStates[i].Group || p.Leader != before.PartitionStates[i].Leader {

@@ -218,6 +218,10 @@ func (s *Store) startGroup(group uint64, create sm.CreateStateMachineFunc) error
 		members = s.cfg.InitialMembers
 	}
 	if err := s.nh.StartReplica(members, join, create, s.groupConfig(group)); err != nil {
+		if errors.Is(err, dragonboat.ErrReplicaRemoved) {
+			return fmt.Errorf("start raft group %d: %w: node %d was removed from the cluster; move %s aside and add the host back with `reeve node add` under a new node id",
+				group, ErrNodeRemoved, s.cfg.NodeID, s.cfg.DataDir)
+		}
 		return fmt.Errorf("start raft group %d: %w", group, err)
 	}
 	return nil

@@ -178,3 +178,21 @@ func (s *Store) liveNodes() []uint64 {
 	}
 	return slices.Clip(out)
 }
+
+// GroupLog describes the local replica's Raft log of one group: the range of
+// entries on disk and the index of the newest snapshot.
+type GroupLog struct {
+	FirstIndex    uint64 `json:"first_index"`
+	LastIndex     uint64 `json:"last_index"`
+	SnapshotIndex uint64 `json:"snapshot_index"`
+}
+
+// Log returns the local log state of a group, if this node runs it.
+func (s *Store) Log(group uint64) (GroupLog, bool) {
+	r, err := s.nh.GetLogReader(group)
+	if err != nil {
+		return GroupLog{}, false
+	}
+	first, last := r.GetRange()
+	return GroupLog{FirstIndex: first, LastIndex: last, SnapshotIndex: r.Snapshot().Index}, true
+}
