@@ -79,6 +79,48 @@ type Kafka struct {
 	// AdvertisedAddress is the host:port clients are told to dial; "" means
 	// Listen. It must not have a wildcard host.
 	AdvertisedAddress string `toml:"advertised_address"`
+	// MaxRequestBytes caps the size of one request, as Kafka's
+	// socket.request.max.bytes does, 1024..1073741824, default 100 MiB. A
+	// request is refused before its buffer is allocated.
+	MaxRequestBytes int64 `toml:"max_request_bytes"`
+	// AutoCreateTopics creates a topic on the first produce or metadata
+	// request that names it, as Kafka's auto.create.topics.enable; default
+	// true.
+	AutoCreateTopics bool `toml:"auto_create_topics"`
+	// DefaultPartitions is the partition count of an auto-created topic, or
+	// of one created without a count, 1..100000, default 1.
+	DefaultPartitions int32 `toml:"default_partitions"`
+	// DefaultReplicationFactor is the replica count of a topic created
+	// without one, 1..7, default 3. When fewer nodes are live it is lowered
+	// to their number.
+	DefaultReplicationFactor int16 `toml:"default_replication_factor"`
+	// Fsync is when partition logs are synced to disk: "always" before an
+	// acks=all produce is answered (one sync for the requests waiting
+	// together), "interval" every FsyncInterval, or "never", leaving it to
+	// the operating system. Default "always".
+	//
+	// # Notes
+	//
+	// Written data is in the page cache, which outlives the process, so a
+	// crash of reeve loses nothing under any mode; a power loss can lose
+	// what was not yet synced under "interval" and "never".
+	Fsync string `toml:"fsync"`
+	// FsyncInterval is the time between background syncs when Fsync is
+	// "interval", 1ms..1h, default 1s. Other modes ignore it.
+	FsyncInterval Duration `toml:"fsync_interval"`
+	// SegmentBytes is the size at which a partition log rolls to a new
+	// segment, 1 MiB..1 GiB, default 64 MiB.
+	SegmentBytes int64 `toml:"segment_bytes"`
+	// SegmentAge is the age at which a partition log rolls to a new segment
+	// even when it is not full, at least 1m, default 168h.
+	SegmentAge Duration `toml:"segment_age"`
+	// Retention is how long records are kept, default 168h; 0 keeps them
+	// forever.
+	Retention Duration `toml:"retention"`
+	// RetentionBytes is the most a partition log keeps before its oldest
+	// segments are deleted: -1 (the default) for no limit, else at least
+	// 1 MiB.
+	RetentionBytes int64 `toml:"retention_bytes"`
 }
 
 // Admin configures the admin HTTP listener.
@@ -103,6 +145,13 @@ type Duration struct{ time.Duration }
 func (d *Duration) UnmarshalText(text []byte) error {
 	v, err := time.ParseDuration(string(text))
 	if err != nil {
+		// Days are the commonest slip in a retention period.
+		if n, err := strconv.ParseFloat(strings.TrimSuffix(string(text), "d"), 64); err == nil && strings.HasSuffix(string(text), "d") {
+			hours := strconv.FormatFloat(n*24, 'f', -1, 64) + "h"
+			if _, err := time.ParseDuration(hours); err == nil {
+				return fmt.Errorf("bad duration %q: there is no unit for days; write %q", text, hours)
+			}
+		}
 		return fmt.Errorf("bad duration %q: write a number with a unit, e.g. \"10s\"", text)
 	}
 	d.Duration = v
@@ -116,20 +165,30 @@ func (d Duration) MarshalText() ([]byte, error) {
 
 // Defaults.
 const (
-	defaultNodeID          = 1
-	defaultDataDir         = "reeve-data"
-	defaultClusterName     = "reeve"
-	defaultPartitionGroups = 4
-	defaultRaftAddress     = "127.0.0.1:9093"
-	defaultRTT             = 50 * time.Millisecond
-	defaultElectionRTT     = 20
-	defaultHeartbeatRTT    = 2
-	defaultSnapshotEntries = 1000
-	defaultCompaction      = 500
-	defaultKafkaListen     = "127.0.0.1:9092"
-	defaultAdminListen     = "127.0.0.1:9644"
-	defaultLogLevel        = "info"
-	defaultLogFormat       = "auto"
+	defaultNodeID            = 1
+	defaultDataDir           = "reeve-data"
+	defaultClusterName       = "reeve"
+	defaultPartitionGroups   = 4
+	defaultRaftAddress       = "127.0.0.1:9093"
+	defaultRTT               = 50 * time.Millisecond
+	defaultElectionRTT       = 20
+	defaultHeartbeatRTT      = 2
+	defaultSnapshotEntries   = 1000
+	defaultCompaction        = 500
+	defaultKafkaListen       = "127.0.0.1:9092"
+	defaultMaxRequestBytes   = 100 << 20 // Kafka's socket.request.max.bytes
+	defaultAutoCreateTopics  = true
+	defaultPartitions        = 1
+	defaultReplicationFactor = 3
+	defaultFsync             = "always"
+	defaultFsyncInterval     = time.Second
+	defaultSegmentBytes      = 64 << 20
+	defaultSegmentAge        = 7 * 24 * time.Hour
+	defaultRetention         = 7 * 24 * time.Hour
+	defaultRetentionBytes    = -1 // no limit
+	defaultAdminListen       = "127.0.0.1:9644"
+	defaultLogLevel          = "info"
+	defaultLogFormat         = "auto"
 )
 
 // Default returns the embedded defaults: a one-node cluster on 127.0.0.1.
@@ -162,7 +221,19 @@ func base() *Config {
 			SnapshotEntries:    defaultSnapshotEntries,
 			CompactionOverhead: defaultCompaction,
 		},
-		Kafka: Kafka{Listen: defaultKafkaListen},
+		Kafka: Kafka{
+			Listen:                   defaultKafkaListen,
+			MaxRequestBytes:          defaultMaxRequestBytes,
+			AutoCreateTopics:         defaultAutoCreateTopics,
+			DefaultPartitions:        defaultPartitions,
+			DefaultReplicationFactor: defaultReplicationFactor,
+			Fsync:                    defaultFsync,
+			FsyncInterval:            Duration{defaultFsyncInterval},
+			SegmentBytes:             defaultSegmentBytes,
+			SegmentAge:               Duration{defaultSegmentAge},
+			Retention:                Duration{defaultRetention},
+			RetentionBytes:           defaultRetentionBytes,
+		},
 		Admin: Admin{Listen: defaultAdminListen},
 		Log:   Log{Level: defaultLogLevel, Format: defaultLogFormat},
 	}

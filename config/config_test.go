@@ -316,6 +316,174 @@ func TestParse_errors(t *testing.T) {
 			},
 		},
 		{
+			name: "fsync mode with suggestion",
+			src:  "[kafka]\nfsync = \"alway\"\n",
+			want: []string{`t.toml:2:1: kafka.fsync: unknown mode "alway" (did you mean "always"?); use one of always, interval, never`},
+		},
+		{
+			name: "fsync mode without suggestion",
+			src:  "[kafka]\nfsync = \"sometimes\"\n",
+			want: []string{`t.toml:2:1: kafka.fsync: unknown mode "sometimes"; use one of always, interval, never`},
+		},
+		{
+			name: "fsync wrong type",
+			src:  "[kafka]\nfsync = true\n",
+			want: []string{`t.toml:2:1: kafka.fsync: want a string, got boolean`},
+		},
+		{
+			name: "auto create topics quoted",
+			src:  "[kafka]\nauto_create_topics = \"false\"\n",
+			want: []string{`t.toml:2:1: kafka.auto_create_topics: want a boolean, got string; write false without quotes`},
+		},
+		{
+			name: "max request bytes too small",
+			src:  "[kafka]\nmax_request_bytes = 512\n",
+			want: []string{`t.toml:2:1: kafka.max_request_bytes: 512 is out of range; use 1024 to 1073741824`},
+		},
+		{
+			name: "max request bytes too large",
+			src:  "[kafka]\nmax_request_bytes = 1073741825\n",
+			want: []string{`t.toml:2:1: kafka.max_request_bytes: 1073741825 is out of range; use 1024 to 1073741824`},
+		},
+		{
+			name: "default partitions zero",
+			src:  "[kafka]\ndefault_partitions = 0\n",
+			want: []string{`t.toml:2:1: kafka.default_partitions: 0 is out of range; use 1 to 100000`},
+		},
+		{
+			name: "default partitions beyond int32",
+			src:  "[kafka]\ndefault_partitions = 3000000000\n",
+			want: []string{`t.toml:2:1: kafka.default_partitions: 3000000000 is out of range; use 1 to 100000`},
+		},
+		{
+			name: "default partitions wrong type",
+			src:  "[kafka]\ndefault_partitions = \"12\"\n",
+			want: []string{`t.toml:2:1: kafka.default_partitions: want an integer, got string; write 12 without quotes`},
+		},
+		{
+			name: "replication factor out of range",
+			src:  "[kafka]\nfsync = \"always\"\ndefault_replication_factor = 9\n",
+			want: []string{`t.toml:3:1: kafka.default_replication_factor: 9 is out of range; use 1 to 7`},
+		},
+		{
+			name: "replication factor zero",
+			src:  "kafka = { default_replication_factor = 0 }\n",
+			want: []string{`t.toml:1:11: kafka.default_replication_factor: 0 is out of range; use 1 to 7`},
+		},
+		{
+			name: "replication factor beyond int16",
+			src:  "[kafka]\ndefault_replication_factor = 70000\n",
+			want: []string{`t.toml:2:1: kafka.default_replication_factor: 70000 is out of range; use 1 to 7`},
+		},
+		{
+			name: "replication factor below int16",
+			src:  "[kafka]\ndefault_replication_factor = -40000\n",
+			want: []string{`t.toml:2:1: kafka.default_replication_factor: -40000 is out of range; use 1 to 7`},
+		},
+		{
+			name: "replication factor float",
+			src:  "[kafka]\ndefault_replication_factor = 3.0\n",
+			want: []string{`t.toml:2:1: kafka.default_replication_factor: want an integer, got float`},
+		},
+		{
+			name: "fsync interval bad duration",
+			src:  "[kafka]\nfsync = \"interval\"\nfsync_interval = \"often\"\n",
+			want: []string{`t.toml:3:1: kafka.fsync_interval: bad duration "often": write a number with a unit, e.g. "10s"`},
+		},
+		{
+			name: "fsync interval zero",
+			src:  "[kafka]\nfsync = \"interval\"\nfsync_interval = \"0s\"\n",
+			want: []string{`t.toml:3:1: kafka.fsync_interval: 0s is out of range; use 1ms to 1h`},
+		},
+		{
+			name: "fsync interval too long under another mode",
+			src:  "[kafka]\nfsync_interval = \"2h\"\n",
+			want: []string{`t.toml:2:1: kafka.fsync_interval: 2h is out of range; use 1ms to 1h`},
+		},
+		{
+			name: "fsync interval without unit",
+			src:  "[kafka]\nfsync_interval = 100\n",
+			want: []string{`t.toml:2:1: kafka.fsync_interval: want a duration such as "50ms", got integer; write it with a unit, e.g. "100ms"`},
+		},
+		{
+			name: "segment bytes too small",
+			src:  "[kafka]\nsegment_bytes = 1048575\n",
+			want: []string{`t.toml:2:1: kafka.segment_bytes: 1048575 is out of range; use 1048576 to 1073741824`},
+		},
+		{
+			name: "segment bytes too large",
+			src:  "[kafka]\nsegment_bytes = 2147483648\n",
+			want: []string{`t.toml:2:1: kafka.segment_bytes: 2147483648 is out of range; use 1048576 to 1073741824`},
+		},
+		{
+			name: "segment age too short",
+			src:  "[kafka]\nsegment_age = \"59s\"\n",
+			want: []string{`t.toml:2:1: kafka.segment_age: 59s is too short; use 1m or longer`},
+		},
+		{
+			name: "segment age negative",
+			src:  "[kafka]\nsegment_age = \"-1h30m\"\n",
+			want: []string{`t.toml:2:1: kafka.segment_age: -1h30m is too short; use 1m or longer`},
+		},
+		{
+			name: "retention negative",
+			src:  "[kafka]\nretention = \"-1h\"\n",
+			want: []string{`t.toml:2:1: kafka.retention: -1h is negative; use "0s" to keep records forever, or a positive duration such as "168h"`},
+		},
+		{
+			name: "retention in days",
+			src:  "[kafka]\nretention = \"7d\"\n",
+			want: []string{`t.toml:2:1: kafka.retention: bad duration "7d": there is no unit for days; write "168h"`},
+		},
+		{
+			name: "retention in fractional days",
+			src:  "[kafka]\nretention = \"1.5d\"\n",
+			want: []string{`t.toml:2:1: kafka.retention: bad duration "1.5d": there is no unit for days; write "36h"`},
+		},
+		{
+			name: "retention bad duration",
+			src:  "[kafka]\nretention = \"forever\"\n",
+			want: []string{`t.toml:2:1: kafka.retention: bad duration "forever": write a number with a unit, e.g. "10s"`},
+		},
+		{
+			name: "retention bytes zero",
+			src:  "[kafka]\nretention_bytes = 0\n",
+			want: []string{`t.toml:2:1: kafka.retention_bytes: 0 is out of range; use -1 for no limit, or 1048576 (1 MiB) or more`},
+		},
+		{
+			name: "retention bytes below minus one",
+			src:  "[kafka]\nretention_bytes = -2\n",
+			want: []string{`t.toml:2:1: kafka.retention_bytes: -2 is out of range; use -1 for no limit, or 1048576 (1 MiB) or more`},
+		},
+		{
+			name: "retention bytes too small",
+			src:  "[kafka]\nretention_bytes = 1048575\n",
+			want: []string{`t.toml:2:1: kafka.retention_bytes: 1048575 is out of range; use -1 for no limit, or 1048576 (1 MiB) or more`},
+		},
+		{
+			name: "unknown kafka key",
+			src:  "[kafka]\nretention_ms = 1000\n",
+			want: []string{`t.toml:2:1: kafka.retention_ms: unknown key; did you mean "retention"?`},
+		},
+		{
+			name: "several kafka errors together",
+			src: "[kafka]\nmax_request_bytes = 0\nauto_create_topics = 1\ndefault_partitions = -1\n" +
+				"default_replication_factor = 8\nfsync = \"nevr\"\nfsync_interval = \"1x\"\n" +
+				"segment_bytes = 0\nsegment_age = \"0s\"\nretention = \"-168h\"\nretention_bytes = 1\n",
+			want: []string{
+				`t.toml:2:1: kafka.max_request_bytes: 0 is out of range; use 1024 to 1073741824`,
+				`t.toml:3:1: kafka.auto_create_topics: want a boolean, got integer`,
+				`t.toml:4:1: kafka.default_partitions: -1 is out of range; use 1 to 100000`,
+				`t.toml:5:1: kafka.default_replication_factor: 8 is out of range; use 1 to 7`,
+				`t.toml:6:1: kafka.fsync: unknown mode "nevr" (did you mean "never"?); use one of always, interval, never`,
+				`t.toml:7:1: kafka.fsync_interval: bad duration "1x": write a number with a unit, e.g. "10s"`,
+				`t.toml:8:1: kafka.segment_bytes: 0 is out of range; use 1048576 to 1073741824`,
+				`t.toml:9:1: kafka.segment_age: 0s is too short; use 1m or longer`,
+				`t.toml:10:1: kafka.retention: -168h is negative; use "0s" to keep records forever, or a positive duration such as "168h"`,
+				`t.toml:11:1: kafka.retention_bytes: 1 is out of range; use -1 for no limit, or 1048576 (1 MiB) or more`,
+			},
+		},
+		{
 			name: "syntax error",
 			src:  "[raft]\nrtt = = \"1s\"\n",
 			want: []string{`t.toml:2:7: expected value but found '=' instead`},
@@ -392,7 +560,8 @@ func TestParse_valid(t *testing.T) {
 				c.Raft.RTT = Duration{100 * time.Millisecond}
 				c.Raft.ElectionRTT = 10
 				c.Raft.HeartbeatRTT = 1
-				c.Kafka = Kafka{Listen: "0.0.0.0:9092", AdvertisedAddress: "10.0.0.2:9092"}
+				c.Kafka.Listen = "0.0.0.0:9092"
+				c.Kafka.AdvertisedAddress = "10.0.0.2:9092"
 			},
 		},
 		{
@@ -431,6 +600,49 @@ func TestParse_valid(t *testing.T) {
 			want: func(c *Config) {
 				c.Kafka.Listen = "127.0.0.1:9000"
 				c.Admin.Listen = "127.0.0.2:9000"
+			},
+		},
+		{
+			name: "kafka log tuned",
+			src: "[kafka]\nmax_request_bytes = 1048576\nauto_create_topics = false\ndefault_partitions = 12\n" +
+				"default_replication_factor = 1\nfsync = \"interval\"\nfsync_interval = \"200ms\"\n" +
+				"segment_bytes = 1073741824\nsegment_age = \"1h\"\nretention = \"0s\"\nretention_bytes = 10485760\n",
+			want: func(c *Config) {
+				c.Kafka.MaxRequestBytes = 1 << 20
+				c.Kafka.AutoCreateTopics = false
+				c.Kafka.DefaultPartitions = 12
+				c.Kafka.DefaultReplicationFactor = 1
+				c.Kafka.Fsync = "interval"
+				c.Kafka.FsyncInterval = Duration{200 * time.Millisecond}
+				c.Kafka.SegmentBytes = 1 << 30
+				c.Kafka.SegmentAge = Duration{time.Hour}
+				c.Kafka.Retention = Duration{0}
+				c.Kafka.RetentionBytes = 10 << 20
+			},
+		},
+		{
+			name: "kafka range edges",
+			src: "[kafka]\nmax_request_bytes = 1024\ndefault_partitions = 100000\ndefault_replication_factor = 7\n" +
+				"fsync = \"never\"\nfsync_interval = \"1ms\"\nsegment_bytes = 1048576\nsegment_age = \"1m\"\n" +
+				"retention = \"1ns\"\nretention_bytes = 1048576\n",
+			want: func(c *Config) {
+				c.Kafka.MaxRequestBytes = 1024
+				c.Kafka.DefaultPartitions = 100000
+				c.Kafka.DefaultReplicationFactor = 7
+				c.Kafka.Fsync = "never"
+				c.Kafka.FsyncInterval = Duration{time.Millisecond}
+				c.Kafka.SegmentBytes = 1 << 20
+				c.Kafka.SegmentAge = Duration{time.Minute}
+				c.Kafka.Retention = Duration{1}
+				c.Kafka.RetentionBytes = 1 << 20
+			},
+		},
+		{
+			name: "kafka upper edges",
+			src:  "[kafka]\nmax_request_bytes = 1073741824\ndefault_partitions = 1\nfsync_interval = \"1h\"\nretention_bytes = -1\n",
+			want: func(c *Config) {
+				c.Kafka.MaxRequestBytes = 1 << 30
+				c.Kafka.FsyncInterval = Duration{time.Hour}
 			},
 		},
 		{
@@ -473,7 +685,19 @@ func TestDefault(t *testing.T) {
 			SnapshotEntries:    1000,
 			CompactionOverhead: 500,
 		},
-		Kafka: Kafka{Listen: "127.0.0.1:9092"},
+		Kafka: Kafka{
+			Listen:                   "127.0.0.1:9092",
+			MaxRequestBytes:          104857600,
+			AutoCreateTopics:         true,
+			DefaultPartitions:        1,
+			DefaultReplicationFactor: 3,
+			Fsync:                    "always",
+			FsyncInterval:            Duration{time.Second},
+			SegmentBytes:             67108864,
+			SegmentAge:               Duration{168 * time.Hour},
+			Retention:                Duration{168 * time.Hour},
+			RetentionBytes:           -1,
+		},
 		Admin: Admin{Listen: "127.0.0.1:9644"},
 		Log:   Log{Level: "info", Format: "auto"},
 	}
@@ -611,6 +835,66 @@ func TestDuration_text(t *testing.T) {
 	}
 	if b, _ := d.MarshalText(); string(b) != "1m30s" {
 		t.Errorf("MarshalText() = %q, want %q", b, "1m30s")
+	}
+}
+
+func TestDuration_days(t *testing.T) {
+	tests := []struct {
+		text, want string
+	}{
+		{text: "7d", want: `bad duration "7d": there is no unit for days; write "168h"`},
+		{text: "0.5d", want: `bad duration "0.5d": there is no unit for days; write "12h"`},
+		{text: "1e300d", want: `bad duration "1e300d": write a number with a unit, e.g. "10s"`},
+		{text: "NaNd", want: `bad duration "NaNd": write a number with a unit, e.g. "10s"`},
+		{text: "d", want: `bad duration "d": write a number with a unit, e.g. "10s"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			var d Duration
+			if err := d.UnmarshalText([]byte(tt.text)); err == nil || err.Error() != tt.want {
+				t.Errorf("UnmarshalText(%q) = %v, want %s", tt.text, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{d: 0, want: "0s"},
+		{d: time.Millisecond, want: "1ms"},
+		{d: time.Minute, want: "1m"},
+		{d: 90 * time.Minute, want: "1h30m"},
+		{d: 168 * time.Hour, want: "168h"},
+		{d: -time.Hour, want: "-1h"},
+		{d: time.Hour + time.Second, want: "1h0m1s"},
+	}
+	for _, tt := range tests {
+		if got := durationText(tt.d); got != tt.want {
+			t.Errorf("durationText(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+func TestIntRange(t *testing.T) {
+	tests := []struct {
+		name   string
+		key    string
+		typ    reflect.Type
+		lo, hi int64
+	}{
+		{name: "ranged key", key: "kafka.default_replication_factor", typ: reflect.TypeFor[int16](), lo: 1, hi: 7},
+		{name: "int16 key without a range", key: "x", typ: reflect.TypeFor[int16](), lo: -32768, hi: 32767},
+		{name: "int32 key without a range", key: "x", typ: reflect.TypeFor[int32](), lo: -1 << 31, hi: 1<<31 - 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if lo, hi := intRange(tt.key, tt.typ); lo != tt.lo || hi != tt.hi {
+				t.Errorf("intRange(%q, %v) = %d, %d, want %d, %d", tt.key, tt.typ, lo, hi, tt.lo, tt.hi)
+			}
+		})
 	}
 }
 

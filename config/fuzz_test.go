@@ -30,6 +30,8 @@ func FuzzLoadConfig(f *testing.F) {
 		"[cluster]\ninitial_members = [\"1@[::1]:1\", \"2@[::1]:1\", \"x@\", 3]\njoin = true\n",
 		"kafka = { listen = \"0.0.0.0:9092\", advertised_address = \":1\" }\n",
 		"s = \"\"\"\n[raft]\nrt = 1\n\"\"\"\n[raft]\nrtt = \"1h\"\n",
+		"[kafka]\ndefault_partitions = 2147483648\ndefault_replication_factor = -32769\nfsync = \"interval\"\nfsync_interval = \"1h0m0s\"\nretention = \"0s\"\nretention_bytes = -1\nsegment_age = \"9223372036s\"\n",
+		"kafka = { max_request_bytes = 1073741824, auto_create_topics = false, retention = \"-7d\", segment_bytes = 1048576 }\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -72,7 +74,12 @@ func checkErrors(t *testing.T, data []byte, err error) {
 }
 
 func TestConfig_roundTrip(t *testing.T) {
-	for _, src := range []string{"", threeNodes, "[cluster]\njoin = true\n[node]\nid = 9\n[raft]\naddress = \"h:1\"\n"} {
+	for _, src := range []string{
+		"",
+		threeNodes,
+		"[cluster]\njoin = true\n[node]\nid = 9\n[raft]\naddress = \"h:1\"\n",
+		"[kafka]\nauto_create_topics = false\ndefault_partitions = 100000\ndefault_replication_factor = 7\nfsync = \"interval\"\nfsync_interval = \"1ms\"\nretention = \"0s\"\nretention_bytes = 1048576\n",
+	} {
 		c, err := Parse("t.toml", []byte(src))
 		if err != nil {
 			t.Fatalf("Parse(%q) error = %v", src, err)

@@ -256,7 +256,8 @@ func (d *decoder) value(p path, x any, v reflect.Value) bool {
 			return d.wrongType(key, t, x)
 		}
 		if v.OverflowInt(n) {
-			d.errorf(key, "%d is out of range", n)
+			lo, hi := intRange(key, t)
+			d.errorf(key, "%d is out of range; use %d to %d", n, lo, hi)
 			return false
 		}
 		v.SetInt(n)
@@ -274,6 +275,16 @@ func (d *decoder) value(p path, x any, v reflect.Value) bool {
 		panic("config: no decoding for field type " + t.String())
 	}
 	return true
+}
+
+// intRange returns the values key may take: its range in intRanges, or else
+// all that signed integer type t holds.
+func intRange(key string, t reflect.Type) (lo, hi int64) {
+	if r, ok := intRanges[key]; ok {
+		return r.min, r.max
+	}
+	bits := t.Bits()
+	return -1 << (bits - 1), 1<<(bits-1) - 1
 }
 
 // wrongType reports that x is not a TOML value for Go type t.

@@ -18,6 +18,7 @@ var (
 	clusterNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	logLevels     = []string{"debug", "info", "warn", "error"}
 	logFormats    = []string{"auto", "text", "json", "logfmt"}
+	fsyncModes    = []string{"always", "interval", "never"}
 )
 
 const (
@@ -25,7 +26,33 @@ const (
 	maxPartitionGroups = 64
 	minRTT             = time.Millisecond
 	maxRTT             = 10 * time.Second
+	minFsyncInterval   = time.Millisecond
+	maxFsyncInterval   = time.Hour
+	minSegmentAge      = time.Minute
+	minRetentionBytes  = 1 << 20
 )
+
+// intRanges holds the integer keys whose rule is a plain range. The decoder
+// reads it too, so that a number too large for the field's Go type gets the
+// same advice as one merely outside the range.
+var intRanges = map[string]struct{ min, max int64 }{
+	"cluster.partition_groups":         {1, maxPartitionGroups},
+	"kafka.max_request_bytes":          {1 << 10, 1 << 30},
+	"kafka.default_partitions":         {1, 100000},
+	"kafka.default_replication_factor": {1, 7},
+	"kafka.segment_bytes":              {1 << 20, 1 << 30},
+}
+
+// checkRange reports integer key n when it is outside its intRanges range.
+func (d *decoder) checkRange(key string, n int64) {
+	r, ok := intRanges[key]
+	if !ok {
+		panic("config: no range for " + key)
+	}
+	if d.ok(key) && (n < r.min || n > r.max) {
+		d.errorf(key, "%d is out of range; use %d to %d", n, r.min, r.max)
+	}
+}
 
 // defaults fills in the defaults that depend on other keys.
 func (d *decoder) defaults(c *Config) {
@@ -43,6 +70,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateRaft(c)
 	d.validateMembership(c)
 	d.validateListeners(c)
+	d.validateKafka(c)
 	if d.ok("log.level") && !slices.Contains(logLevels, c.Log.Level) {
 		d.errorf("log.level", "unknown level %q%s; use one of %s", c.Log.Level, didYouMean(c.Log.Level, logLevels), strings.Join(logLevels, ", "))
 	}
@@ -98,9 +126,7 @@ func (d *decoder) validateCluster(c *Config) {
 	if d.ok("cluster.name") && !clusterNameRE.MatchString(c.Cluster.Name) {
 		d.errorf("cluster.name", "%q is not a valid cluster name; use 1 to 64 of A-Z, a-z, 0-9, '_', '-'", c.Cluster.Name)
 	}
-	if n := c.Cluster.PartitionGroups; d.ok("cluster.partition_groups") && (n < 1 || n > maxPartitionGroups) {
-		d.errorf("cluster.partition_groups", "%d is out of range; use 1 to %d", n, maxPartitionGroups)
-	}
+	d.checkRange("cluster.partition_groups", int64(c.Cluster.PartitionGroups))
 	const key = "cluster.initial_members"
 	if !d.seen[key] || !d.ok(key) {
 		return
@@ -236,6 +262,46 @@ func (d *decoder) validateListeners(c *Config) {
 			}
 		}
 	}
+}
+
+// validateKafka checks the Kafka protocol and partition log keys. The
+// listener addresses are checked with the others in validateListeners.
+func (d *decoder) validateKafka(c *Config) {
+	k := c.Kafka
+	d.checkRange("kafka.max_request_bytes", k.MaxRequestBytes)
+	d.checkRange("kafka.default_partitions", int64(k.DefaultPartitions))
+	d.checkRange("kafka.default_replication_factor", int64(k.DefaultReplicationFactor))
+	d.checkRange("kafka.segment_bytes", k.SegmentBytes)
+	if d.ok("kafka.fsync") && !slices.Contains(fsyncModes, k.Fsync) {
+		d.errorf("kafka.fsync", "unknown mode %q%s; use one of %s", k.Fsync, didYouMean(k.Fsync, fsyncModes), strings.Join(fsyncModes, ", "))
+	}
+	// fsync_interval is checked whatever the mode, so that switching to
+	// "interval" later does not uncover a bad value.
+	if iv := k.FsyncInterval.Duration; d.ok("kafka.fsync_interval") && (iv < minFsyncInterval || iv > maxFsyncInterval) {
+		d.errorf("kafka.fsync_interval", "%s is out of range; use %s to %s", durationText(iv), durationText(minFsyncInterval), durationText(maxFsyncInterval))
+	}
+	if age := k.SegmentAge.Duration; d.ok("kafka.segment_age") && age < minSegmentAge {
+		d.errorf("kafka.segment_age", "%s is too short; use %s or longer", durationText(age), durationText(minSegmentAge))
+	}
+	if r := k.Retention.Duration; d.ok("kafka.retention") && r < 0 {
+		d.errorf("kafka.retention", "%s is negative; use \"0s\" to keep records forever, or a positive duration such as \"168h\"", durationText(r))
+	}
+	if n := k.RetentionBytes; d.ok("kafka.retention_bytes") && n != -1 && n < minRetentionBytes {
+		d.errorf("kafka.retention_bytes", "%d is out of range; use -1 for no limit, or %d (1 MiB) or more", n, minRetentionBytes)
+	}
+}
+
+// durationText writes d as time.Duration.String does, less the zero minutes
+// and seconds of a whole hour or minute: "1h", not "1h0m0s".
+func durationText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // parseMember splits an initial_members entry "ID@host:port".

@@ -11,6 +11,9 @@ import (
 	sm "github.com/lni/dragonboat/v4/statemachine"
 )
 
+// MaxPartitions bounds one topic's partition count.
+const MaxPartitions = 100_000
+
 // clusterState is the content of the cluster group. Everything in it is
 // derived from the log alone: no clock, no randomness, no I/O.
 type clusterState struct {
@@ -121,6 +124,12 @@ func (c *clusterSM) apply(e sm.Entry) (result, []Change) {
 			return failed(ErrUnsupportedCommand, "create topic: %v", err), nil
 		}
 		return c.createTopic(cmd)
+	case kindAddPartitions:
+		var cmd addPartitionsCmd
+		if err := json.Unmarshal(body, &cmd); err != nil {
+			return failed(ErrUnsupportedCommand, "add partitions: %v", err), nil
+		}
+		return c.addPartitions(cmd)
 	case kindDeleteTopic:
 		var cmd deleteTopicCmd
 		if err := json.Unmarshal(body, &cmd); err != nil {
@@ -193,19 +202,13 @@ func (c *clusterSM) createTopic(cmd createTopicCmd) (result, []Change) {
 	if cmd.ID.IsZero() {
 		return failed(ErrInvalidTopic, "topic %q: zero topic id", cmd.Name), nil
 	}
-	if cmd.Partitions < 1 {
-		return failed(ErrInvalidTopic, "topic %q: %d partitions; use 1 or more", cmd.Name, cmd.Partitions), nil
+	if cmd.Partitions < 1 || cmd.Partitions > MaxPartitions {
+		return failed(ErrInvalidTopic, "topic %q: %d partitions; use 1 to %d", cmd.Name, cmd.Partitions, MaxPartitions), nil
 	}
 	if cmd.ReplicationFactor < 1 {
 		return failed(ErrInvalidTopic, "topic %q: replication factor %d; use 1 or more", cmd.Name, cmd.ReplicationFactor), nil
 	}
-	var nodes []uint64
-	for _, id := range cmd.Candidates {
-		if n, ok := st.Nodes[id]; ok && n.State == NodeActive && !slices.Contains(nodes, id) {
-			nodes = append(nodes, id)
-		}
-	}
-	slices.Sort(nodes)
+	nodes := c.liveCandidates(cmd.Candidates)
 	if int(cmd.ReplicationFactor) > len(nodes) {
 		return failed(ErrReplicationFactor, "topic %q: replication factor %d but only %d live registered node(s) %v; lower the replication factor or start more nodes",
 			cmd.Name, cmd.ReplicationFactor, len(nodes), nodes), nil
@@ -221,6 +224,51 @@ func (c *clusterSM) createTopic(cmd createTopicCmd) (result, []Change) {
 	st.Rotation++
 	st.Topics[t.Name] = t
 	return result{Topic: t.clone()}, []Change{{Kind: ChangeTopicCreated, Topic: t.Name, TopicID: t.ID}}
+}
+
+func (c *clusterSM) addPartitions(cmd addPartitionsCmd) (result, []Change) {
+	t, ok := c.st.Topics[cmd.Name]
+	if !ok || t.ID != cmd.ID {
+		return failed(ErrUnknownTopic, "topic %q (id %s) does not exist", cmd.Name, cmd.ID), nil
+	}
+	if cmd.Count == t.Partitions { // our own proposal, retried after a lost answer
+		return result{Topic: t.clone()}, nil
+	}
+	if cmd.Count > MaxPartitions {
+		return failed(ErrInvalidTopic, "topic %q: %d partitions; the limit is %d", cmd.Name, cmd.Count, MaxPartitions), nil
+	}
+	if cmd.Count < t.Partitions {
+		return failed(ErrInvalidTopic, "topic %q has %d partitions; a topic's partition count can only grow", cmd.Name, t.Partitions), nil
+	}
+	nodes := c.liveCandidates(cmd.Candidates)
+	if int(t.ReplicationFactor) > len(nodes) {
+		return failed(ErrReplicationFactor, "topic %q: replication factor %d but only %d live registered node(s) %v",
+			cmd.Name, t.ReplicationFactor, len(nodes), nodes), nil
+	}
+	// Continue the topic's own rotation: start where partition 0 started.
+	start := 0
+	if len(t.Assignment) > 0 {
+		if i := slices.Index(nodes, t.Assignment[0][0]); i >= 0 {
+			start = i
+		}
+	}
+	all := assign(nodes, cmd.Count, int(t.ReplicationFactor), uint64(start))
+	t.Assignment = append(t.Assignment, all[t.Partitions:]...)
+	t.Partitions = cmd.Count
+	return result{Topic: t.clone()}, []Change{{Kind: ChangeTopicCreated, Topic: t.Name, TopicID: t.ID}}
+}
+
+// liveCandidates keeps the candidates that are active registered nodes,
+// sorted and without duplicates.
+func (c *clusterSM) liveCandidates(candidates []uint64) []uint64 {
+	var nodes []uint64
+	for _, id := range candidates {
+		if n, ok := c.st.Nodes[id]; ok && n.State == NodeActive && !slices.Contains(nodes, id) {
+			nodes = append(nodes, id)
+		}
+	}
+	slices.Sort(nodes)
+	return nodes
 }
 
 // assign places replicas round-robin over nodes: partition p starts at node

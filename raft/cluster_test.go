@@ -486,3 +486,31 @@ func TestOpen_refusesAnotherNodesDataDir(t *testing.T) {
 		t.Fatalf("Open(node 2 on node 1's dir) = %v, want ErrIdentity", err)
 	}
 }
+
+func TestCluster_createPartitionsGrowsATopic(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := ctxT(t)
+	topic, err := c.stores[1].CreateTopic(ctx, TopicSpec{Name: "grow", Partitions: 2, ReplicationFactor: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown, err := c.stores[2].CreatePartitions(ctx, "grow", 5)
+	if err != nil {
+		t.Fatalf("CreatePartitions = %v", err)
+	}
+	if grown.ID != topic.ID || grown.Partitions != 5 || len(grown.Assignment) != 5 {
+		t.Fatalf("grown topic = %+v", grown)
+	}
+	for i := range topic.Assignment {
+		if !slices.Equal(grown.Assignment[i], topic.Assignment[i]) {
+			t.Errorf("partition %d moved from %v to %v", i, topic.Assignment[i], grown.Assignment[i])
+		}
+	}
+	c.topicEverywhere(grown)
+	if _, err := c.stores[3].CreatePartitions(ctx, "grow", 3); !errors.Is(err, ErrInvalidTopic) {
+		t.Errorf("CreatePartitions(shrink) = %v, want ErrInvalidTopic", err)
+	}
+	if _, err := c.stores[3].CreatePartitions(ctx, "nope", 3); !errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("CreatePartitions(unknown) = %v, want ErrUnknownTopic", err)
+	}
+}

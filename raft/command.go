@@ -20,13 +20,14 @@ type kind uint8
 
 // Cluster group kinds.
 const (
-	kindBootstrap    kind = 1
-	kindRegisterNode kind = 2
-	kindAddNode      kind = 3
-	kindRemoveNode   kind = 4
-	kindCreateTopic  kind = 5
-	kindDeleteTopic  kind = 6
-	kindForgetTopic  kind = 7
+	kindBootstrap     kind = 1
+	kindRegisterNode  kind = 2
+	kindAddNode       kind = 3
+	kindRemoveNode    kind = 4
+	kindCreateTopic   kind = 5
+	kindDeleteTopic   kind = 6
+	kindForgetTopic   kind = 7
+	kindAddPartitions kind = 8
 )
 
 // Partition group kinds.
@@ -69,6 +70,15 @@ type createTopicCmd struct {
 	ReplicationFactor int16             `json:"replication_factor"`
 	Config            map[string]string `json:"config,omitempty"`
 	Candidates        []uint64          `json:"candidates"`
+}
+
+// addPartitionsCmd raises a topic's partition count; like createTopicCmd it
+// carries the live nodes so placement is deterministic.
+type addPartitionsCmd struct {
+	Name       string   `json:"name"`
+	ID         TopicID  `json:"id"`
+	Count      int32    `json:"count"`
+	Candidates []uint64 `json:"candidates"`
 }
 
 type deleteTopicCmd struct {

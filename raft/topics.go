@@ -53,6 +53,30 @@ func (s *Store) CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error) 
 	return t, nil
 }
 
+// CreatePartitions raises a topic's partition count to count, placing the
+// new partitions' replicas over the live registered nodes, and creates them
+// in their groups.
+func (s *Store) CreatePartitions(ctx context.Context, name string, count int32) (Topic, error) {
+	if err := s.Barrier(ctx, ClusterGroup); err != nil {
+		return Topic{}, fmt.Errorf("add partitions to %q: %w", name, err)
+	}
+	t, ok := s.Topic(name)
+	if !ok {
+		return Topic{}, fmt.Errorf("add partitions to %q: %w", name, ErrUnknownTopic)
+	}
+	res, err := s.propose(ctx, ClusterGroup, kindAddPartitions, addPartitionsCmd{
+		Name: name, ID: t.ID, Count: count, Candidates: s.liveNodes(),
+	})
+	if err != nil {
+		return Topic{}, fmt.Errorf("add partitions to %q: %w", name, err)
+	}
+	t = *res.Topic
+	if err := s.initPartitions(ctx, t); err != nil {
+		return t, fmt.Errorf("add partitions to %q: recorded, but not all created yet (the cluster leader will finish them): %w", name, err)
+	}
+	return t, nil
+}
+
 // initPartitions proposes the initial state of a topic's partitions, one
 // command per group, the groups in parallel. Partitions that exist are kept.
 func (s *Store) initPartitions(ctx context.Context, t Topic) error {
