@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -161,6 +162,12 @@ func (c *clusterSM) registerNode(cmd registerNodeCmd) (result, []Change) {
 	if old, ok := c.st.Nodes[n.ID]; ok && old.State == NodeRemoved {
 		return failed(ErrNodeRemoved, "node %d was removed from the cluster; start it with a new node id and a fresh data_dir", n.ID), nil
 	}
+	for _, other := range c.sortedNodes() {
+		if other.ID != n.ID && other.State != NodeRemoved && other.RaftAddress == n.RaftAddress {
+			return failed(ErrNodeExists, "node %d registers raft address %s, which node %d uses; give each node its own raft.address",
+				n.ID, n.RaftAddress, other.ID), nil
+		}
+	}
 	n.State = NodeActive
 	c.st.Nodes[n.ID] = n.clone()
 	return result{}, []Change{{Kind: ChangeNode, Node: n.ID}}
@@ -179,7 +186,7 @@ func (c *clusterSM) addNode(cmd addNodeCmd) (result, []Change) {
 		}
 		return result{}, nil // a retried add of the same node
 	}
-	for _, n := range c.st.Nodes {
+	for _, n := range c.sortedNodes() {
 		if n.State != NodeRemoved && n.RaftAddress == cmd.RaftAddress {
 			return failed(ErrNodeExists, "raft address %s is already used by node %d", cmd.RaftAddress, n.ID), nil
 		}
@@ -201,6 +208,9 @@ func (c *clusterSM) createTopic(cmd createTopicCmd) (result, []Change) {
 	}
 	if cmd.ID.IsZero() {
 		return failed(ErrInvalidTopic, "topic %q: zero topic id", cmd.Name), nil
+	}
+	if c.idInUse(cmd.ID) {
+		return failed(ErrInvalidTopic, "topic %q: topic id %s is or was used by another topic; retry to get a new one", cmd.Name, cmd.ID), nil
 	}
 	if cmd.Partitions < 1 || cmd.Partitions > MaxPartitions {
 		return failed(ErrInvalidTopic, "topic %q: %d partitions; use 1 to %d", cmd.Name, cmd.Partitions, MaxPartitions), nil
@@ -256,6 +266,32 @@ func (c *clusterSM) addPartitions(cmd addPartitionsCmd) (result, []Change) {
 	t.Assignment = append(t.Assignment, all[t.Partitions:]...)
 	t.Partitions = cmd.Count
 	return result{Topic: t.clone()}, []Change{{Kind: ChangeTopicCreated, Topic: t.Name, TopicID: t.ID}}
+}
+
+// idInUse reports whether a topic id belongs to a topic or a tombstone:
+// partition state is keyed by id, so an id is never given out twice.
+func (c *clusterSM) idInUse(id TopicID) bool {
+	if _, ok := c.st.Tombstones[id]; ok {
+		return true
+	}
+	for _, t := range c.st.Topics {
+		if t.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedNodes returns the registry in id order, so that anything derived
+// from iterating it (an error message, a choice) is the same on every
+// replica.
+func (c *clusterSM) sortedNodes() []*Node {
+	out := make([]*Node, 0, len(c.st.Nodes))
+	for _, n := range c.st.Nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 // liveCandidates keeps the candidates that are active registered nodes,
@@ -332,7 +368,12 @@ func (c *clusterSM) snapshotLocked() clusterView {
 	for _, t := range c.st.Tombstones {
 		v.Tombstones = append(v.Tombstones, *t.clone())
 	}
-	sort.Slice(v.Tombstones, func(i, j int) bool { return v.Tombstones[i].Name < v.Tombstones[j].Name })
+	sort.Slice(v.Tombstones, func(i, j int) bool {
+		if v.Tombstones[i].Name != v.Tombstones[j].Name {
+			return v.Tombstones[i].Name < v.Tombstones[j].Name
+		}
+		return bytes.Compare(v.Tombstones[i].ID[:], v.Tombstones[j].ID[:]) < 0
+	})
 	return v
 }
 
@@ -352,17 +393,25 @@ type clusterView struct {
 func (c *clusterSM) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-chan struct{}) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return writeSnapshot(w, &c.st)
+	return writeSnapshot(w, &clusterSnapshot{Index: c.index, State: &c.st})
+}
+
+// clusterSnapshot is the snapshot form: the state and the index it was
+// taken at.
+type clusterSnapshot struct {
+	Index uint64        `json:"index"`
+	State *clusterState `json:"state"`
 }
 
 // RecoverFromSnapshot replaces the state with a snapshot's.
 func (c *clusterSM) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-chan struct{}) error {
 	st := newClusterState()
-	if err := readSnapshot(r, &st); err != nil {
+	snap := clusterSnapshot{State: &st}
+	if err := readSnapshot(r, &snap); err != nil {
 		return fmt.Errorf("cluster group: %w", err)
 	}
 	c.mu.Lock()
-	c.st = st
+	c.st, c.index = st, snap.Index
 	c.mu.Unlock()
 	c.feed.publish(Change{Group: ClusterGroup, Kind: ChangeReset})
 	return nil

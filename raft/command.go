@@ -117,7 +117,7 @@ type PartitionUpdate struct {
 	// offline). A change of leader raises the leader epoch.
 	Leader *uint64 `json:"leader,omitempty"`
 	// ISR, when non-nil, replaces the in-sync replica set.
-	ISR []uint64 `json:"isr,omitempty"`
+	ISR []uint64 `json:"isr"` // null keeps the ISR; [] empties it
 	// Unclean allows a leader outside the ISR; the ISR then becomes that
 	// leader alone.
 	Unclean bool `json:"unclean,omitempty"`

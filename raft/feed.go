@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -63,10 +64,12 @@ type Subscription struct {
 	mu      sync.Mutex
 	pending []Change
 	ready   chan struct{} // holds a token while pending is non-empty
+	closed  chan struct{}
+	once    sync.Once
 }
 
 func (f *feed) subscribe() *Subscription {
-	s := &Subscription{f: f, ready: make(chan struct{}, 1)}
+	s := &Subscription{f: f, ready: make(chan struct{}, 1), closed: make(chan struct{})}
 	f.mu.Lock()
 	f.subs[s] = struct{}{}
 	f.mu.Unlock()
@@ -101,6 +104,8 @@ func (s *Subscription) Next(ctx context.Context) ([]Change, error) {
 		s.mu.Unlock()
 		select {
 		case <-s.ready:
+		case <-s.closed:
+			return nil, errSubscriptionClosed
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -110,9 +115,12 @@ func (s *Subscription) Next(ctx context.Context) ([]Change, error) {
 // Ready is signalled when changes may be pending; call Next to take them.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
-// Close stops delivery to s.
+// Close stops delivery to s and ends a Next that waits.
 func (s *Subscription) Close() {
 	s.f.mu.Lock()
 	delete(s.f.subs, s)
 	s.f.mu.Unlock()
+	s.once.Do(func() { close(s.closed) })
 }
+
+var errSubscriptionClosed = errors.New("subscription closed")

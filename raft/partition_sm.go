@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -180,25 +181,32 @@ func (g *partitionSM) listLocked(keep func(*Partition) bool) []Partition {
 			out = append(out, *p.clone())
 		}
 	}
+	// A deleted topic's partitions may linger beside a new topic of the
+	// same name until they are purged, so the id breaks ties: every replica
+	// must list (and snapshot) them in the same order.
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Topic != out[j].Topic {
 			return out[i].Topic < out[j].Topic
 		}
-		return out[i].Partition < out[j].Partition
+		if out[i].Partition != out[j].Partition {
+			return out[i].Partition < out[j].Partition
+		}
+		return bytes.Compare(out[i].TopicID[:], out[j].TopicID[:]) < 0
 	})
 	return out
 }
 
 // groupSnapshot is the snapshot form: a sorted list, so the bytes are the
-// same on every replica.
+// same on every replica, and the index it was taken at.
 type groupSnapshot struct {
+	Index      uint64      `json:"index"`
 	Partitions []Partition `json:"partitions"`
 }
 
 // SaveSnapshot implements sm.IStateMachine.
 func (g *partitionSM) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-chan struct{}) error {
 	g.mu.RLock()
-	snap := groupSnapshot{Partitions: g.listLocked(func(*Partition) bool { return true })}
+	snap := groupSnapshot{Index: g.index, Partitions: g.listLocked(func(*Partition) bool { return true })}
 	g.mu.RUnlock()
 	return writeSnapshot(w, &snap)
 }
@@ -215,7 +223,7 @@ func (g *partitionSM) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-
 		parts[partKey{p.TopicID, p.Partition}] = p
 	}
 	g.mu.Lock()
-	g.parts = parts
+	g.parts, g.index = parts, snap.Index
 	g.mu.Unlock()
 	g.feed.publish(Change{Group: g.group, Kind: ChangeReset})
 	return nil

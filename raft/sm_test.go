@@ -85,8 +85,18 @@ func (d *driver) do(k kind, body any) result {
 	return d.apply(command(d.t, k, body))
 }
 
+// snapshot returns the machine's snapshot without its applied index, so two
+// snapshots compare equal exactly when the states do.
 func (d *driver) snapshot() []byte {
 	d.t.Helper()
+	switch m := d.m.(type) {
+	case *clusterSM:
+		defer func(i uint64) { m.index = i }(m.index)
+		m.index = 0
+	case *partitionSM:
+		defer func(i uint64) { m.index = i }(m.index)
+		m.index = 0
+	}
 	var b bytes.Buffer
 	if err := d.m.SaveSnapshot(&b, nil, nil); err != nil {
 		d.t.Fatalf("SaveSnapshot() = %v", err)
@@ -228,6 +238,7 @@ func TestClusterSM_isDeterministic(t *testing.T) {
 		{"create payments", create("payments", "payments-1", 3, 2, 1, 2, 3), ""},
 		{"create orders again", create("orders", "orders-2", 1, 1, 1), "topic_exists"},
 		{"retry orders", create("orders", "orders-1", 6, 3, 1, 2, 3, 4), ""},
+		{"grow orders", command(t, kindAddPartitions, addPartitionsCmd{Name: "orders", ID: idFor("orders-1"), Count: 9, Candidates: []uint64{1, 2, 3, 4}}), ""},
 		{"delete payments", command(t, kindDeleteTopic, deleteTopicCmd{Name: "payments"}), ""},
 		{"recreate payments", create("payments", "payments-2", 1, 1, 2), ""},
 		{"create audit", create("audit", "audit-1", 2, 4, 1, 2, 3, 4), ""},
@@ -310,6 +321,7 @@ func TestClusterSM_rejectsMalformedCommands(t *testing.T) {
 		{"remove node not an object", []byte("\x01\x04[1]")},
 		{"create topic truncated json", valid[:len(valid)-1]},
 		{"create topic id not base64", []byte("\x01\x05{\"name\":\"x\",\"id\":\"!!\",\"partitions\":1,\"replication_factor\":1,\"candidates\":[1]}")},
+		{"add partitions wrong type", []byte("\x01\x08{\"count\":\"9\"}")},
 		{"delete topic wrong type", []byte("\x01\x06{\"name\":7}")},
 		{"forget topic bad id", []byte("\x01\x07{\"id\":\"short\"}")},
 	}
@@ -497,6 +509,7 @@ func TestClusterSM_createTopic_checksSpec(t *testing.T) {
 	}{
 		{"zero partitions", idFor("t"), 0, 1, []uint64{1, 2, 3}, "invalid_topic", nil},
 		{"negative partitions", idFor("t"), -1, 1, []uint64{1, 2, 3}, "invalid_topic", nil},
+		{"partitions above MaxPartitions", idFor("t"), MaxPartitions + 1, 1, []uint64{1, 2, 3}, "invalid_topic", nil},
 		{"zero replication factor", idFor("t"), 3, 0, []uint64{1, 2, 3}, "invalid_topic", nil},
 		{"negative replication factor", idFor("t"), 3, -1, []uint64{1, 2, 3}, "invalid_topic", nil},
 		{"zero topic id", TopicID{}, 3, 1, []uint64{1, 2, 3}, "invalid_topic", nil},
@@ -653,6 +666,73 @@ func TestClusterSM_deleteTopic(t *testing.T) {
 		t.Errorf("view after forgetTopic(t-1) = topics %+v, tombstones %+v; want topic t and no tombstone", v.Topics, v.Tombstones)
 	}
 	checkCode(t, "forgetTopic(t-1) again", d.do(kindForgetTopic, forgetTopicCmd{ID: idFor("t-1")}), "")
+}
+
+func TestClusterSM_addPartitions(t *testing.T) {
+	// Node 4 is active, but the topics are created while only 1, 2 and 3
+	// are candidates.
+	d := bootedCluster(t, 1, 2, 3, 4)
+	for _, c := range []createTopicCmd{
+		{Name: "a", ID: idFor("a"), Partitions: 3, ReplicationFactor: 2, Candidates: []uint64{1, 2, 3}}, // starts on node 1
+		{Name: "b", ID: idFor("b"), Partitions: 1, ReplicationFactor: 1, Candidates: []uint64{1, 2, 3}}, // starts on node 2
+	} {
+		if r := d.do(kindCreateTopic, c); r.Code != "" {
+			t.Fatalf("createTopic(%s) = %s: %s, want success", c.Name, r.Code, r.Message)
+		}
+	}
+	d.changes()
+	live := []uint64{3, 1, 2}
+	// The steps run in order on one machine.
+	steps := []struct {
+		name       string
+		cmd        addPartitionsCmd
+		code       string
+		assignment [][]uint64 // the topic's whole assignment afterwards, on success
+		changed    bool
+	}{
+		{"unknown topic", addPartitionsCmd{Name: "nope", ID: idFor("nope"), Count: 3, Candidates: live}, "unknown_topic", nil, false},
+		{"topic id of another incarnation", addPartitionsCmd{Name: "a", ID: idFor("old a"), Count: 3, Candidates: live}, "unknown_topic", nil, false},
+		{"fewer partitions", addPartitionsCmd{Name: "a", ID: idFor("a"), Count: 1, Candidates: live}, "invalid_topic", nil, false},
+		{"above MaxPartitions", addPartitionsCmd{Name: "a", ID: idFor("a"), Count: MaxPartitions + 1, Candidates: live}, "invalid_topic", nil, false},
+		{"replication factor above live candidates", addPartitionsCmd{Name: "a", ID: idFor("a"), Count: 4, Candidates: []uint64{1, 9}}, "replication_factor", nil, false},
+		{"grow continues the topic's rotation", addPartitionsCmd{Name: "a", ID: idFor("a"), Count: 5, Candidates: live}, "",
+			[][]uint64{{1, 2}, {2, 3}, {3, 1}, {1, 2}, {2, 3}}, true},
+		{"same count: a retried proposal", addPartitionsCmd{Name: "a", ID: idFor("a"), Count: 5, Candidates: []uint64{1}}, "",
+			[][]uint64{{1, 2}, {2, 3}, {3, 1}, {1, 2}, {2, 3}}, false},
+		{"with a new node, existing partitions stay put", addPartitionsCmd{Name: "a", ID: idFor("a"), Count: 7, Candidates: []uint64{4, 3, 2, 1}}, "",
+			[][]uint64{{1, 2}, {2, 3}, {3, 1}, {1, 2}, {2, 3}, {2, 3}, {3, 4}}, true},
+		{"grow a topic that starts on node 2", addPartitionsCmd{Name: "b", ID: idFor("b"), Count: 3, Candidates: live}, "",
+			[][]uint64{{2}, {3}, {1}}, true},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			before := d.snapshot()
+			r := d.do(kindAddPartitions, s.cmd)
+			checkCode(t, fmt.Sprintf("addPartitions(%+v)", s.cmd), r, s.code)
+			if changed := !bytes.Equal(d.snapshot(), before); changed != s.changed {
+				t.Errorf("addPartitions(%+v) changed the state: %t, want %t", s.cmd, changed, s.changed)
+			}
+			var want []Change
+			if s.changed {
+				want = []Change{{Group: ClusterGroup, Index: d.index, Kind: ChangeTopicCreated, Topic: s.cmd.Name, TopicID: s.cmd.ID}}
+			}
+			if got := d.changes(); !reflect.DeepEqual(got, want) {
+				t.Errorf("addPartitions(%+v) published %+v, want %+v", s.cmd, got, want)
+			}
+			if s.code != "" {
+				return
+			}
+			if r.Topic == nil || r.Topic.Partitions != s.cmd.Count || !reflect.DeepEqual(r.Topic.Assignment, s.assignment) {
+				t.Errorf("addPartitions(%+v).Topic = %+v, want %d partitions assigned %v", s.cmd, r.Topic, s.cmd.Count, s.assignment)
+			}
+		})
+	}
+
+	// Growing a topic does not move the rotation of new topics.
+	r := d.do(kindCreateTopic, createTopicCmd{Name: "c", ID: idFor("c"), Partitions: 1, ReplicationFactor: 1, Candidates: live})
+	if r.Code != "" || r.Topic.Assignment[0][0] != 3 {
+		t.Errorf("createTopic(c) after growing = %+v, want a topic starting on node 3", r)
+	}
 }
 
 func TestClusterSM_nodes(t *testing.T) {
@@ -1040,4 +1120,49 @@ func parseUpdate(line string) (PartitionUpdate, error) {
 		}
 	}
 	return u, nil
+}
+
+func TestSnapshot_restoresTheAppliedIndex(t *testing.T) {
+	f := newFeed()
+	src := newClusterSM(f)
+	for i, cmd := range []struct {
+		k    kind
+		body any
+	}{
+		{kindBootstrap, bootstrapCmd{Name: "c", PartitionGroups: 4}},
+		{kindRegisterNode, registerNodeCmd{Node: Node{ID: 1, RaftAddress: "10.0.0.1:9093"}}},
+	} {
+		b, _ := encode(cmd.k, cmd.body)
+		if _, err := src.Update(sm.Entry{Index: uint64(i + 7), Cmd: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := src.SaveSnapshot(&buf, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	dst := newClusterSM(f)
+	if err := dst.RecoverFromSnapshot(&buf, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if dst.index != 8 {
+		t.Errorf("clusterSM index after RecoverFromSnapshot = %d, want 8", dst.index)
+	}
+
+	g := newPartitionSM(2, f)
+	b, _ := encode(kindInitPartitions, initPartitionsCmd{Partitions: []Partition{{Topic: "t", TopicID: TopicID{1}, Replicas: []uint64{1}, Leader: 1, ISR: []uint64{1}}}})
+	if _, err := g.Update(sm.Entry{Index: 42, Cmd: b}); err != nil {
+		t.Fatal(err)
+	}
+	buf.Reset()
+	if err := g.SaveSnapshot(&buf, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	h := newPartitionSM(2, f)
+	if err := h.RecoverFromSnapshot(&buf, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h.index != 42 || len(h.parts) != 1 {
+		t.Errorf("partitionSM after RecoverFromSnapshot = index %d, %d partitions; want 42, 1", h.index, len(h.parts))
+	}
 }
