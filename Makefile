@@ -17,7 +17,7 @@ export CGO_ENABLED := 0
 RACE := $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TEST_CGO := $(if $(RACE),1,0)
 
-.PHONY: all build run test lint bench install clean help
+.PHONY: all build run test lint bench install clean help interop
 
 all: build
 
@@ -25,6 +25,7 @@ help:
 	@echo "make build    static binary in $(BIN) (version $(VERSION))"
 	@echo "make run      one-node reeve on embedded defaults, data in ./reeve-data"
 	@echo "make test     the whole test suite (with -race when gcc is present)"
+	@echo "make interop  real Kafka clients (kcat, kafka-python) against bin/reeve; installs them from Debian if missing"
 	@echo "make lint     go vet, gofmt and the package dependency rule"
 	@echo "make bench    Raft commit throughput/latency and idle memory"
 	@echo "make install  binary, sample config, unit file, policy folder (PREFIX, DESTDIR)"
@@ -37,6 +38,11 @@ run: build
 
 test:
 	CGO_ENABLED=$(TEST_CGO) $(GO) test $(RACE) -count=1 -timeout 20m ./...
+
+interop:
+	bash test/interop/deps.sh
+	$(MAKE) build
+	bash test/interop/run.sh
 
 lint:
 	$(GO) vet ./...

@@ -105,7 +105,7 @@ func tail(s string, n int) string {
 	return s
 }
 
-func (p *proc) kill(t *testing.T, sig syscall.Signal) {
+func (p *proc) kill(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal node %d: %v", p.id, err)

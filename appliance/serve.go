@@ -9,43 +9,97 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/reeve-edge/reeve/config"
+	"github.com/reeve-edge/reeve/kafka"
 	"github.com/reeve-edge/reeve/raft"
 )
 
-// Server is one running reeve node: its metadata store and admin endpoint.
+// Server is one running reeve node: its metadata store, Kafka listener and
+// admin endpoint.
 type Server struct {
 	cfg   *config.Config
 	log   *slog.Logger
 	store *raft.Store
+	kafka *kafka.Server
 	admin *http.Server
 	ln    net.Listener
-	done  chan error // the admin server's exit
+	done  chan error // the first of the admin and Kafka servers to exit
+	stop  context.CancelFunc
 }
 
-// Start opens the node's Raft groups and binds the admin endpoint. It does not
-// wait for the cluster to form; Ready tells when it has.
+// Start opens the node's Raft groups and binds the Kafka and admin
+// listeners. It does not wait for the cluster to form; Ready tells when it
+// has.
 func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	store, err := raft.Open(storeConfig(cfg, log))
 	if err != nil {
 		return nil, err
 	}
+	ks, err := kafka.New(kafkaConfig(cfg, log), kafkaCluster{store: store})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := ks.Listen(); err != nil {
+		ks.Close()
+		store.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
+		ks.Close()
 		store.Close()
 		return nil, fmt.Errorf("admin: listen on %s: %w (set admin.listen to a free address)", cfg.Admin.Listen, err)
 	}
-	s := &Server{cfg: cfg, log: log, store: store, ln: ln, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: log, store: store, kafka: ks, ln: ln, done: make(chan error, 2), stop: cancel}
 	s.admin = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { s.done <- s.admin.Serve(ln) }()
+	go func() { s.done <- ks.Serve() }()
+	go s.followChanges(ctx)
 	return s, nil
+}
+
+// followChanges tells the Kafka layer about every committed metadata change.
+func (s *Server) followChanges(ctx context.Context) {
+	sub := s.store.Changes()
+	defer sub.Close()
+	for {
+		if _, err := sub.Next(ctx); err != nil {
+			return
+		}
+		s.kafka.MetadataChanged()
+	}
+}
+
+func kafkaConfig(cfg *config.Config, log *slog.Logger) kafka.Config {
+	k := cfg.Kafka
+	fsync, _ := kafka.ParseFsyncMode(k.Fsync) // validated by config
+	return kafka.Config{
+		Listen:                   k.Listen,
+		MaxRequestBytes:          int32(k.MaxRequestBytes),
+		DataDir:                  filepath.Join(cfg.Node.DataDir, "kafka"),
+		AutoCreateTopics:         k.AutoCreateTopics,
+		DefaultPartitions:        k.DefaultPartitions,
+		DefaultReplicationFactor: k.DefaultReplicationFactor,
+		Log: kafka.LogOptions{
+			SegmentBytes:   k.SegmentBytes,
+			SegmentAge:     k.SegmentAge.Duration,
+			Fsync:          fsync,
+			FsyncInterval:  k.FsyncInterval.Duration,
+			RetentionBytes: k.RetentionBytes,
+			RetentionAge:   k.Retention.Duration,
+		},
+		Logger: log,
+	}
 }
 
 func storeConfig(cfg *config.Config, log *slog.Logger) raft.Config {
@@ -77,6 +131,9 @@ func storeConfig(cfg *config.Config, log *slog.Logger) raft.Config {
 	}
 }
 
+// KafkaAddr returns the address the Kafka listener is bound to.
+func (s *Server) KafkaAddr() string { return s.kafka.Addr().String() }
+
 // AdminAddr returns the address the admin endpoint listens on.
 func (s *Server) AdminAddr() string { return s.ln.Addr().String() }
 
@@ -88,6 +145,10 @@ func (s *Server) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.admin.Shutdown(ctx)
+	s.stop()
+	if err := s.kafka.Close(); err != nil {
+		s.log.Error("kafka: close partition logs", "err", err)
+	}
 	s.store.Close()
 }
 
@@ -99,7 +160,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("reeve starting", "version", Version, "config", source, "node_id", cfg.Node.ID,
 		"cluster", cfg.Cluster.Name, "data_dir", cfg.Node.DataDir, "raft_address", cfg.Raft.Address,
-		"admin_address", cfg.Admin.Listen)
+		"kafka_address", cfg.Kafka.Listen, "admin_address", cfg.Admin.Listen)
 	s, err := Start(cfg, log)
 	if err != nil {
 		return err
@@ -122,10 +183,10 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		s.Close()
 		return nil
 	case err := <-s.done:
-		s.store.Close()
-		if errors.Is(err, http.ErrServerClosed) {
+		s.Close()
+		if err == nil || errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}
-		return fmt.Errorf("admin: %w", err)
+		return err
 	}
 }

@@ -1,0 +1,165 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/reeve-edge/reeve/kafka"
+	"github.com/reeve-edge/reeve/raft"
+)
+
+// kafkaCluster adapts the Raft store to the metadata view the Kafka layer
+// declares, and turns store errors into the Kafka codes clients act on.
+type kafkaCluster struct {
+	store *raft.Store
+}
+
+var _ kafka.Cluster = kafkaCluster{}
+
+func (k kafkaCluster) LocalNode() int32  { return int32(k.store.NodeID()) }
+func (k kafkaCluster) ClusterID() string { return k.store.ClusterName() }
+
+// ControllerID names the cluster group's leader: any node accepts admin
+// requests, but that one commits them without a forwarding hop.
+func (k kafkaCluster) ControllerID() int32 {
+	if id, ok := k.store.GroupLeader(raft.ClusterGroup); ok {
+		return int32(id)
+	}
+	return k.LocalNode()
+}
+
+func (k kafkaCluster) Brokers() []kafka.Broker {
+	var out []kafka.Broker
+	for _, n := range k.store.Nodes() {
+		if n.State != raft.NodeActive {
+			continue
+		}
+		host, port, ok := kafka.SplitHostPort(n.KafkaAddress)
+		if !ok {
+			continue
+		}
+		b := kafka.Broker{ID: int32(n.ID), Host: host, Port: port}
+		if rack, ok := n.Labels["rack"]; ok {
+			b.Rack = &rack
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// Current is true once the node has rejoined: its registration was applied
+// after everything logged before it, so the view holds every topic.
+func (k kafkaCluster) Current() bool { return k.store.Ready() }
+
+func (k kafkaCluster) LiveNodes() int {
+	n := 0
+	for _, node := range k.store.Nodes() {
+		if node.State == raft.NodeActive {
+			n++
+		}
+	}
+	return n
+}
+
+func (k kafkaCluster) Topics() []kafka.Topic {
+	active := k.activeSet()
+	topics := k.store.Topics()
+	out := make([]kafka.Topic, 0, len(topics))
+	for _, t := range topics {
+		out = append(out, k.convert(t, active))
+	}
+	return out
+}
+
+func (k kafkaCluster) Topic(name string) (kafka.Topic, bool) {
+	t, ok := k.store.Topic(name)
+	if !ok {
+		return kafka.Topic{}, false
+	}
+	return k.convert(t, k.activeSet()), true
+}
+
+func (k kafkaCluster) activeSet() map[uint64]bool {
+	m := make(map[uint64]bool)
+	for _, n := range k.store.Nodes() {
+		m[n.ID] = n.State == raft.NodeActive
+	}
+	return m
+}
+
+// convert builds the client's view of a topic. A partition whose state is
+// not applied here yet shows its assigned replicas and no leader.
+func (k kafkaCluster) convert(t raft.Topic, active map[uint64]bool) kafka.Topic {
+	kt := kafka.Topic{Name: t.Name, ID: t.ID, ReplicationFactor: t.ReplicationFactor, Config: t.Config,
+		Partitions: make([]kafka.Partition, t.Partitions)}
+	for i := range kt.Partitions {
+		kp := kafka.Partition{Index: int32(i), Leader: -1, Replicas: ids32(t.Assignment[i])}
+		if p, ok := k.store.Partition(t.ID, int32(i)); ok {
+			kp.Replicas, kp.ISR, kp.LeaderEpoch = ids32(p.Replicas), ids32(p.ISR), p.LeaderEpoch
+			if p.Leader != raft.NoLeader {
+				kp.Leader = int32(p.Leader)
+			}
+		}
+		for _, r := range kp.Replicas {
+			if !active[uint64(r)] {
+				kp.Offline = append(kp.Offline, r)
+			}
+		}
+		kt.Partitions[i] = kp
+	}
+	return kt
+}
+
+func ids32(ids []uint64) []int32 {
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = int32(id)
+	}
+	return out
+}
+
+func (k kafkaCluster) CreateTopic(ctx context.Context, spec kafka.TopicSpec) (kafka.Topic, error) {
+	t, err := k.store.CreateTopic(ctx, raft.TopicSpec{Name: spec.Name, Partitions: spec.Partitions,
+		ReplicationFactor: spec.ReplicationFactor, Config: spec.Config})
+	if err != nil {
+		return kafka.Topic{}, kafkaError(err, kerr.InvalidTopicException)
+	}
+	return k.convert(t, k.activeSet()), nil
+}
+
+func (k kafkaCluster) DeleteTopic(ctx context.Context, name string) error {
+	_, err := k.store.DeleteTopic(ctx, name)
+	return kafkaError(err, kerr.InvalidTopicException)
+}
+
+func (k kafkaCluster) CreatePartitions(ctx context.Context, name string, count int32) error {
+	_, err := k.store.CreatePartitions(ctx, name, count)
+	return kafkaError(err, kerr.InvalidPartitions)
+}
+
+// kafkaError wraps a store error with the Kafka code a client acts on;
+// invalid is the code for ErrInvalidTopic, which means a bad name for a new
+// topic and a bad count for new partitions.
+func kafkaError(err error, invalid *kerr.Error) error {
+	var code *kerr.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrTopicExists):
+		code = kerr.TopicAlreadyExists
+	case errors.Is(err, raft.ErrUnknownTopic):
+		code = kerr.UnknownTopicOrPartition
+	case errors.Is(err, raft.ErrInvalidTopic):
+		code = invalid
+	case errors.Is(err, raft.ErrReplicationFactor):
+		code = kerr.InvalidReplicationFactor
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, raft.ErrNotBootstrapped), errors.Is(err, raft.ErrClosed):
+		code = kerr.RequestTimedOut
+	default:
+		code = kerr.UnknownServerError
+	}
+	return fmt.Errorf("%w: %v", code, err)
+}

@@ -1,0 +1,185 @@
+package kafka
+
+// Produce, v3-v11.
+//
+// v3 is the first version that carries v2 record batches, the only format
+// reeve stores; older message formats inside a v3+ request are refused with
+// UNSUPPORTED_FOR_MESSAGE_FORMAT. Every batch is checked as Apache Kafka
+// checks it (size, magic, CRC-32C) and stored as sent, with the base offset
+// and partition leader epoch set here. acks=-1 answers after the batch is
+// durable under the log's fsync mode; acks=1 after it is written; acks=0 is
+// never answered. NOT_LEADER_OR_FOLLOWER carries the current leader and its
+// endpoint from v10 (KIP-951). Transactions are not supported.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/reeve-edge/reeve/kafka/internal/storage"
+)
+
+func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
+	req := r.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 || timeout > 5*time.Minute {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	defer cancel()
+
+	hints := leaderHints{}
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		t, code := s.produceTopic(ctx, rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			switch {
+			case req.TransactionID != nil:
+				sp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+				msg := "reeve does not support transactions; produce without a transactional id"
+				sp.ErrorMessage = &msg
+			case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
+				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
+			case code != 0:
+				sp.ErrorCode = code
+			default:
+				s.producePartition(ctx, c, req.Acks, t, rp, &sp, &hints)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		return nil
+	}
+	if resp.Version >= 10 {
+		resp.Brokers = hints.produceEndpoints(s)
+	}
+	return resp
+}
+
+// produceTopic finds a topic, creating it when auto-creation is on.
+func (s *Server) produceTopic(ctx context.Context, name string) (*Topic, int16) {
+	if t, ok := s.parts.topic(name); ok {
+		return t, 0
+	}
+	if !s.cfg.AutoCreateTopics {
+		return nil, kerr.UnknownTopicOrPartition.Code
+	}
+	t, err := s.autoCreate(ctx, name)
+	if err != nil {
+		return nil, errorCode(err)
+	}
+	return t, 0
+}
+
+func (s *Server) producePartition(ctx context.Context, c *conn, acks int16, t *Topic, rp kmsg.ProduceRequestTopicPartition,
+	sp *kmsg.ProduceResponseTopicPartition, hints *leaderHints) {
+	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return
+	}
+	meta := t.Partitions[rp.Partition]
+	if meta.Leader != s.cluster.LocalNode() {
+		sp.ErrorCode = notLeaderCode(meta)
+		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = hints.add(meta)
+		return
+	}
+	if err := checkBatches(rp.Records); err != nil {
+		sp.ErrorCode = errorCode(err)
+		msg := err.Error()
+		sp.ErrorMessage = &msg
+		s.log.Debug("kafka: produce refused", "topic", t.Name, "partition", rp.Partition, "client_id", c.clientID, "err", err)
+		return
+	}
+	p, err := s.parts.get(t, rp.Partition)
+	if err != nil {
+		sp.ErrorCode = kerr.KafkaStorageError.Code
+		s.log.Error("kafka: open partition log", "topic", t.Name, "partition", rp.Partition, "err", err)
+		return
+	}
+	base, last, err := p.log.Append(rp.Records, meta.LeaderEpoch)
+	if err != nil {
+		sp.ErrorCode = errorCode(err)
+		s.log.Error("kafka: append", "topic", t.Name, "partition", rp.Partition, "err", err)
+		return
+	}
+	p.grew()
+	if acks == -1 {
+		if err := p.log.WaitDurable(ctx, last); err != nil {
+			sp.ErrorCode = kerr.RequestTimedOut.Code
+			if !errors.Is(err, context.DeadlineExceeded) {
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				s.log.Error("kafka: fsync", "topic", t.Name, "partition", rp.Partition, "err", err)
+			}
+			return
+		}
+	}
+	sp.BaseOffset = base
+	sp.LogAppendTime = -1
+	sp.LogStartOffset = p.log.LogStartOffset()
+}
+
+// checkBatches validates the record batches of one partition's produce.
+func checkBatches(b []byte) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: no record batch", storage.ErrCorrupt)
+	}
+	for len(b) > 0 {
+		if len(b) < 61 {
+			return fmt.Errorf("%w: %d trailing bytes are not a record batch", storage.ErrCorrupt, len(b))
+		}
+		h, err := storage.ParseBatchHeader(b)
+		if err != nil {
+			return err
+		}
+		if h.Magic != 2 {
+			return fmt.Errorf("%w: message format v%d; reeve stores record batch v2 (Kafka 0.11+ clients)", storage.ErrOldMagic, h.Magic)
+		}
+		if h.Length < 61 || int(h.Length) > len(b) {
+			return fmt.Errorf("%w: batch of %d bytes with %d bytes left", storage.ErrCorrupt, h.Length, len(b))
+		}
+		if _, err := storage.CheckBatch(b[:h.Length]); err != nil {
+			return err
+		}
+		if h.Attributes&0x10 != 0 {
+			return errTransactional
+		}
+		b = b[h.Length:]
+	}
+	return nil
+}
+
+var errTransactional = errors.New("transactional batch; reeve does not support transactions")
+
+// errorCode maps an error to the Kafka code a client understands.
+func errorCode(err error) int16 {
+	var ke *kerr.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ke):
+		return ke.Code
+	case errors.Is(err, storage.ErrOldMagic):
+		return kerr.UnsupportedForMessageFormat.Code
+	case errors.Is(err, storage.ErrCorrupt):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, errTransactional):
+		return kerr.TransactionalIDAuthorizationFailed.Code
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	case errors.Is(err, storage.ErrClosed):
+		return kerr.NotLeaderForPartition.Code
+	}
+	return kerr.KafkaStorageError.Code
+}

@@ -1,0 +1,184 @@
+package kafka
+
+// Fetch, v4-v16.
+//
+// Session-less: reeve answers every request in full and returns session id
+// 0, which tells a KIP-227 client that no session was created, so it keeps
+// sending full requests (the v12+ session-less form). Topics are named
+// until v12 and identified by topic id from v13. max_wait/min_bytes is a
+// long poll that wakes as soon as a fetched partition grows; max_bytes and
+// each partition's max_bytes bound the answer, except that the first batch
+// of the first partition with data is returned whole, so a consumer always
+// makes progress. read_committed reads like read_uncommitted: without
+// transactions the last stable offset is the high watermark.
+//
+// Until replication lands, only the leader serves reads and the high
+// watermark is the leader's log end offset.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/reeve-edge/reeve/kafka/internal/storage"
+)
+
+func handleFetch(s *Server, c *conn, r kmsg.Request) kmsg.Response {
+	req := r.(*kmsg.FetchRequest)
+	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	if wait > 5*time.Minute {
+		wait = 5 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		resp, bytes, wake := s.fetchOnce(req)
+		if bytes >= int(req.MinBytes) || bytes > 0 && req.MinBytes <= 0 || wait <= 0 || len(wake) == 0 {
+			return resp
+		}
+		left := time.Until(deadline)
+		if left <= 0 || !waitAny(s.ctx, wake, left) {
+			return resp
+		}
+	}
+}
+
+// waitAny waits until one of chans closes (true) or d passes (false).
+func waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	woke := make(chan struct{}, 1)
+	for _, ch := range chans {
+		go func() {
+			select {
+			case <-ch:
+				select {
+				case woke <- struct{}{}:
+				default:
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
+	select {
+	case <-woke:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fetchOnce reads what is there now. It returns the response, the record
+// bytes in it, and the wake channels of the partitions it read.
+func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []<-chan struct{}) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.SetVersion(req.Version)
+	resp.SessionID = 0
+	maxBytes := int(req.MaxBytes)
+	if maxBytes <= 0 || req.Version < 3 {
+		maxBytes = int(s.cfg.MaxRequestBytes)
+	}
+	total := 0
+	var wake []<-chan struct{}
+	hints := leaderHints{}
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		var t *Topic
+		var ok bool
+		if req.Version >= 13 {
+			t, ok = s.parts.topicByID(rt.TopicID)
+		} else {
+			t, ok = s.parts.topic(rt.Topic)
+		}
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			if !ok {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				if req.Version >= 13 {
+					sp.ErrorCode = kerr.UnknownTopicID.Code
+				}
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			budget := min(int(rp.PartitionMaxBytes), maxBytes-total)
+			n, ch := s.fetchPartition(t, rp, budget, total == 0, &sp, hints)
+			total += n
+			if ch != nil {
+				wake = append(wake, ch)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Version >= 16 {
+		resp.Brokers = hints.fetchEndpoints(s)
+	}
+	return resp, total, wake
+}
+
+// fetchPartition fills one partition's answer and returns the bytes read
+// and the channel that closes when the partition grows.
+func (s *Server) fetchPartition(t *Topic, rp kmsg.FetchRequestTopicPartition, budget int, first bool,
+	sp *kmsg.FetchResponseTopicPartition, hints leaderHints) (int, <-chan struct{}) {
+	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
+		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return 0, nil
+	}
+	meta := t.Partitions[rp.Partition]
+	if meta.Leader != s.cluster.LocalNode() {
+		sp.ErrorCode = notLeaderCode(meta)
+		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = hints.add(meta)
+		return 0, nil
+	}
+	if code := checkLeaderEpoch(rp.CurrentLeaderEpoch, meta.LeaderEpoch); code != 0 {
+		sp.ErrorCode = code
+		return 0, nil
+	}
+	p, err := s.parts.get(t, rp.Partition)
+	if err != nil {
+		sp.ErrorCode = kerr.KafkaStorageError.Code
+		s.log.Error("kafka: open partition log", "topic", t.Name, "partition", rp.Partition, "err", err)
+		return 0, nil
+	}
+	ch := p.waitCh() // before reading, so an append after the read wakes us
+	hw := p.log.LogEndOffset()
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.LogStartOffset()
+	sp.PreferredReadReplica = -1
+	if rp.FetchOffset == hw {
+		return 0, ch
+	}
+	data, err := p.log.Read(rp.FetchOffset, max(budget, 1))
+	switch {
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		sp.ErrorCode = kerr.OffsetOutOfRange.Code
+		return 0, nil
+	case err != nil:
+		sp.ErrorCode = errorCode(err)
+		s.log.Error("kafka: read", "topic", t.Name, "partition", rp.Partition, "offset", rp.FetchOffset, "err", err)
+		return 0, nil
+	}
+	// Only the first partition with data may exceed the budget.
+	if len(data) > budget && !first {
+		return 0, ch
+	}
+	sp.RecordBatches = data
+	return len(data), ch
+}
+
+// checkLeaderEpoch applies KIP-320: a client that knows a newer epoch than
+// this leader is told UNKNOWN_LEADER_EPOCH (this node is behind); one with
+// an older epoch is FENCED_LEADER_EPOCH. -1 skips the check.
+func checkLeaderEpoch(client, current int32) int16 {
+	switch {
+	case client < 0 || client == current:
+		return 0
+	case client > current:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+	return kerr.FencedLeaderEpoch.Code
+}

@@ -1,0 +1,55 @@
+package kafka
+
+// CreatePartitions, v0-v3.
+//
+// Raises a topic's partition count through Raft; new replicas are placed
+// over the live nodes. A count at or below the current one is
+// INVALID_PARTITIONS; manual assignment is INVALID_REQUEST.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func handleCreatePartitions(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
+	req := r.(*kmsg.CreatePartitionsRequest)
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = s.cfg.RequestTimeout
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	defer cancel()
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreatePartitionsResponseTopic()
+		st.Topic = rt.Topic
+		err := func() error {
+			t, ok := s.cluster.Topic(rt.Topic)
+			switch {
+			case !ok:
+				return fmt.Errorf("%w: topic %q", kerr.UnknownTopicOrPartition, rt.Topic)
+			case len(rt.Assignment) > 0:
+				return fmt.Errorf("%w: manual replica assignment is not supported", kerr.InvalidRequest)
+			case rt.Count > maxPartitions:
+				return fmt.Errorf("%w: %d partitions; the limit is %d", kerr.InvalidPartitions, rt.Count, maxPartitions)
+			case int(rt.Count) <= len(t.Partitions):
+				return fmt.Errorf("%w: topic %q has %d partitions; ask for more", kerr.InvalidPartitions, rt.Topic, len(t.Partitions))
+			case req.ValidateOnly:
+				return nil
+			}
+			return s.cluster.CreatePartitions(ctx, rt.Topic, rt.Count)
+		}()
+		if err != nil {
+			st.ErrorCode, st.ErrorMessage = errorCode(err), errMessage(err)
+		} else if !req.ValidateOnly {
+			s.log.Info("kafka: partitions added", "topic", rt.Topic, "partitions", rt.Count)
+			s.parts.refresh()
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

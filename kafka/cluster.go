@@ -1,0 +1,74 @@
+package kafka
+
+import "context"
+
+// Cluster is the metadata the Kafka layer reads and the changes it asks
+// for. appliance adapts raft.Store to it, so this package never imports
+// raft. Reads come from the local replica and may lag; methods that change
+// the cluster commit through Raft before they return.
+//
+// Errors from the mutating methods wrap a kerr value (kerr.TopicAlreadyExists,
+// kerr.InvalidReplicationFactor, ...) where a Kafka error code fits, so
+// handlers answer with that code and the error's text as the message.
+type Cluster interface {
+	// LocalNode is this node's id, the broker id clients see.
+	LocalNode() int32
+	// ClusterID is the id Metadata and DescribeCluster report.
+	ClusterID() string
+	// ControllerID is the node clients should send admin requests to; any
+	// reeve node accepts them, so it is a live node, preferably this one.
+	ControllerID() int32
+	// Brokers returns the active nodes with their advertised Kafka address.
+	Brokers() []Broker
+	// Topics returns every topic with its partitions' current state.
+	Topics() []Topic
+	// Topic returns one topic by name.
+	Topic(name string) (Topic, bool)
+	// CreateTopic creates a topic and waits until its partitions exist.
+	CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error)
+	// DeleteTopic deletes a topic.
+	DeleteTopic(ctx context.Context, name string) error
+	// CreatePartitions raises a topic's partition count to count.
+	CreatePartitions(ctx context.Context, name string, count int32) error
+	// LiveNodes is the number of nodes new replicas may be placed on.
+	LiveNodes() int
+	// Current reports whether the local view has caught up with the
+	// cluster (after a restart, the log has been replayed). Until it has, a
+	// topic missing from the view may still exist, so no log is deleted.
+	Current() bool
+}
+
+// Broker is a node as Kafka clients see it.
+type Broker struct {
+	ID   int32
+	Host string
+	Port int32
+	Rack *string
+}
+
+// Topic is a topic as Kafka clients see it.
+type Topic struct {
+	Name              string
+	ID                [16]byte
+	ReplicationFactor int16
+	Config            map[string]string
+	Partitions        []Partition // by partition index; a partition still being created has Leader -1
+}
+
+// Partition is the replicated state of one partition.
+type Partition struct {
+	Index       int32
+	Leader      int32 // -1 when there is none
+	LeaderEpoch int32
+	Replicas    []int32
+	ISR         []int32
+	Offline     []int32 // replicas on nodes that are not active
+}
+
+// TopicSpec asks for a new topic.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	Config            map[string]string
+}

@@ -1,0 +1,281 @@
+package kafka
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reeve-edge/reeve/kafka/internal/storage"
+)
+
+// partition is one local partition replica: its log and a way to wake the
+// fetches that wait for it to grow.
+type partition struct {
+	topic string
+	id    [16]byte
+	index int32
+	log   *storage.Log
+
+	mu   sync.Mutex
+	wake chan struct{} // closed and replaced when the log grows
+}
+
+func (p *partition) grew() {
+	p.mu.Lock()
+	close(p.wake)
+	p.wake = make(chan struct{})
+	p.mu.Unlock()
+}
+
+func (p *partition) waitCh() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.wake
+}
+
+// metaView is a snapshot of the cluster's topics, indexed for the produce
+// and fetch paths; it is rebuilt when the metadata changes.
+type metaView struct {
+	byName map[string]*Topic
+	byID   map[[16]byte]*Topic
+}
+
+// partitions owns the node's partition logs: it opens them on first use,
+// deletes those of deleted topics, and applies retention.
+type partitions struct {
+	dir     string
+	opts    storage.Options
+	cluster Cluster
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	open  map[partitionKey]*partition
+	view  atomic.Pointer[metaView]
+	dirty chan struct{}
+}
+
+type partitionKey struct {
+	id    [16]byte
+	index int32
+}
+
+func newPartitions(dir string, opts storage.Options, cluster Cluster, log *slog.Logger) (*partitions, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("kafka: create data dir: %w", err)
+	}
+	p := &partitions{dir: dir, opts: opts, cluster: cluster, log: log,
+		open: make(map[partitionKey]*partition), dirty: make(chan struct{}, 1)}
+	p.refresh()
+	return p, nil
+}
+
+// refresh rebuilds the metadata view from the cluster.
+func (ps *partitions) refresh() *metaView {
+	v := &metaView{byName: make(map[string]*Topic), byID: make(map[[16]byte]*Topic)}
+	for _, t := range ps.cluster.Topics() {
+		t := t
+		v.byName[t.Name] = &t
+		v.byID[t.ID] = &t
+	}
+	ps.view.Store(v)
+	return v
+}
+
+// topic finds a topic, re-reading the cluster once if the view lacks it (a
+// topic created a moment ago).
+func (ps *partitions) topic(name string) (*Topic, bool) {
+	if t, ok := ps.view.Load().byName[name]; ok {
+		return t, true
+	}
+	t, ok := ps.refresh().byName[name]
+	return t, ok
+}
+
+func (ps *partitions) topicByID(id [16]byte) (*Topic, bool) {
+	if t, ok := ps.view.Load().byID[id]; ok {
+		return t, true
+	}
+	t, ok := ps.refresh().byID[id]
+	return t, ok
+}
+
+func (ps *partitions) changed() {
+	select {
+	case ps.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// dirName is "<topic>-<partition>.<topic id>": base64url ids have no '.',
+// and the partition follows the last '-', so the name parses back.
+func dirName(topic string, index int32, id [16]byte) string {
+	return fmt.Sprintf("%s-%d.%s", topic, index, base64.RawURLEncoding.EncodeToString(id[:]))
+}
+
+func parseDirName(name string) (topic string, index int32, id [16]byte, ok bool) {
+	dot := strings.LastIndexByte(name, '.')
+	dash := strings.LastIndexByte(name[:max(dot, 0)], '-')
+	if dot < 0 || dash < 0 {
+		return "", 0, id, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(name[dot+1:])
+	n, err2 := strconv.ParseInt(name[dash+1:dot], 10, 32)
+	if err != nil || err2 != nil || len(raw) != 16 {
+		return "", 0, id, false
+	}
+	copy(id[:], raw)
+	return name[:dash], int32(n), id, true
+}
+
+// get returns the local log of a partition, opening it on first use.
+func (ps *partitions) get(t *Topic, index int32) (*partition, error) {
+	key := partitionKey{t.ID, index}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p, ok := ps.open[key]; ok {
+		return p, nil
+	}
+	if ps.open == nil {
+		return nil, storage.ErrClosed
+	}
+	opts := topicLogOptions(ps.opts, t.Config)
+	opts.Dir = filepath.Join(ps.dir, dirName(t.Name, index, t.ID))
+	opts.Logger = ps.log.With("topic", t.Name, "partition", index)
+	l, err := storage.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open log of %s-%d: %w", t.Name, index, err)
+	}
+	p := &partition{topic: t.Name, id: t.ID, index: index, log: l, wake: make(chan struct{})}
+	ps.open[key] = p
+	return p, nil
+}
+
+// topicLogOptions applies a topic's Kafka-named settings to the defaults.
+// Unparseable values were refused when the topic was created.
+func topicLogOptions(o storage.Options, cfg map[string]string) storage.Options {
+	num := func(k string) (int64, bool) {
+		v, ok := cfg[k]
+		if !ok {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	if n, ok := num("retention.ms"); ok {
+		o.RetentionAge = time.Duration(n) * time.Millisecond
+	}
+	if n, ok := num("retention.bytes"); ok {
+		o.RetentionBytes = n
+	}
+	if n, ok := num("segment.bytes"); ok && n > 0 {
+		o.SegmentBytes = n
+	}
+	if n, ok := num("segment.ms"); ok && n > 0 {
+		o.SegmentAge = time.Duration(n) * time.Millisecond
+	}
+	return o
+}
+
+// maintenanceInterval is how often retention runs and orphaned logs are
+// looked for, besides every metadata change.
+const maintenanceInterval = 30 * time.Second
+
+// maintain refreshes the view and deletes the logs of deleted topics on
+// every metadata change, and applies retention periodically.
+func (ps *partitions) maintain(ctx context.Context) {
+	t := time.NewTicker(maintenanceInterval)
+	defer t.Stop()
+	ps.sweep()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ps.dirty:
+			ps.refresh()
+			ps.sweep()
+		case <-t.C:
+			ps.refresh()
+			ps.sweep()
+			ps.retain()
+		}
+	}
+}
+
+// sweep deletes local logs whose topic id the cluster no longer has. It
+// runs only on a current view: right after a restart the view is still
+// being replayed and lacks topics that exist.
+func (ps *partitions) sweep() {
+	if !ps.cluster.Current() {
+		return
+	}
+	ps.mu.Lock()
+	v := ps.refresh()
+	for key, p := range ps.open {
+		if _, ok := v.byID[key.id]; !ok {
+			delete(ps.open, key)
+			if err := p.log.Delete(); err != nil {
+				ps.log.Warn("kafka: delete log of deleted topic", "topic", p.topic, "partition", p.index, "err", err)
+			} else {
+				ps.log.Info("kafka: deleted log of deleted topic", "topic", p.topic, "partition", p.index)
+			}
+		}
+	}
+	ps.mu.Unlock()
+	entries, err := os.ReadDir(ps.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		topic, index, id, ok := parseDirName(e.Name())
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if _, known := v.byID[id]; known {
+			continue
+		}
+		ps.mu.Lock()
+		_, inUse := ps.open[partitionKey{id, index}]
+		ps.mu.Unlock()
+		if !inUse {
+			if err := os.RemoveAll(filepath.Join(ps.dir, e.Name())); err == nil {
+				ps.log.Info("kafka: deleted log of deleted topic", "topic", topic, "partition", index)
+			}
+		}
+	}
+}
+
+func (ps *partitions) retain() {
+	ps.mu.Lock()
+	open := make([]*partition, 0, len(ps.open))
+	for _, p := range ps.open {
+		open = append(open, p)
+	}
+	ps.mu.Unlock()
+	for _, p := range open {
+		if n, err := p.log.EnforceRetention(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			ps.log.Warn("kafka: retention", "topic", p.topic, "partition", p.index, "err", err)
+		} else if n > 0 {
+			ps.log.Info("kafka: retention deleted segments", "topic", p.topic, "partition", p.index, "segments", n)
+		}
+	}
+}
+
+func (ps *partitions) close() error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var errs []error
+	for _, p := range ps.open {
+		errs = append(errs, p.log.Close())
+	}
+	ps.open = nil
+	return errors.Join(errs...)
+}

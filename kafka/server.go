@@ -1,0 +1,326 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/reeve-edge/reeve/kafka/internal/storage"
+)
+
+// LogOptions are the partition logs' storage settings.
+type LogOptions = storage.Options
+
+// FsyncMode says when a partition log forces its writes to disk.
+type FsyncMode = storage.FsyncMode
+
+// ParseFsyncMode parses "always", "interval" or "never".
+func ParseFsyncMode(s string) (FsyncMode, error) { return storage.ParseFsyncMode(s) }
+
+// Config is what a Server needs; appliance fills it from the TOML file.
+type Config struct {
+	Listen string // host:port to bind
+	// MaxRequestBytes caps one request frame; a larger length prefix closes
+	// the connection before anything is allocated for it.
+	MaxRequestBytes int32
+	DataDir         string // partition logs live in DataDir/<topic>-<partition>-<topic id>
+
+	AutoCreateTopics         bool
+	DefaultPartitions        int32
+	DefaultReplicationFactor int16
+
+	// Log holds the storage defaults; topic configs override some of them.
+	Log LogOptions
+	// RequestTimeout bounds a Raft change made for a client (CreateTopics).
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Server is the Kafka listener of one node.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	cluster Cluster
+	parts   *partitions
+
+	ln     net.Listener
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New opens the node's partition logs directory; Serve starts listening.
+func New(cfg Config, cluster Cluster) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 100 << 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.DefaultPartitions <= 0 {
+		cfg.DefaultPartitions = 1
+	}
+	if cfg.DefaultReplicationFactor <= 0 {
+		cfg.DefaultReplicationFactor = 3
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		cluster: cluster,
+		conns:   make(map[net.Conn]struct{}),
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	parts, err := newPartitions(cfg.DataDir, cfg.Log, cluster, s.log)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.parts = parts
+	return s, nil
+}
+
+// Listen binds the configured address.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("kafka: listen on %s: %w (set kafka.listen to a free address)", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the bound address (after Listen).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until Close.
+func (s *Server) Serve() error {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.parts.maintain(s.ctx)
+	}()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("kafka: accept: %w", err)
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// MetadataChanged tells the server the cluster's metadata changed, so it
+// opens logs for new partitions and deletes those of deleted topics.
+func (s *Server) MetadataChanged() { s.parts.changed() }
+
+// Close stops accepting, closes every connection and the partition logs.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return s.parts.close()
+}
+
+// conn is one client connection's state.
+type conn struct {
+	net.Conn
+	clientID string
+	remote   string
+}
+
+// requestHeader is the part of a request before its body.
+type requestHeader struct {
+	key           int16
+	version       int16
+	correlationID int32
+	clientID      string
+}
+
+// minFrame is the smallest valid request: key, version, correlation id and
+// a null client id.
+const minFrame = 2 + 2 + 4 + 2
+
+// serveConn answers one connection's requests in order. Kafka clients may
+// pipeline; like Apache Kafka, reeve handles one request of a connection at
+// a time, which keeps answers in order by construction.
+func (s *Server) serveConn(nc net.Conn) {
+	defer nc.Close()
+	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
+	log := s.log.With("remote", c.remote)
+	br := bufio.NewReaderSize(nc, 32<<10)
+	bw := bufio.NewWriterSize(nc, 32<<10)
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
+			return // closed by the client, or by Close
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < minFrame || size > s.cfg.MaxRequestBytes {
+			log.Warn("kafka: closing connection: request size out of range",
+				"size", size, "max", s.cfg.MaxRequestBytes, "client_id", c.clientID)
+			return
+		}
+		frame := make([]byte, size)
+		if _, err := io.ReadFull(br, frame); err != nil {
+			log.Debug("kafka: connection closed mid-request", "err", err)
+			return
+		}
+		resp, hdr, err := s.handleFrame(c, frame)
+		if err != nil {
+			log.Warn("kafka: closing connection: bad request", "err", err, "client_id", c.clientID,
+				"api_key", hdr.key, "api_version", hdr.version)
+			return
+		}
+		if resp == nil { // acks=0 produce: no answer
+			continue
+		}
+		if err := writeResponse(bw, hdr, resp); err != nil {
+			return
+		}
+		if br.Buffered() == 0 { // nothing pipelined behind: send now
+			if err := bw.Flush(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func writeResponse(w *bufio.Writer, hdr requestHeader, resp kmsg.Response) error {
+	buf := make([]byte, 8, 256)
+	binary.BigEndian.PutUint32(buf[4:], uint32(hdr.correlationID))
+	// Flexible responses carry a header tag buffer, except ApiVersions,
+	// whose response header stays v0 so any client can read it.
+	if resp.IsFlexible() && resp.Key() != int16(kmsg.ApiVersions) {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	_, err := w.Write(buf)
+	return err
+}
+
+// handleFrame decodes one request and answers it. A nil response with a
+// nil error means no answer is due; an error closes the connection.
+func (s *Server) handleFrame(c *conn, frame []byte) (kmsg.Response, requestHeader, error) {
+	var hdr requestHeader
+	hdr.key = int16(binary.BigEndian.Uint16(frame[0:]))
+	hdr.version = int16(binary.BigEndian.Uint16(frame[2:]))
+	hdr.correlationID = int32(binary.BigEndian.Uint32(frame[4:]))
+	idLen := int16(binary.BigEndian.Uint16(frame[8:]))
+	rest := frame[10:]
+	if idLen > 0 {
+		if int(idLen) > len(rest) {
+			return nil, hdr, fmt.Errorf("client id of %d bytes in a %d-byte frame", idLen, len(frame))
+		}
+		hdr.clientID = string(rest[:idLen])
+		rest = rest[idLen:]
+	}
+	if c.clientID == "" {
+		c.clientID = hdr.clientID
+	}
+
+	api, ok := apis[hdr.key]
+	if !ok {
+		return nil, hdr, fmt.Errorf("unknown or unsupported API key %d (%s)", hdr.key, kmsg.NameForKey(hdr.key))
+	}
+	if hdr.version < api.min || hdr.version > api.max {
+		if hdr.key == int16(kmsg.ApiVersions) {
+			return s.apiVersionsUnsupported(hdr), hdr, nil
+		}
+		return nil, hdr, fmt.Errorf("%s v%d is not supported; reeve supports v%d to v%d",
+			kmsg.NameForKey(hdr.key), hdr.version, api.min, api.max)
+	}
+	req := kmsg.RequestForKey(hdr.key)
+	req.SetVersion(hdr.version)
+	if req.IsFlexible() {
+		var err error
+		if rest, err = skipTags(rest); err != nil {
+			return nil, hdr, fmt.Errorf("request header tags: %w", err)
+		}
+	}
+	if err := req.ReadFrom(rest); err != nil {
+		return nil, hdr, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(hdr.key), hdr.version, err)
+	}
+	resp := api.handle(s, c, req)
+	if resp != nil {
+		resp.SetVersion(hdr.version)
+	}
+	return resp, hdr, nil
+}
+
+// skipTags skips a tagged-field section: an unsigned varint count, then per
+// field a tag and a length-prefixed value.
+func skipTags(b []byte) ([]byte, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 {
+		return nil, errors.New("bad tag count")
+	}
+	b = b[w:]
+	for range n {
+		_, w := binary.Uvarint(b)
+		if w <= 0 {
+			return nil, errors.New("bad tag")
+		}
+		b = b[w:]
+		size, w := binary.Uvarint(b)
+		if w <= 0 || size > uint64(len(b)-w) {
+			return nil, errors.New("bad tag length")
+		}
+		b = b[w+int(size):]
+	}
+	return b, nil
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the interop tier's clients from Debian's packages when missing:
+# kcat (librdkafka), kafka-python and the Python codec modules it uses for
+# lz4, snappy and zstd, and curl for the readiness probe. Runs apt-get update
+# at most once, and only when something has to be installed.
+set -euo pipefail
+
+# Debian's python3-kafka and codec modules import only under the system
+# interpreter, whatever python3 comes first on PATH.
+PY=/usr/bin/python3
+
+missing=()
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v timeout >/dev/null 2>&1 || missing+=(coreutils)
+have_module() { [ -x "$PY" ] && "$PY" -c "import $1" >/dev/null 2>&1; }
+have_module kafka || missing+=(python3-kafka)
+have_module lz4.frame || missing+=(python3-lz4)
+have_module snappy || missing+=(python3-snappy)
+have_module zstandard || missing+=(python3-zstandard)
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "interop: clients present (kcat, python3-kafka, python3-lz4, python3-snappy, python3-zstandard, curl)"
+	exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 || { echo "interop: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+	sudo=(sudo)
+fi
+
+echo "interop: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
