@@ -83,6 +83,10 @@ func (s *Server) followChanges(ctx context.Context) {
 func kafkaConfig(cfg *config.Config, log *slog.Logger) kafka.Config {
 	k := cfg.Kafka
 	fsync, _ := kafka.ParseFsyncMode(k.Fsync) // validated by config
+	retention := k.Retention.Duration
+	if retention == 0 { // "0s" keeps records forever; storage reads 0 as its default
+		retention = -1
+	}
 	return kafka.Config{
 		Listen:                   k.Listen,
 		MaxRequestBytes:          int32(k.MaxRequestBytes),
@@ -96,7 +100,7 @@ func kafkaConfig(cfg *config.Config, log *slog.Logger) kafka.Config {
 			Fsync:          fsync,
 			FsyncInterval:  k.FsyncInterval.Duration,
 			RetentionBytes: k.RetentionBytes,
-			RetentionAge:   k.Retention.Duration,
+			RetentionAge:   retention,
 		},
 		Logger: log,
 	}

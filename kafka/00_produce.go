@@ -34,6 +34,7 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 	defer cancel()
 
 	hints := leaderHints{}
+	var pending []durableWait
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
@@ -51,11 +52,26 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 			case code != 0:
 				sp.ErrorCode = code
 			default:
-				s.producePartition(ctx, c, req.Acks, t, rp, &sp, &hints)
+				if w, ok := s.producePartition(c, t, rp, &sp, &hints); ok && req.Acks == -1 {
+					w.topic, w.partition = len(resp.Topics), len(st.Partitions)
+					pending = append(pending, w)
+				}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
+	}
+	// acks=all: every partition was appended above, so their fsyncs run at
+	// the same time rather than one after another.
+	for _, w := range pending {
+		if err := w.p.log.WaitDurable(ctx, w.last); err != nil {
+			sp := &resp.Topics[w.topic].Partitions[w.partition]
+			sp.ErrorCode, sp.BaseOffset, sp.LogStartOffset = kerr.RequestTimedOut.Code, -1, -1
+			if !errors.Is(err, context.DeadlineExceeded) {
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				s.log.Error("kafka: fsync", "topic", w.p.topic, "partition", w.p.index, "err", err)
+			}
+		}
 	}
 	if req.Acks == 0 {
 		return nil
@@ -64,6 +80,14 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 		resp.Brokers = hints.produceEndpoints(s)
 	}
 	return resp
+}
+
+// durableWait is an appended batch an acks=all answer waits for, and where
+// its answer is in the response.
+type durableWait struct {
+	p                *partition
+	last             int64
+	topic, partition int
 }
 
 // produceTopic finds a topic, creating it when auto-creation is on.
@@ -81,51 +105,44 @@ func (s *Server) produceTopic(ctx context.Context, name string) (*Topic, int16) 
 	return t, 0
 }
 
-func (s *Server) producePartition(ctx context.Context, c *conn, acks int16, t *Topic, rp kmsg.ProduceRequestTopicPartition,
-	sp *kmsg.ProduceResponseTopicPartition, hints *leaderHints) {
+// producePartition validates and appends one partition's batches and
+// fills its answer; ok reports an append whose durability acks=all awaits.
+func (s *Server) producePartition(c *conn, t *Topic, rp kmsg.ProduceRequestTopicPartition,
+	sp *kmsg.ProduceResponseTopicPartition, hints *leaderHints) (w durableWait, ok bool) {
 	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		return
+		return w, false
 	}
 	meta := t.Partitions[rp.Partition]
 	if meta.Leader != s.cluster.LocalNode() {
 		sp.ErrorCode = notLeaderCode(meta)
 		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = hints.add(meta)
-		return
+		return w, false
 	}
 	if err := checkBatches(rp.Records); err != nil {
 		sp.ErrorCode = errorCode(err)
 		msg := err.Error()
 		sp.ErrorMessage = &msg
 		s.log.Debug("kafka: produce refused", "topic", t.Name, "partition", rp.Partition, "client_id", c.clientID, "err", err)
-		return
+		return w, false
 	}
 	p, err := s.parts.get(t, rp.Partition)
 	if err != nil {
 		sp.ErrorCode = kerr.KafkaStorageError.Code
 		s.log.Error("kafka: open partition log", "topic", t.Name, "partition", rp.Partition, "err", err)
-		return
+		return w, false
 	}
 	base, last, err := p.log.Append(rp.Records, meta.LeaderEpoch)
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
 		s.log.Error("kafka: append", "topic", t.Name, "partition", rp.Partition, "err", err)
-		return
+		return w, false
 	}
 	p.grew()
-	if acks == -1 {
-		if err := p.log.WaitDurable(ctx, last); err != nil {
-			sp.ErrorCode = kerr.RequestTimedOut.Code
-			if !errors.Is(err, context.DeadlineExceeded) {
-				sp.ErrorCode = kerr.KafkaStorageError.Code
-				s.log.Error("kafka: fsync", "topic", t.Name, "partition", rp.Partition, "err", err)
-			}
-			return
-		}
-	}
 	sp.BaseOffset = base
 	sp.LogAppendTime = -1
 	sp.LogStartOffset = p.log.LogStartOffset()
+	return durableWait{p: p, last: last}, true
 }
 
 // checkBatches validates the record batches of one partition's produce.

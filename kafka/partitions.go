@@ -170,11 +170,20 @@ func topicLogOptions(o storage.Options, cfg map[string]string) storage.Options {
 		n, err := strconv.ParseInt(v, 10, 64)
 		return n, err == nil
 	}
+	// Kafka's -1 is "unlimited" and 0 "keep nothing"; storage reads a
+	// negative value as unlimited and 0 as its default, so 0 becomes the
+	// smallest limit instead.
 	if n, ok := num("retention.ms"); ok {
-		o.RetentionAge = time.Duration(n) * time.Millisecond
+		o.RetentionAge = time.Duration(max(n, -1)) * time.Millisecond
+		if n == 0 {
+			o.RetentionAge = time.Millisecond
+		}
 	}
 	if n, ok := num("retention.bytes"); ok {
-		o.RetentionBytes = n
+		o.RetentionBytes = max(n, -1)
+		if n == 0 {
+			o.RetentionBytes = 1
+		}
 	}
 	if n, ok := num("segment.bytes"); ok && n > 0 {
 		o.SegmentBytes = n

@@ -240,7 +240,7 @@ func (s *Server) serveConn(nc net.Conn) {
 }
 
 func writeResponse(w *bufio.Writer, hdr requestHeader, resp kmsg.Response) error {
-	buf := make([]byte, 8, 256)
+	buf := make([]byte, 8, 256+sizeHint(resp))
 	binary.BigEndian.PutUint32(buf[4:], uint32(hdr.correlationID))
 	// Flexible responses carry a header tag buffer, except ApiVersions,
 	// whose response header stays v0 so any client can read it.
@@ -251,6 +251,22 @@ func writeResponse(w *bufio.Writer, hdr requestHeader, resp kmsg.Response) error
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	_, err := w.Write(buf)
 	return err
+}
+
+// sizeHint estimates the record bytes of a response, so a fetch answer of
+// many megabytes is encoded into one allocation instead of a doubling chain.
+func sizeHint(resp kmsg.Response) int {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, t := range f.Topics {
+		for _, p := range t.Partitions {
+			n += len(p.RecordBatches) + 128
+		}
+	}
+	return n
 }
 
 // handleFrame decodes one request and answers it. A nil response with a

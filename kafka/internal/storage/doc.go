@@ -54,7 +54,15 @@
 // segment, out of order, or pointing at something other than the batch it
 // names is rebuilt from the log. Whatever recovery read is fsynced before
 // the recovery point moves past it, because a killed process leaves its
-// writes in the page cache where recovery reads them as good.
+// writes in the page cache where recovery reads them as good. Batches of a
+// trusted segment before its last index entry are not read again at Open:
+// finding bit rot there would mean reading the whole log at every start.
+// Consumers find it by the batch CRC, and AppendVerbatim checks every batch
+// a follower copies.
+//
+// Open takes an advisory lock (flock) on a .lock file in the directory, so a
+// second Log on the same directory, in this process or another, fails
+// instead of corrupting the first.
 //
 // Damage in the middle of the log (a trusted segment that fails its check,
 // a segment that does not start where the one before ends) is not accepted

@@ -91,6 +91,7 @@ type Log struct {
 	opts Options
 	dir  string
 	log  *slog.Logger
+	lock *os.File // flock on the directory's .lock; nil where unsupported
 
 	// wmu serializes everything that changes the log: appends, rolls,
 	// truncation, retention, Close. Writer-only state needs no other lock.
@@ -130,11 +131,16 @@ func Open(o Options) (*Log, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	l := &Log{opts: o, dir: o.Dir, log: o.Logger.With("dir", o.Dir)}
+	lock, err := lockDir(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	l := &Log{opts: o, dir: o.Dir, log: o.Logger.With("dir", o.Dir), lock: lock}
 	if err := l.load(); err != nil {
 		for _, s := range l.segs {
 			s.close()
 		}
+		l.unlock()
 		return nil, fmt.Errorf("storage: open %s: %w", o.Dir, err)
 	}
 	l.startSyncer()
@@ -293,10 +299,11 @@ func (l *Log) write(b []byte, frames []frame, next int64) error {
 	if pos+int64(len(b)) > math.MaxUint32 {
 		return fmt.Errorf("%d bytes do not fit in a segment", len(b))
 	}
-	savedIx := s.ix
+	savedIx, savedIdxLen, savedTidxLen := s.ix, s.idxLen, s.tidxLen
 	undo := func(err error) error {
-		// Take the write back so that the files match what readers see.
-		s.ix = savedIx
+		// Take the write back so that the files match what readers see;
+		// index entries past idxLen are overwritten by the next append.
+		s.ix, s.idxLen, s.tidxLen = savedIx, savedIdxLen, savedTidxLen
 		if terr := s.log.Truncate(pos); terr != nil {
 			return l.fail(errors.Join(err, fmt.Errorf("undo partial write: %w", terr)))
 		}
@@ -317,7 +324,6 @@ func (l *Log) write(b []byte, frames []frame, next int64) error {
 		}
 	}
 	if err := s.appendIndexes(ies, tes); err != nil {
-		// Entries past idxLen are overwritten by the next append.
 		return undo(err)
 	}
 	if s.created.IsZero() {
@@ -385,14 +391,12 @@ func (l *Log) roll() error {
 		l.log.Warn("close index files of rolled segment", "segment", old.name(), "err", err)
 	}
 	l.syncer.advance(base)
-	l.setRecoveryPoint(recoveryPoint{base: base, pos: 0, next: base}, false)
+	l.advanceRecoveryPoint(recoveryPoint{base: base, pos: 0, next: base})
 	return nil
 }
 
 // setRecoveryPoint writes the recovery point if it moves forward, or in
-// any direction when force is set (truncation moves it back). A failure is
-// logged and returned, and callers on the append path ignore it: the
-// recovery point only saves work at the next Open, and an old one is safe.
+// any direction when force is set (truncation moves it back).
 func (l *Log) setRecoveryPoint(rp recoveryPoint, force bool) error {
 	l.rpMu.Lock()
 	defer l.rpMu.Unlock()
@@ -400,11 +404,19 @@ func (l *Log) setRecoveryPoint(rp recoveryPoint, force bool) error {
 		return nil
 	}
 	if err := writeRecoveryPoint(l.dir, rp); err != nil {
-		l.log.Warn("write recovery point; the next open after a crash scans more of the log", "err", err)
 		return err
 	}
 	l.rp = rp
 	return nil
+}
+
+// advanceRecoveryPoint moves the recovery point forward and logs a failure
+// instead of returning it: the recovery point only saves work at the next
+// Open, and an old one is safe.
+func (l *Log) advanceRecoveryPoint(rp recoveryPoint) {
+	if err := l.setRecoveryPoint(rp, false); err != nil {
+		l.log.Warn("write recovery point; the next open after a crash scans more of the log", "err", err)
+	}
 }
 
 // LogStartOffset returns the first offset a reader may ask for.
@@ -482,7 +494,9 @@ func (l *Log) Close() error {
 		}
 	}
 	if synced {
-		l.setRecoveryPoint(recoveryPoint{base: a.base, pos: a.size, next: a.next}, true)
+		if err := l.setRecoveryPoint(recoveryPoint{base: a.base, pos: a.size, next: a.next}, true); err != nil {
+			errs = append(errs, err)
+		}
 		l.syncer.advance(a.next)
 	}
 
@@ -495,10 +509,19 @@ func (l *Log) Close() error {
 	}
 	l.mu.Unlock()
 	l.syncer.wakeAll()
+	l.unlock()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("storage: close %s: %w", l.dir, err)
 	}
 	return nil
+}
+
+// unlock releases the directory lock.
+func (l *Log) unlock() {
+	if l.lock != nil {
+		l.lock.Close()
+		l.lock = nil
+	}
 }
 
 // Delete closes the log and removes its directory.

@@ -475,3 +475,36 @@ func TestLog_OffsetForTimestamp(t *testing.T) {
 	check(t, l)
 	t.Run("after reopen", func(t *testing.T) { check(t, reopen(t, l, o)) })
 }
+
+func TestOpen_secondLogOnTheSameDirectoryFails(t *testing.T) {
+	l := openLog(t, Options{})
+	if l2, err := Open(Options{Dir: l.dir}); err == nil {
+		l2.Close()
+		t.Fatalf("Open() of a directory already open = nil error, want one")
+	}
+	l = reopen(t, l, Options{})
+	if got := l.LogEndOffset(); got != 0 {
+		t.Errorf("LogEndOffset() = %d, want 0", got)
+	}
+}
+
+func TestOpen_badOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Options
+	}{
+		{"no dir", Options{}},
+		{"negative segment bytes", Options{Dir: t.TempDir(), SegmentBytes: -1}},
+		{"segment bytes past 2 GiB", Options{Dir: t.TempDir(), SegmentBytes: 1 << 31}},
+		{"negative index interval", Options{Dir: t.TempDir(), IndexIntervalBytes: -1}},
+		{"unknown fsync mode", Options{Dir: t.TempDir(), Fsync: 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if l, err := Open(tt.o); err == nil {
+				l.Close()
+				t.Errorf("Open(%+v) = nil error, want one", tt.o)
+			}
+		})
+	}
+}

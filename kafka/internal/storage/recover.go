@@ -211,7 +211,9 @@ func (l *Log) load() error {
 			return err
 		}
 	}
-	l.setRecoveryPoint(recoveryPoint{base: last.base, pos: last.size, next: last.next}, true)
+	if err := l.setRecoveryPoint(recoveryPoint{base: last.base, pos: last.size, next: last.next}, true); err != nil {
+		return err
+	}
 	l.syncer.durable = last.next
 	last.created = l.firstAppendTime(last)
 	return nil
@@ -351,9 +353,9 @@ func (l *Log) recoverSegment(s *segment, size, trust int64, onBatch func(BatchHe
 	}
 	res := scanBatches(s.log, start, size, startNext, observe)
 	if res.err == nil && res.first && res.reason != "" && start > 0 {
-		// The index names a batch that is not there: the index is wrong,
-		// whatever the log holds. Rebuild from the start.
-		l.log.Warn("index does not match the log; rebuilding the segment's indexes",
+		// The batch the index names is not there, or is damaged: either
+		// way the index cannot be told from the log. Rebuild from the start.
+		l.log.Warn("the batch at the segment's last index entry is bad; scanning the whole segment and rebuilding its indexes",
 			"segment", s.name(), "position", start, "reason", res.reason)
 		s.entries, s.tentries, s.ix = nil, nil, newIndexer(interval)
 		damaged = true

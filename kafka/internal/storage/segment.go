@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -189,13 +190,18 @@ func (s *segment) remove() error {
 // walkBlock is how much of a segment a header walk reads at a time.
 const walkBlock = 16 << 10
 
+// walkBufs recycles header walk buffers: every Read walks.
+var walkBufs = sync.Pool{New: func() any { b := make([]byte, walkBlock); return &b }}
+
 // walkHeaders calls fn with the header and position of every batch from pos
 // up to end, reading headers only, until fn returns false. It trusts the
 // bytes (they were checked on the way in or by recovery) except for what it
 // needs to move on safely: a header that does not parse or runs past end is
 // reported as ErrCorrupt.
 func walkHeaders(r io.ReaderAt, pos, end int64, fn func(h BatchHeader, pos int64) bool) error {
-	buf := make([]byte, walkBlock)
+	bp := walkBufs.Get().(*[]byte)
+	defer walkBufs.Put(bp)
+	buf := *bp
 	var bstart, bend int64
 	for pos < end {
 		if pos < bstart || pos+batchHeaderSize > bend {

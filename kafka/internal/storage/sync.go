@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,6 +60,8 @@ type syncer struct {
 	durable int64         // every offset below is on stable storage
 	done    chan struct{} // closed and replaced after every round: wakes waiters
 	pending []*segment    // rolled segments not yet fsynced (FsyncNever)
+
+	fsyncs atomic.Int64 // fsyncs of the active segment, for tests and metrics
 
 	wake    chan struct{} // capacity 1: a round is wanted
 	quit    chan struct{}
@@ -123,6 +126,7 @@ func (l *Log) flush() {
 	if !need {
 		return
 	}
+	y.fsyncs.Add(1)
 	if err := s.log.Sync(); err != nil {
 		// After a failed fsync the kernel may have dropped the dirty pages:
 		// nothing written since the last good fsync can be trusted.
@@ -218,7 +222,7 @@ func (y *syncer) syncRolled(l *Log) error {
 	}
 	l.mu.RUnlock()
 	if next >= 0 {
-		l.setRecoveryPoint(recoveryPoint{base: next, pos: 0, next: next}, false)
+		l.advanceRecoveryPoint(recoveryPoint{base: next, pos: 0, next: next})
 	}
 	return nil
 }

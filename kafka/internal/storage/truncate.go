@@ -49,6 +49,10 @@ func (l *Log) TruncateTo(offset int64) error {
 		pos = p
 	}
 
+	// The syncer (which moves the recovery point forward after fsyncing
+	// rolled segments) must not run from here on.
+	l.fileMu.Lock()
+	defer l.fileMu.Unlock()
 	l.rpMu.Lock()
 	rp := l.rp
 	l.rpMu.Unlock()
@@ -58,8 +62,6 @@ func (l *Log) TruncateTo(offset int64) error {
 		}
 	}
 
-	l.fileMu.Lock()
-	defer l.fileMu.Unlock()
 	wasActive := k == len(l.segs)-1
 	gone := slices.Clone(l.segs[k+1:])
 	// s takes appends again: it must not be fsynced and closed behind our back.

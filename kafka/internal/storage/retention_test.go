@@ -1,0 +1,162 @@
+package storage
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// segmentBases returns the base offsets of l's segments.
+func segmentBases(l *Log) []int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []int64
+	for _, s := range l.segs {
+		out = append(out, s.base)
+	}
+	return out
+}
+
+func TestLog_EnforceRetention_bytes(t *testing.T) {
+	// Each batch is 1 record of ~200 bytes; 4 fit in a 1 KiB segment.
+	tests := []struct {
+		name      string
+		limit     int64
+		wantAtMax int64 // Size() after, at most (unless only the active segment is left)
+	}{
+		{"unlimited", 0, 1 << 30},
+		{"half", 5000, 5000},
+		{"one segment's worth", 1000, 1000},
+		{"one byte", 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{SegmentBytes: 1024, RetentionBytes: tt.limit, RetentionAge: -1}
+			l := openLog(t, o)
+			a := newAppended()
+			a.appendN(t, l, 40, batchSpec{valueSize: 200}, 0)
+			before := segmentBases(l)
+			n, err := l.EnforceRetention()
+			if err != nil {
+				t.Fatalf("EnforceRetention() = %v", err)
+			}
+			after := segmentBases(l)
+			if len(after) != len(before)-n || (n > 0 && after[0] != before[n]) {
+				t.Fatalf("EnforceRetention() = %d: segments %v -> %v", n, before, after)
+			}
+			if len(after) > 1 && l.Size() > tt.wantAtMax {
+				t.Errorf("Size() = %d after retention, want <= %d", l.Size(), tt.wantAtMax)
+			}
+			if tt.limit > 0 && n > 0 && l.Size()+int64(len(a.batches[before[n-1]]))*4 <= tt.limit {
+				t.Errorf("deleted more than needed: size %d, limit %d", l.Size(), tt.limit)
+			}
+			if got := l.LogStartOffset(); got != after[0] {
+				t.Errorf("LogStartOffset() = %d, want %d", got, after[0])
+			}
+			if after[0] > 0 {
+				if _, err := l.Read(after[0]-1, 100); !errors.Is(err, ErrOffsetOutOfRange) {
+					t.Errorf("Read(below the log start) = %v, want ErrOffsetOutOfRange", err)
+				}
+			}
+			l2 := reopen(t, l, Options{SegmentBytes: 1024, RetentionAge: -1})
+			if got := l2.LogStartOffset(); got != after[0] {
+				t.Errorf("LogStartOffset() after reopen = %d, want %d", got, after[0])
+			}
+			expectLog(t, l2, a, 40)
+		})
+	}
+}
+
+func TestLog_EnforceRetention_age(t *testing.T) {
+	clk := newClock()
+	o := Options{SegmentBytes: 1024, RetentionAge: time.Hour, Now: clk.Now}
+	l := openLog(t, o)
+	a := newAppended()
+	// Ten minutes of batches per segment-ish, timestamps from the clock.
+	for i := range 30 {
+		b := makeBatch(t, batchSpec{valueSize: 200, ts: clk.Now().UnixMilli(), tag: i})
+		base, _, err := l.Append(b, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.batches[base], a.order = b, append(a.order, base)
+		clk.Advance(3 * time.Minute)
+	}
+	// Now = start+90m: batches older than start+30m are expired.
+	segs := segmentBases(l)
+	n, err := l.EnforceRetention()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Batch i has timestamp start+3i minutes; a segment goes when its last
+	// batch is older than start+30m, i.e. its last offset < 10.
+	var want int
+	for i := 1; i < len(segs); i++ {
+		if segs[i]-1 < 10 {
+			want = i
+		}
+	}
+	if n != want || n == 0 {
+		t.Fatalf("EnforceRetention() = %d, want %d (segments %v)", n, want, segs)
+	}
+	if got := l.LogStartOffset(); got != segs[n] {
+		t.Errorf("LogStartOffset() = %d, want %d", got, segs[n])
+	}
+	// Far in the future everything but the active segment goes.
+	clk.Advance(24 * time.Hour)
+	n2, err := l.EnforceRetention()
+	if err != nil || len(segmentBases(l)) != 1 || n+n2 != len(segs)-1 {
+		t.Fatalf("EnforceRetention() a day later = %d, %v; %d segments left", n2, err, len(segmentBases(l)))
+	}
+	l = reopen(t, l, Options{SegmentBytes: 1024, RetentionAge: -1, Now: clk.Now})
+	if got := l.LogStartOffset(); got != segs[len(segs)-1] {
+		t.Errorf("LogStartOffset() after reopen = %d, want %d", got, segs[len(segs)-1])
+	}
+	expectLog(t, l, a, 30)
+}
+
+func TestLog_DeleteRecordsBefore(t *testing.T) {
+	o := Options{SegmentBytes: 1024, RetentionAge: -1}
+	l := openLog(t, o)
+	a := newAppended()
+	a.appendN(t, l, 10, batchSpec{records: 2, valueSize: 150}, 1) // 0..19
+	a.appendN(t, l, 10, batchSpec{records: 2, valueSize: 150}, 2) // 20..39
+	segs := segmentBases(l)
+	if err := l.DeleteRecordsBefore(41); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Errorf("DeleteRecordsBefore(41) = %v, want ErrOffsetOutOfRange", err)
+	}
+	if err := l.DeleteRecordsBefore(25); err != nil {
+		t.Fatalf("DeleteRecordsBefore(25) = %v", err)
+	}
+	check := func(t *testing.T, l *Log) {
+		if got := l.LogStartOffset(); got != 25 {
+			t.Errorf("LogStartOffset() = %d, want 25", got)
+		}
+		if _, err := l.Read(24, 100); !errors.Is(err, ErrOffsetOutOfRange) {
+			t.Errorf("Read(24) = %v, want ErrOffsetOutOfRange", err)
+		}
+		b, err := l.Read(25, 0)
+		if h := headers(t, b); err != nil || len(h) != 1 || h[0].BaseOffset != 24 {
+			t.Errorf("Read(25) = %v, %v, want the batch at 24", h, err)
+		}
+		for _, s := range segmentBases(l) {
+			if next := s; next < 25 && s != segmentBases(l)[0] {
+				t.Errorf("segment %d below the log start kept", s)
+			}
+		}
+		if len(segmentBases(l)) >= len(segs) {
+			t.Errorf("no segment deleted: %v", segmentBases(l))
+		}
+		if e, off := l.EndOffsetForEpoch(1); e != -1 || off != -1 {
+			t.Errorf("EndOffsetForEpoch(1) = %d, %d, want -1, -1 (epoch 1 is wholly deleted)", e, off)
+		}
+		if e, off := l.EndOffsetForEpoch(2); e != 2 || off != 40 {
+			t.Errorf("EndOffsetForEpoch(2) = %d, %d, want 2, 40", e, off)
+		}
+	}
+	check(t, l)
+	if err := l.DeleteRecordsBefore(10); err != nil {
+		t.Errorf("DeleteRecordsBefore(below the start) = %v, want nil", err)
+	}
+	t.Run("after reopen", func(t *testing.T) { check(t, reopen(t, l, o)) })
+}
