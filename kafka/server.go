@@ -42,6 +42,9 @@ type Config struct {
 	Log LogOptions
 	// RequestTimeout bounds a Raft change made for a client (CreateTopics).
 	RequestTimeout time.Duration
+	// IdleTimeout closes a connection that sends nothing for this long
+	// (Kafka's connections.max.idle.ms, 10 minutes by default).
+	IdleTimeout time.Duration
 	Logger         *slog.Logger
 }
 
@@ -71,6 +74,9 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 10 * time.Minute
 	}
 	if cfg.DefaultPartitions <= 0 {
 		cfg.DefaultPartitions = 1
@@ -205,8 +211,9 @@ func (s *Server) serveConn(nc net.Conn) {
 	bw := bufio.NewWriterSize(nc, 32<<10)
 	var sizeBuf [4]byte
 	for {
+		nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
-			return // closed by the client, or by Close
+			return // closed by the client, idle too long, or Close
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
 		if size < minFrame || size > s.cfg.MaxRequestBytes {
@@ -214,6 +221,9 @@ func (s *Server) serveConn(nc net.Conn) {
 				"size", size, "max", s.cfg.MaxRequestBytes, "client_id", c.clientID)
 			return
 		}
+		// The rest of a frame must follow promptly: a client that stalls
+		// mid-request holds its buffer hostage.
+		nc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
 		frame := make([]byte, size)
 		if _, err := io.ReadFull(br, frame); err != nil {
 			log.Debug("kafka: connection closed mid-request", "err", err)
