@@ -156,6 +156,8 @@ func kafkaError(err error, invalid *kerr.Error) error {
 		code = invalid
 	case errors.Is(err, raft.ErrReplicationFactor):
 		code = kerr.InvalidReplicationFactor
+	case errors.Is(err, raft.ErrInvalidUpdate):
+		code = invalid
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, raft.ErrNotBootstrapped), errors.Is(err, raft.ErrClosed):
 		code = kerr.RequestTimedOut
 	default:
@@ -163,3 +165,45 @@ func kafkaError(err error, invalid *kerr.Error) error {
 	}
 	return fmt.Errorf("%w: %v", code, err)
 }
+
+// AllocateProducerID hands out a cluster-wide unique producer id.
+func (k kafkaCluster) AllocateProducerID(ctx context.Context) (int64, error) {
+	id, err := k.store.AllocateProducerID(ctx)
+	if err != nil {
+		return 0, kafkaError(err, kerr.UnknownServerError)
+	}
+	return id, nil
+}
+
+// Coordinator names the leader of the Raft group holding the consumer
+// group's offsets.
+func (k kafkaCluster) Coordinator(group string) (int32, bool) {
+	id, ok := k.store.ConsumerGroupLeader(group)
+	return int32(id), ok
+}
+
+func (k kafkaCluster) CommitOffsets(ctx context.Context, group string, offsets []kafka.CommittedOffset) error {
+	out := make([]raft.GroupOffset, len(offsets))
+	for i, o := range offsets {
+		out[i] = raft.GroupOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata}
+	}
+	return kafkaError(k.store.CommitOffsets(ctx, group, out), kerr.InvalidRequest)
+}
+
+func (k kafkaCluster) Offsets(ctx context.Context, group string) ([]kafka.CommittedOffset, error) {
+	offs, err := k.store.GroupOffsets(ctx, group)
+	if err != nil {
+		return nil, kafkaError(err, kerr.InvalidRequest)
+	}
+	out := make([]kafka.CommittedOffset, len(offs))
+	for i, o := range offs {
+		out[i] = kafka.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata}
+	}
+	return out, nil
+}
+
+func (k kafkaCluster) DeleteGroupOffsets(ctx context.Context, group string) error {
+	return kafkaError(k.store.DeleteGroupOffsets(ctx, group), kerr.InvalidRequest)
+}
+
+func (k kafkaCluster) OffsetGroups() []string { return k.store.OffsetGroups() }

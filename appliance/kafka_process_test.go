@@ -297,3 +297,63 @@ func TestKafka_sigkillLosesNoAcknowledgedRecord(t *testing.T) {
 	}
 	t.Logf("%d acknowledged records, all read back from %d stored", n, total)
 }
+
+// TestKafka_groupCommitsSurviveARestart commits offsets through a consumer
+// group, restarts reeve, and checks a new member of the group resumes
+// exactly where the commits left off.
+func TestKafka_groupCommitsSurviveARestart(t *testing.T) {
+	p, addr := kafkaNode(t, `group_initial_rebalance_delay = "0s"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(kgoClient(t, addr))
+	if _, err := adm.CreateTopic(ctx, 3, 1, nil, "resume"); err != nil {
+		t.Fatal(err)
+	}
+	prod := kgoClient(t, addr, kgo.DefaultProduceTopic("resume"))
+	for i := range 300 {
+		prod.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := kgoClient(t, addr, kgo.ConsumerGroup("resumers"), kgo.ConsumeTopics("resume"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	seen := map[string]bool{}
+	for len(seen) < 300 {
+		fs := first.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+	if err := first.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit = %v", err)
+	}
+	first.Close()
+
+	p.kill(t, syscall.SIGTERM)
+	p.start(t)
+	p.waitReady(t)
+	for i := 300; i < 400; i++ {
+		prod.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := kgoClient(t, addr, kgo.ConsumerGroup("resumers"), kgo.ConsumeTopics("resume"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := map[string]bool{}
+	for len(got) < 100 {
+		fs := second.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			n, _ := strconv.Atoi(string(r.Value))
+			if n < 300 {
+				t.Fatalf("record %d was committed before the restart but delivered again", n)
+			}
+			got[string(r.Value)] = true
+		})
+	}
+}

@@ -94,6 +94,7 @@ func kafkaConfig(cfg *config.Config, log *slog.Logger) kafka.Config {
 		AutoCreateTopics:         k.AutoCreateTopics,
 		DefaultPartitions:        k.DefaultPartitions,
 		DefaultReplicationFactor: k.DefaultReplicationFactor,
+		InitialRebalanceDelay:    k.GroupInitialRebalanceDelay.Duration,
 		Log: kafka.LogOptions{
 			SegmentBytes:   k.SegmentBytes,
 			SegmentAge:     k.SegmentAge.Duration,

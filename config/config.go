@@ -117,6 +117,10 @@ type Kafka struct {
 	// Retention is how long records are kept, default 168h; 0 keeps them
 	// forever.
 	Retention Duration `toml:"retention"`
+	// GroupInitialRebalanceDelay is how long the first rebalance of an
+	// empty consumer group waits for more members, 0..5m, default 3s
+	// (Kafka's group.initial.rebalance.delay.ms).
+	GroupInitialRebalanceDelay Duration `toml:"group_initial_rebalance_delay"`
 	// RetentionBytes is the most a partition log keeps before its oldest
 	// segments are deleted: -1 (the default) for no limit, else at least
 	// 1 MiB.
@@ -184,6 +188,7 @@ const (
 	defaultFsyncInterval     = time.Second
 	defaultSegmentBytes      = 64 << 20
 	defaultSegmentAge        = 7 * 24 * time.Hour
+	defaultGroupDelay        = 3 * time.Second
 	defaultRetention         = 7 * 24 * time.Hour
 	defaultRetentionBytes    = -1 // no limit
 	defaultAdminListen       = "127.0.0.1:9644"
@@ -222,17 +227,18 @@ func base() *Config {
 			CompactionOverhead: defaultCompaction,
 		},
 		Kafka: Kafka{
-			Listen:                   defaultKafkaListen,
-			MaxRequestBytes:          defaultMaxRequestBytes,
-			AutoCreateTopics:         defaultAutoCreateTopics,
-			DefaultPartitions:        defaultPartitions,
-			DefaultReplicationFactor: defaultReplicationFactor,
-			Fsync:                    defaultFsync,
-			FsyncInterval:            Duration{defaultFsyncInterval},
-			SegmentBytes:             defaultSegmentBytes,
-			SegmentAge:               Duration{defaultSegmentAge},
-			Retention:                Duration{defaultRetention},
-			RetentionBytes:           defaultRetentionBytes,
+			Listen:                     defaultKafkaListen,
+			MaxRequestBytes:            defaultMaxRequestBytes,
+			AutoCreateTopics:           defaultAutoCreateTopics,
+			DefaultPartitions:          defaultPartitions,
+			DefaultReplicationFactor:   defaultReplicationFactor,
+			Fsync:                      defaultFsync,
+			FsyncInterval:              Duration{defaultFsyncInterval},
+			SegmentBytes:               defaultSegmentBytes,
+			SegmentAge:                 Duration{defaultSegmentAge},
+			GroupInitialRebalanceDelay: Duration{defaultGroupDelay},
+			Retention:                  Duration{defaultRetention},
+			RetentionBytes:             defaultRetentionBytes,
 		},
 		Admin: Admin{Listen: defaultAdminListen},
 		Log:   Log{Level: defaultLogLevel, Format: defaultLogFormat},

@@ -283,6 +283,9 @@ func (d *decoder) validateKafka(c *Config) {
 	if age := k.SegmentAge.Duration; d.ok("kafka.segment_age") && age < minSegmentAge {
 		d.errorf("kafka.segment_age", "%s is too short; use %s or longer", durationText(age), durationText(minSegmentAge))
 	}
+	if gd := k.GroupInitialRebalanceDelay.Duration; d.ok("kafka.group_initial_rebalance_delay") && (gd < 0 || gd > 5*time.Minute) {
+		d.errorf("kafka.group_initial_rebalance_delay", "%s is out of range; use 0s to 5m", durationText(gd))
+	}
 	if r := k.Retention.Duration; d.ok("kafka.retention") && r < 0 {
 		d.errorf("kafka.retention", "%s is negative; use \"0s\" to keep records forever, or a positive duration such as \"168h\"", durationText(r))
 	}

@@ -1,15 +1,18 @@
 package kafka
 
-// Produce, v3-v11.
+// Produce, v0-v11 advertised, v3-v11 served.
 //
 // v3 is the first version that carries v2 record batches, the only format
-// reeve stores; older message formats inside a v3+ request are refused with
+// reeve stores: v0-v2 requests answer UNSUPPORTED_VERSION on every
+// partition (they are advertised only for librdkafka's sake, see api.go),
+// and older message formats inside a v3+ request are refused with
 // UNSUPPORTED_FOR_MESSAGE_FORMAT. Every batch is checked as Apache Kafka
 // checks it (size, magic, CRC-32C) and stored as sent, with the base offset
 // and partition leader epoch set here. acks=-1 answers after the batch is
 // durable under the log's fsync mode; acks=1 after it is written; acks=0 is
 // never answered. NOT_LEADER_OR_FOLLOWER carries the current leader and its
-// endpoint from v10 (KIP-951). Transactions are not supported.
+// endpoint from v10 (KIP-951). Batches with a producer id are checked and
+// de-duplicated as producers.go explains. Transactions are not supported.
 
 import (
 	"context"
@@ -43,6 +46,8 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			switch {
+			case req.Version < 3:
+				sp.ErrorCode = kerr.UnsupportedVersion.Code
 			case req.TransactionID != nil:
 				sp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 				msg := "reeve does not support transactions; produce without a transactional id"
@@ -132,13 +137,33 @@ func (s *Server) producePartition(c *conn, t *Topic, rp kmsg.ProduceRequestTopic
 		s.log.Error("kafka: open partition log", "topic", t.Name, "partition", rp.Partition, "err", err)
 		return w, false
 	}
-	base, last, err := p.log.Append(rp.Records, meta.LeaderEpoch)
-	if err != nil {
+	var (
+		base, last int64
+		dup        bool
+	)
+	if h, _ := storage.ParseBatchHeader(rp.Records); h.ProducerID >= 0 {
+		base, last, dup, err = p.appendIdempotent(rp.Records, h, meta.LeaderEpoch)
+	} else {
+		base, last, err = p.log.Append(rp.Records, meta.LeaderEpoch)
+	}
+	var pe *produceError
+	switch {
+	case errors.As(err, &pe):
+		sp.ErrorCode, sp.ErrorMessage = pe.code.Code, &pe.msg
+		sp.BaseOffset, sp.LogStartOffset = -1, p.log.LogStartOffset()
+		s.log.Debug("kafka: produce refused", "topic", t.Name, "partition", rp.Partition, "client_id", c.clientID, "err", err)
+		return w, false
+	case err != nil:
 		sp.ErrorCode = errorCode(err)
 		s.log.Error("kafka: append", "topic", t.Name, "partition", rp.Partition, "err", err)
 		return w, false
 	}
-	p.grew()
+	if dup {
+		s.log.Debug("kafka: duplicate idempotent batch answered with its original offset", "topic", t.Name,
+			"partition", rp.Partition, "client_id", c.clientID, "base_offset", base)
+	} else {
+		p.grew()
+	}
 	sp.BaseOffset = base
 	sp.LogAppendTime = -1
 	sp.LogStartOffset = p.log.LogStartOffset()
@@ -147,6 +172,7 @@ func (s *Server) producePartition(c *conn, t *Topic, rp kmsg.ProduceRequestTopic
 
 // checkBatches validates the record batches of one partition's produce.
 func checkBatches(b []byte) error {
+	all := b
 	if len(b) == 0 {
 		return fmt.Errorf("%w: no record batch", storage.ErrCorrupt)
 	}
@@ -169,6 +195,11 @@ func checkBatches(b []byte) error {
 		}
 		if h.Attributes&0x10 != 0 {
 			return errTransactional
+		}
+		if h.ProducerID >= 0 {
+			if err := checkIdempotent(all, h); err != nil {
+				return err
+			}
 		}
 		b = b[h.Length:]
 	}

@@ -36,6 +36,32 @@ type Cluster interface {
 	// cluster (after a restart, the log has been replayed). Until it has, a
 	// topic missing from the view may still exist, so no log is deleted.
 	Current() bool
+
+	// Coordinator returns the node that coordinates a consumer group: the
+	// leader of the Raft group its offsets live in, when one is known.
+	Coordinator(group string) (int32, bool)
+	// CommitOffsets stores committed offsets of a group through Raft; they
+	// survive the loss of the coordinator.
+	CommitOffsets(ctx context.Context, group string, offsets []CommittedOffset) error
+	// Offsets returns a group's committed offsets, read linearizably.
+	Offsets(ctx context.Context, group string) ([]CommittedOffset, error)
+	// DeleteGroupOffsets drops every committed offset of a group.
+	DeleteGroupOffsets(ctx context.Context, group string) error
+	// OffsetGroups lists the groups that have committed offsets.
+	OffsetGroups() []string
+
+	// AllocateProducerID returns a producer id that was never handed out
+	// before, by any node, across restarts.
+	AllocateProducerID(ctx context.Context) (int64, error)
+}
+
+// CommittedOffset is one partition's committed position in a group.
+type CommittedOffset struct {
+	Topic       string
+	Partition   int32
+	Offset      int64
+	LeaderEpoch int32
+	Metadata    string
 }
 
 // Broker is a node as Kafka clients see it.

@@ -16,9 +16,11 @@ type memCluster struct {
 	host string
 	port int32
 
-	mu     sync.Mutex
-	topics map[string]Topic
-	order  []string
+	mu      sync.Mutex
+	topics  map[string]Topic
+	order   []string
+	nextPID int64
+	offsets map[string][]CommittedOffset
 }
 
 func newMemCluster() *memCluster { return &memCluster{topics: make(map[string]Topic)} }
@@ -102,4 +104,58 @@ func (m *memCluster) CreatePartitions(_ context.Context, name string, count int3
 	}
 	m.topics[name] = t
 	return nil
+}
+
+func (m *memCluster) AllocateProducerID(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nextPID++
+	return m.nextPID, nil
+}
+
+func (m *memCluster) Coordinator(string) (int32, bool) { return 1, true }
+
+func (m *memCluster) CommitOffsets(_ context.Context, group string, offsets []CommittedOffset) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.offsets == nil {
+		m.offsets = make(map[string][]CommittedOffset)
+	}
+	cur := m.offsets[group]
+	for _, o := range offsets {
+		replaced := false
+		for i := range cur {
+			if cur[i].Topic == o.Topic && cur[i].Partition == o.Partition {
+				cur[i], replaced = o, true
+			}
+		}
+		if !replaced {
+			cur = append(cur, o)
+		}
+	}
+	m.offsets[group] = cur
+	return nil
+}
+
+func (m *memCluster) Offsets(_ context.Context, group string) ([]CommittedOffset, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]CommittedOffset(nil), m.offsets[group]...), nil
+}
+
+func (m *memCluster) DeleteGroupOffsets(_ context.Context, group string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.offsets, group)
+	return nil
+}
+
+func (m *memCluster) OffsetGroups() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for g := range m.offsets {
+		out = append(out, g)
+	}
+	return out
 }

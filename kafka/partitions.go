@@ -17,16 +17,19 @@ import (
 	"github.com/reeve-edge/reeve/kafka/internal/storage"
 )
 
-// partition is one local partition replica: its log and a way to wake the
-// fetches that wait for it to grow.
+// partition is one local partition replica: its log, a way to wake the
+// fetches that wait for it to grow, and its idempotent producers.
 type partition struct {
-	topic string
-	id    [16]byte
-	index int32
-	log   *storage.Log
+	topic  string
+	id     [16]byte
+	index  int32
+	log    *storage.Log
+	logger *slog.Logger
 
 	mu   sync.Mutex
 	wake chan struct{} // closed and replaced when the log grows
+
+	producers producerState
 }
 
 func (p *partition) grew() {
@@ -154,7 +157,7 @@ func (ps *partitions) get(t *Topic, index int32) (*partition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s-%d: %w", t.Name, index, err)
 	}
-	p := &partition{topic: t.Name, id: t.ID, index: index, log: l, wake: make(chan struct{})}
+	p := &partition{topic: t.Name, id: t.ID, index: index, log: l, logger: ps.log, wake: make(chan struct{})}
 	ps.open[key] = p
 	return p, nil
 }
@@ -199,7 +202,8 @@ func topicLogOptions(o storage.Options, cfg map[string]string) storage.Options {
 const maintenanceInterval = 30 * time.Second
 
 // maintain refreshes the view and deletes the logs of deleted topics on
-// every metadata change, and applies retention periodically.
+// every metadata change, and applies retention and producer expiry
+// periodically.
 func (ps *partitions) maintain(ctx context.Context) {
 	t := time.NewTicker(maintenanceInterval)
 	defer t.Stop()
@@ -274,6 +278,9 @@ func (ps *partitions) retain() {
 			ps.log.Warn("kafka: retention", "topic", p.topic, "partition", p.index, "err", err)
 		} else if n > 0 {
 			ps.log.Info("kafka: retention deleted segments", "topic", p.topic, "partition", p.index, "segments", n)
+		}
+		if n := p.producers.expire(time.Now().Add(-producerExpiry)); n > 0 {
+			ps.log.Debug("kafka: forgot idle idempotent producers", "topic", p.topic, "partition", p.index, "producers", n)
 		}
 	}
 }

@@ -42,10 +42,14 @@ type Config struct {
 	Log LogOptions
 	// RequestTimeout bounds a Raft change made for a client (CreateTopics).
 	RequestTimeout time.Duration
+	// InitialRebalanceDelay is how long the first rebalance of an empty
+	// group waits for more members (Kafka's
+	// group.initial.rebalance.delay.ms, 3 s by default).
+	InitialRebalanceDelay time.Duration
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (Kafka's connections.max.idle.ms, 10 minutes by default).
 	IdleTimeout time.Duration
-	Logger         *slog.Logger
+	Logger      *slog.Logger
 }
 
 // Server is the Kafka listener of one node.
@@ -54,6 +58,7 @@ type Server struct {
 	log     *slog.Logger
 	cluster Cluster
 	parts   *partitions
+	groups  *groups
 
 	ln     net.Listener
 	mu     sync.Mutex
@@ -74,6 +79,9 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.InitialRebalanceDelay < 0 {
+		cfg.InitialRebalanceDelay = 0
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Minute
@@ -99,6 +107,7 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		return nil, err
 	}
 	s.parts = parts
+	s.groups = newGroups(s)
 	return s, nil
 }
 
@@ -117,10 +126,14 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve accepts connections until Close.
 func (s *Server) Serve() error {
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.parts.maintain(s.ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.groups.run(s.ctx.Done())
 	}()
 	for {
 		c, err := s.ln.Accept()

@@ -288,7 +288,6 @@ func TestBadInput_closesOnlyThatConnection(t *testing.T) {
 		{name: "length under the header", raw: []byte{0, 0, 0, 3, 0, 0, 0}},
 		{name: "unknown api key", frame: []byte{0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0xff, 0xff}},
 		{name: "unsupported version", frame: request(kmsg.NewPtrMetadataRequest(), 13, 1)},
-		{name: "produce v2", frame: []byte{0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0, 1}},
 		{name: "garbage body", frame: append(request(kmsg.NewPtrMetadataRequest(), 1, 1)[:10], 0xde, 0xad, 0xbe, 0xef, 0xff)},
 		{name: "client id past the frame", frame: []byte{0, 3, 0, 1, 0, 0, 0, 1, 0x10, 0x00, 'a'}},
 	}
@@ -405,4 +404,30 @@ func listEnd(ctx context.Context, c *kgo.Client, topic string) (int64, error) {
 		return 0, fmt.Errorf("code %d", p.ErrorCode)
 	}
 	return p.Offset, nil
+}
+
+func TestProduce_v2IsAdvertisedButRefused(t *testing.T) {
+	s, _ := startServer(t)
+	c := dialRaw(t, s)
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = 1, 1000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "old"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = testBatch(t, 1)
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	c.send(request(req, 2, 5))
+	corr, body, err := c.reply(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(2)
+	if err := resp.ReadFrom(body); err != nil || corr != 5 {
+		t.Fatalf("produce v2 answer = corr %d, %v", corr, err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnsupportedVersion.Code {
+		t.Errorf("produce v2 = %v, want UNSUPPORTED_VERSION", kerr.ErrorForCode(code))
+	}
 }

@@ -27,6 +27,8 @@ type clusterState struct {
 	// Rotation moves the first replica of each new topic along the node
 	// list, so the leaders of many small topics spread over the nodes.
 	Rotation uint64 `json:"rotation"`
+	// NextProducerID is the first producer id not yet handed out.
+	NextProducerID int64 `json:"next_producer_id"`
 }
 
 func newClusterState() clusterState {
@@ -143,6 +145,8 @@ func (c *clusterSM) apply(e sm.Entry) (result, []Change) {
 		delete(st.Topics, cmd.Name)
 		st.Tombstones[t.ID] = t
 		return result{Topic: t.clone()}, []Change{{Kind: ChangeTopicDeleted, Topic: t.Name, TopicID: t.ID}}
+	case kindAllocateProducerIDs:
+		return c.allocateProducerIDs(body)
 	case kindForgetTopic:
 		var cmd forgetTopicCmd
 		if err := json.Unmarshal(body, &cmd); err != nil {

@@ -20,14 +20,15 @@ type kind uint8
 
 // Cluster group kinds.
 const (
-	kindBootstrap     kind = 1
-	kindRegisterNode  kind = 2
-	kindAddNode       kind = 3
-	kindRemoveNode    kind = 4
-	kindCreateTopic   kind = 5
-	kindDeleteTopic   kind = 6
-	kindForgetTopic   kind = 7
-	kindAddPartitions kind = 8
+	kindBootstrap           kind = 1
+	kindRegisterNode        kind = 2
+	kindAddNode             kind = 3
+	kindRemoveNode          kind = 4
+	kindCreateTopic         kind = 5
+	kindDeleteTopic         kind = 6
+	kindForgetTopic         kind = 7
+	kindAddPartitions       kind = 8
+	kindAllocateProducerIDs kind = 9
 )
 
 // Partition group kinds.
@@ -35,6 +36,8 @@ const (
 	kindInitPartitions   kind = 20
 	kindUpdatePartitions kind = 21
 	kindRemovePartitions kind = 22
+	kindCommitOffsets    kind = 23
+	kindDeleteOffsets    kind = 24
 )
 
 // bootstrapCmd fixes the cluster's name and partition-group count. The first
@@ -99,6 +102,7 @@ type initPartitionsCmd struct {
 
 type removePartitionsCmd struct {
 	TopicID TopicID `json:"topic_id"`
+	Topic   string  `json:"topic,omitempty"` // its name, whose committed offsets go too
 }
 
 type updatePartitionsCmd struct {
@@ -131,6 +135,8 @@ type result struct {
 	Topic     *Topic     `json:"topic,omitempty"`
 	Partition *Partition `json:"partition,omitempty"`
 	Items     []result   `json:"items,omitempty"`
+	// ProducerIDs is the block an allocation got.
+	ProducerIDs *idBlock `json:"producer_ids,omitempty"`
 }
 
 func (r result) err() error {

@@ -18,15 +18,17 @@ type partitionSM struct {
 	group uint64
 	feed  *feed
 
-	mu    sync.RWMutex // guards parts and index for the local view
-	parts map[partKey]*Partition
-	index uint64
+	mu      sync.RWMutex // guards parts, offsets and index for the local view
+	parts   map[partKey]*Partition
+	offsets map[string]map[offsetKey]GroupOffset // consumer group -> committed offsets
+	index   uint64
 }
 
 var _ sm.IStateMachine = (*partitionSM)(nil)
 
 func newPartitionSM(group uint64, f *feed) *partitionSM {
-	return &partitionSM{group: group, feed: f, parts: make(map[partKey]*Partition)}
+	return &partitionSM{group: group, feed: f, parts: make(map[partKey]*Partition),
+		offsets: make(map[string]map[offsetKey]GroupOffset)}
 }
 
 // Update applies one committed entry.
@@ -81,7 +83,14 @@ func (g *partitionSM) apply(cmd []byte) (result, []Change) {
 			}
 		}
 		sort.Slice(changes, func(i, j int) bool { return changes[i].Partition < changes[j].Partition })
+		if c.Topic != "" {
+			g.dropTopicOffsets(c.Topic)
+		}
 		return result{}, changes
+	case kindCommitOffsets:
+		return g.commitOffsets(body)
+	case kindDeleteOffsets:
+		return g.deleteOffsets(body)
 	case kindUpdatePartitions:
 		var c updatePartitionsCmd
 		if err := json.Unmarshal(body, &c); err != nil {
@@ -199,14 +208,16 @@ func (g *partitionSM) listLocked(keep func(*Partition) bool) []Partition {
 // groupSnapshot is the snapshot form: a sorted list, so the bytes are the
 // same on every replica, and the index it was taken at.
 type groupSnapshot struct {
-	Index      uint64      `json:"index"`
-	Partitions []Partition `json:"partitions"`
+	Index      uint64                 `json:"index"`
+	Partitions []Partition            `json:"partitions"`
+	Offsets    []groupOffsetsSnapshot `json:"offsets,omitempty"`
 }
 
 // SaveSnapshot implements sm.IStateMachine.
 func (g *partitionSM) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-chan struct{}) error {
 	g.mu.RLock()
-	snap := groupSnapshot{Index: g.index, Partitions: g.listLocked(func(*Partition) bool { return true })}
+	snap := groupSnapshot{Index: g.index, Partitions: g.listLocked(func(*Partition) bool { return true }),
+		Offsets: g.offsetsSnapshotLocked()}
 	g.mu.RUnlock()
 	return writeSnapshot(w, &snap)
 }
@@ -222,8 +233,16 @@ func (g *partitionSM) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-
 		p := &snap.Partitions[i]
 		parts[partKey{p.TopicID, p.Partition}] = p
 	}
+	offsets := make(map[string]map[offsetKey]GroupOffset, len(snap.Offsets))
+	for _, grp := range snap.Offsets {
+		m := make(map[offsetKey]GroupOffset, len(grp.Offsets))
+		for _, o := range grp.Offsets {
+			m[offsetKey{o.Topic, o.Partition}] = o
+		}
+		offsets[grp.Group] = m
+	}
 	g.mu.Lock()
-	g.parts, g.index = parts, snap.Index
+	g.parts, g.offsets, g.index = parts, offsets, snap.Index
 	g.mu.Unlock()
 	g.feed.publish(Change{Group: g.group, Kind: ChangeReset})
 	return nil

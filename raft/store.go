@@ -63,6 +63,9 @@ type Store struct {
 
 	leaders sync.Map // group id -> uint64 leader node id, from Raft events
 
+	pidMu           sync.Mutex // guards the local block of producer ids
+	pidNext, pidEnd int64
+
 	registered atomic.Bool
 	ready      chan struct{} // closed once groups run and this node is registered
 	stop       chan struct{}

@@ -139,7 +139,7 @@ func (s *Store) purge(ctx context.Context, t Topic) error {
 		m[g] = nil
 	}
 	err := s.eachGroup(m, func(g uint64, _ []Partition) error {
-		_, err := s.propose(ctx, g, kindRemovePartitions, removePartitionsCmd{TopicID: t.ID})
+		_, err := s.propose(ctx, g, kindRemovePartitions, removePartitionsCmd{TopicID: t.ID, Topic: t.Name})
 		return err
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v timeout >/dev/null 2>&1 || missing+=(coreutils)
-have_module() { [ -x "$PY" ] && "$PY" -c "import $1" >/dev/null 2>&1; }
+have_module() { [ -x "$PY" ] && "$PY" -I -c "import $1" >/dev/null 2>&1; }
 have_module kafka || missing+=(python3-kafka)
 have_module lz4.frame || missing+=(python3-lz4)
 have_module snappy || missing+=(python3-snappy)

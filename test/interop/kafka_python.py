@@ -48,7 +48,14 @@ def roundtrip(bootstrap, topic, count, codec):
     for f in futures:
         md = f.get(timeout=TIMEOUT_MS / 1000)
         offsets.setdefault(md.partition, []).append(md.offset)
+    rate = producer.metrics().get("producer-metrics", {}).get("compression-rate-avg")
     producer.close(timeout=5)
+    if codec != "none":
+        # The producer compresses every batch when compression_type is set;
+        # a rate under 1 shows the batches sent really were compressed.
+        if rate is None or not rate < 1.0:
+            fail("producer: compression-rate-avg = %r with compression_type=%r, want < 1" % (rate, codec))
+        print("producer: %s compression-rate-avg %.3f" % (codec, rate))
     for p, offs in sorted(offsets.items()):
         if offs != list(range(offs[0], offs[0] + len(offs))):
             fail("partition %d: acked offsets are not contiguous: %s" % (p, offs[:20]))

@@ -19,7 +19,7 @@ PY=/usr/bin/python3
 
 [ -x "$REEVE" ] || { echo "interop: $REEVE missing; run make build" >&2; exit 1; }
 command -v kcat >/dev/null || { echo "interop: kcat missing; run test/interop/deps.sh" >&2; exit 1; }
-"$PY" -c 'import kafka' 2>/dev/null || { echo "interop: $PY cannot import kafka; run test/interop/deps.sh" >&2; exit 1; }
+"$PY" -I -c 'import kafka' 2>/dev/null || { echo "interop: $PY cannot import kafka; run test/interop/deps.sh" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/reeve-interop.XXXXXX")
 REEVE_PID=
@@ -57,13 +57,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Three distinct free loopback ports: all bound at once, then released.
-read -r KPORT RPORT APORT < <("$PY" -c '
+read -r KPORT RPORT APORT < <("$PY" -I -c '
 import socket
 ss = [socket.socket() for _ in range(3)]
 for s in ss:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in ss))
 ')
+[ -n "${APORT:-}" ] || { echo "interop: could not pick free ports" >&2; exit 1; }
 KAFKA=127.0.0.1:$KPORT
 ADMIN=127.0.0.1:$APORT
 LOG=$WORK/reeve.log
@@ -99,14 +100,14 @@ ready() {
 	if command -v curl >/dev/null; then
 		curl -sf -o /dev/null --max-time 2 "http://$ADMIN/readyz"
 	else
-		"$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+		"$PY" -I -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
 			"http://$ADMIN/readyz" 2>/dev/null
 	fi
 }
 
 echo "interop: $("$REEVE" version 2>&1 | head -n 1)"
 echo "interop: $(kcat -V 2>&1 | grep -m1 '^Version')"
-echo "interop: kafka-python $("$PY" -c 'import kafka; print(kafka.__version__)')"
+echo "interop: kafka-python $("$PY" -I -c 'import kafka; print(kafka.__version__)')"
 echo "interop: reeve kafka=$KAFKA admin=$ADMIN raft=127.0.0.1:$RPORT scratch=$WORK"
 
 "$REEVE" serve -c "$WORK/reeve.toml" >"$LOG" 2>&1 &
@@ -168,6 +169,21 @@ compare_sorted() {
 	fi
 }
 
+# kcat_consume TOPIC FORMAT DIR: every record of TOPIC from the beginning
+# into DIR/got, exiting at the end of every partition (-e). kcat's own errors
+# (e.g. PROTOERR lines from librdkafka) are kept in DIR/consume.err.
+kcat_consume() {
+	local rc=0
+	timeout 20 kcat -b "$KAFKA" -X socket.timeout.ms=10000 \
+		-C -t "$1" -o beginning -e -f "$2" >"$3/got" 2>"$3/consume.err" || rc=$?
+	[ "$rc" -eq 0 ] && return 0
+	grep -E '^%[0-4]\||ERROR' "$3/consume.err" | sort -t'|' -k3,5 -u | head -n 10 || true
+	if [ "$rc" -eq 124 ]; then
+		fail "kcat -C -e never reached the end of every partition in 20s ($(wc -l <"$3/got") of $(wc -l <"$3/want") records read)"
+	fi
+	fail "kcat -C -e exited $rc ($(wc -l <"$3/got") of $(wc -l <"$3/want") records read)"
+}
+
 # kcat_roundtrip TOPIC CODEC: 1000 keyed records with two headers through
 # kcat -P (-z CODEC unless none), read back with kcat -C from the beginning.
 kcat_roundtrip() {
@@ -178,22 +194,28 @@ kcat_roundtrip() {
 	# Values repeat enough to compress, and vary so batches differ.
 	awk '{ printf "key%04d:value-%04d-%s\n", $1, $1, substr("abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz", 1, $1 % 60) }' \
 		< <(seq 1 1000) >"$d/in"
+	# With -d msg librdkafka logs each produced batch with its codec, and
+	# says so when it falls back to sending it uncompressed.
+	[ "$codec" = none ] || z+=(-d msg)
 	kc -P -t "$t" -K: -H h1=v1 -H h2=v2 "${z[@]}" \
 		-X message.timeout.ms=15000 -X linger.ms=5 <"$d/in" 2>"$d/produce.err" || {
 		rc=$?
-		cat "$d/produce.err"
+		grep -vE '^%7\|' "$d/produce.err" | head -n 20 || true
 		fail "kcat -P (compression $codec) exited $rc"
 	}
-	if grep -qiE 'error|fail' "$d/produce.err"; then
-		cat "$d/produce.err"
-		fail "kcat -P (compression $codec) reported errors"
+	if grep -E '^%[0-3]\||ERROR' "$d/produce.err"; then
+		fail "kcat -P (compression $codec) reported errors (above)"
+	fi
+	if [ "$codec" != none ]; then
+		if grep -m1 -E "not compressing batch" "$d/produce.err"; then
+			fail "librdkafka sent $codec batches uncompressed: it found no $codec support in reeve's ApiVersions (line above)"
+		fi
+		grep -qE "Produce MessageSet with .*, $codec\)\$" "$d/produce.err" ||
+			fail "kcat -d msg shows no Produce MessageSet compressed with $codec"
+		grep -m1 -E "Produce MessageSet with .*, $codec\)\$" "$d/produce.err" | sed 's/^.*: Produce/Produce/' || true
 	fi
 	sed -e 's/:/|/' -e 's/$/|h1=v1,h2=v2/' "$d/in" >"$d/want"
-	kc -C -t "$t" -o beginning -e -q -f '%k|%s|%h\n' >"$d/got" 2>"$d/consume.err" || {
-		rc=$?
-		cat "$d/consume.err"
-		fail "kcat -C exited $rc"
-	}
+	kcat_consume "$t" '%k|%s|%h\n' "$d"
 	compare_sorted "$d/want" "$d/got"
 	echo "$(wc -l <"$d/got") records round-tripped"
 }
@@ -253,7 +275,7 @@ test_kcat_metadata() {
 python_roundtrip() {
 	local t=$1 codec=$2 count=$3
 	create_topic "$t" 3
-	timeout 60 "$PY" "$HERE/kafka_python.py" roundtrip "$KAFKA" "$t" "$count" "$codec" ||
+	timeout 60 "$PY" -I "$HERE/kafka_python.py" roundtrip "$KAFKA" "$t" "$count" "$codec" ||
 		fail "kafka-python $codec round trip failed (exit $?; client output above)"
 }
 
@@ -261,7 +283,7 @@ test_python_plain() { python_roundtrip interop-python-plain none 500; }
 test_python_gzip() { python_roundtrip interop-python-gzip gzip 500; }
 
 python_codec() {
-	"$PY" -c "import $2" 2>/dev/null || skip "$PY cannot import $2 (Debian package python3-$3)"
+	"$PY" -I -c "import $2" 2>/dev/null || skip "$PY cannot import $2 (Debian package python3-$3)"
 	python_roundtrip "interop-python-$1" "$1" 500
 }
 test_python_lz4() { python_codec lz4 lz4.frame lz4; }
@@ -269,7 +291,7 @@ test_python_snappy() { python_codec snappy snappy snappy; }
 test_python_zstd() { python_codec zstd zstandard zstandard; }
 
 test_python_admin() {
-	timeout 60 "$PY" "$HERE/kafka_python.py" admin "$KAFKA" interop-python-admin ||
+	timeout 60 "$PY" -I "$HERE/kafka_python.py" admin "$KAFKA" interop-python-admin ||
 		fail "kafka-python admin case failed (exit $?; client output above)"
 }
 
@@ -287,9 +309,8 @@ test_kcat_autocreate() {
 		cat "$d/produce.err"
 		fail "kcat -P to unknown topic exited $rc"
 	}
-	if grep -qiE 'error|fail' "$d/produce.err"; then
-		cat "$d/produce.err"
-		fail "kcat -P to unknown topic reported errors"
+	if grep -E '^%[0-3]\||ERROR' "$d/produce.err"; then
+		fail "kcat -P to unknown topic reported errors (above)"
 	fi
 	kc -L -t "$t" >"$d/meta" 2>&1 || {
 		rc=$?
@@ -299,11 +320,7 @@ test_kcat_autocreate() {
 	cat "$d/meta"
 	grep -qF "  topic \"$t\" with 3 partitions:" "$d/meta" ||
 		fail "auto-created topic is not listed with 3 partitions (kafka.default_partitions)"
-	kc -C -t "$t" -o beginning -e -q -f '%s\n' >"$d/got" 2>"$d/consume.err" || {
-		rc=$?
-		cat "$d/consume.err"
-		fail "kcat -C exited $rc"
-	}
+	kcat_consume "$t" '%s\n' "$d"
 	compare_sorted "$d/want" "$d/got"
 	echo "10 records round-tripped through the auto-created topic"
 }
