@@ -17,7 +17,7 @@ export CGO_ENABLED := 0
 RACE := $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TEST_CGO := $(if $(RACE),1,0)
 
-.PHONY: all build run test lint bench install clean help interop
+.PHONY: all build run test lint bench fuzz install clean help interop
 
 all: build
 
@@ -27,7 +27,8 @@ help:
 	@echo "make test     the whole test suite (with -race when gcc is present)"
 	@echo "make interop  real Kafka clients (kcat, kafka-python) against bin/reeve; installs them from Debian if missing"
 	@echo "make lint     go vet, gofmt and the package dependency rule"
-	@echo "make bench    Raft commit throughput/latency and idle memory"
+	@echo "make bench    Raft commit rate/latency, produce/fetch against kfake, storage appends, idle memory"
+	@echo "make fuzz     the fuzz targets, FUZZTIME each (default 30s)"
 	@echo "make install  binary, sample config, unit file, policy folder (PREFIX, DESTDIR)"
 
 build:
@@ -51,7 +52,14 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 3s ./raft/
-	$(GO) test -run '^$$' -bench BenchmarkIdleRSS -benchtime 1x ./appliance/
+	$(GO) test -run '^$$' -bench 'BenchmarkIdleRSS|BenchmarkKafka' -benchtime 1x -v ./appliance/ | grep -v '^\s*{'
+	$(GO) test -run '^$$' -bench BenchmarkAppend ./kafka/internal/storage/
+
+# fuzz runs each fuzz target for FUZZTIME; CI runs it with a short bound.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./kafka/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./config/
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/reeve
