@@ -6,7 +6,9 @@ package kafka
 // the coordinator's loss. A member of the group must name its current
 // generation (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS
 // otherwise); a commit with generation -1 and no member id is a standalone
-// consumer's and is accepted while the group has no members. Metadata over
+// consumer's and is accepted while the group has no members. Commits of the
+// current generation are accepted while a rebalance is being prepared, as
+// eager consumers commit when their partitions are revoked. Metadata over
 // 4 KiB is OFFSET_METADATA_TOO_LARGE; unknown partitions are
 // UNKNOWN_TOPIC_OR_PARTITION.
 
@@ -88,13 +90,14 @@ func (gs *groups) commitCheck(req *kmsg.OffsetCommitRequest) int16 {
 		}
 		return 0
 	}
-	m, code := gs.member(g, req.MemberID, req.InstanceID, req.Generation)
-	if code != 0 {
+	if _, code := gs.member(g, req.MemberID, req.InstanceID, req.Generation); code != 0 {
 		return code
 	}
-	if g.state == groupPreparingRebalance {
+	// As in Kafka: while the group prepares a rebalance the old generation
+	// may still commit (eager consumers commit as their partitions are
+	// revoked); between the join and the sync it may not.
+	if g.state == groupCompletingRebalance {
 		return kerr.RebalanceInProgress.Code
 	}
-	_ = m
 	return 0
 }
