@@ -234,8 +234,12 @@ func TestKafka_sigkillLosesNoAcknowledgedRecord(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 4, 1, nil, "crash"); err != nil {
 		t.Fatal(err)
 	}
+	// Not idempotent: an idempotent producer cannot give up on a batch it
+	// has sent (its sequence is spoken for), so it would wait for the dead
+	// broker forever; this test wants each produce to end, acknowledged or
+	// not.
 	prod := kgoClient(t, addr, kgo.DefaultProduceTopic("crash"), kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.RecordRetries(0), kgo.ProduceRequestTimeout(2*time.Second))
+		kgo.DisableIdempotentWrite(), kgo.RecordRetries(0), kgo.ProduceRequestTimeout(2*time.Second))
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	stop := make(chan struct{})

@@ -196,6 +196,9 @@ func checkBatches(b []byte) error {
 		if h.Attributes&0x10 != 0 {
 			return errTransactional
 		}
+		if h.Attributes&0x20 != 0 {
+			return fmt.Errorf("%w: control batch; only the broker writes those", kerr.InvalidRecord)
+		}
 		if h.ProducerID >= 0 {
 			if err := checkIdempotent(all, h); err != nil {
 				return err

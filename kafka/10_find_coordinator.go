@@ -29,7 +29,10 @@ func handleFindCoordinator(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 		c.Key, c.NodeID = key, -1
 		switch {
 		case req.CoordinatorType != 0:
-			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			// Not retriable, so a transactional producer fails at once
+			// instead of retrying until its timeout; Produce and
+			// InitProducerId answer a transactional id the same way.
+			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 			c.ErrorMessage = errMessage(fmt.Errorf("reeve does not support transactions, so it has no transaction coordinator"))
 		default:
 			id, ok := s.cluster.Coordinator(key)

@@ -29,6 +29,7 @@ func init() {
 		int16(kmsg.ApiVersions):          {0, 4, handleApiVersions},
 		int16(kmsg.CreateTopics):         {0, 7, handleCreateTopics},
 		int16(kmsg.DeleteTopics):         {0, 6, handleDeleteTopics},
+		int16(kmsg.InitProducerID):       {0, 4, handleInitProducerID},
 		int16(kmsg.OffsetForLeaderEpoch): {0, 4, handleOffsetForLeaderEpoch},
 		int16(kmsg.DescribeConfigs):      {0, 4, handleDescribeConfigs},
 		int16(kmsg.CreatePartitions):     {0, 3, handleCreatePartitions},

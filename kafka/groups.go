@@ -191,10 +191,11 @@ func (gs *groups) remove(g *group, m *member) {
 	switch g.state {
 	case groupStable, groupCompletingRebalance:
 		gs.prepareRebalance(g)
-	case groupPreparingRebalance:
-		if len(g.members) == 0 {
-			gs.completeJoin(g)
-		}
+	}
+	// With nobody left there is no one to wait for: the group is Empty as
+	// soon as its last member goes, as in Kafka.
+	if g.state == groupPreparingRebalance && len(g.members) == 0 {
+		gs.completeJoin(g)
 	}
 }
 

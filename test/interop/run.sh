@@ -81,6 +81,8 @@ rtt = "10ms"
 [kafka]
 listen = "$KAFKA"
 default_partitions = 3
+# The first rebalance of a new group does not wait for more members.
+group_initial_rebalance_delay = "0s"
 
 [admin]
 listen = "$ADMIN"
@@ -325,9 +327,194 @@ test_kcat_autocreate() {
 	echo "10 records round-tripped through the auto-created topic"
 }
 
+# ---- consumer groups -------------------------------------------------------
+
+# kcat_produce_keyed TOPIC FIRST COUNT FILE: records key<i>:value-<i> for i
+# in FIRST..FIRST+COUNT-1, appended to FILE as "key|value" lines.
+kcat_produce_keyed() {
+	local t=$1 first=$2 count=$3 out=$4 in=$4.in.$2
+	seq "$first" $((first + count - 1)) | awk '{ printf "key%04d:value-%04d\n", $1, $1 }' >"$in"
+	kc -P -t "$t" -K: -X message.timeout.ms=15000 -X linger.ms=5 <"$in" 2>"$in.err" || {
+		rc=$?
+		grep -vE '^%7\|' "$in.err" | head -n 20 || true
+		fail "kcat -P exited $rc"
+	}
+	if grep -E '^%[0-3]\||ERROR' "$in.err"; then
+		fail "kcat -P reported errors (above)"
+	fi
+	sed 's/:/|/' "$in" >>"$out"
+}
+
+# kcat_member_start GROUP TOPIC OUT: a balanced-consumer member (kcat -G) in
+# the background, writing "partition|key|value" lines to OUT unbuffered and
+# its log (with librdkafka's cgrp debug) to OUT.err; its pid is MEMBER_PID.
+# auto.offset.reset applies only where the group has no committed offset; -o
+# would override committed offsets in -G mode, so it is not used.
+kcat_member_start() {
+	timeout 90 kcat -b "$KAFKA" -G "$1" \
+		-X socket.timeout.ms=10000 \
+		-X topic.metadata.refresh.interval.ms=1000 \
+		-X auto.offset.reset=earliest \
+		-X heartbeat.interval.ms=500 \
+		-d cgrp \
+		-u -f '%p|%k|%s\n' "$2" >"$3" 2>"$3.err" &
+	MEMBER_PID=$!
+}
+
+# kcat_member_stop PID OUT: SIGTERM makes kcat close its consumer, which
+# commits the offsets it has stored and leaves the group. Fails if kcat
+# does not exit cleanly within 30s or logged an error.
+kcat_member_stop() {
+	local pid=$1 out=$2 rc=0 i
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 300); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" || true
+		fail "kcat -G still running 30s after SIGTERM (log: $out.err)"
+	fi
+	wait "$pid" || rc=$?
+	if grep -E '^% ERROR|^%[0-3]\|' "$out.err"; then
+		fail "kcat -G logged errors (above; full log in $out.err)"
+	fi
+	case $rc in
+	0 | 143) ;;
+	*) fail "kcat -G exited $rc on SIGTERM (log: $out.err)" ;;
+	esac
+}
+
+# wait_lines N SECONDS FILE...: until the files hold N lines together.
+wait_lines() {
+	local n=$1 secs=$2 deadline
+	shift 2
+	deadline=$((SECONDS + secs))
+	while [ "$(cat "$@" | wc -l)" -lt "$n" ]; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+# kcat_member_exactly GROUP TOPIC DIR NAME WANT: one kcat -G member reads
+# until it has as many records as WANT holds, goes on 2s longer to catch any
+# record beyond them, and stops; what it read (DIR/NAME) must be exactly WANT.
+kcat_member_exactly() {
+	local g=$1 t=$2 d=$3 name=$4 want=$5 out=$3/$4 n
+	n=$(wc -l <"$want")
+	kcat_member_start "$g" "$t" "$out"
+	local pid=$MEMBER_PID
+	if ! wait_lines "$n" 30 "$out"; then
+		kcat_member_stop "$pid" "$out" || true
+		grep -E 'rebalanced|assigned|ERROR|FAIL|fail|rror' "$out.err" | tail -n 20 || true
+		fail "kcat -G $g ($name) read $(wc -l <"$out") of $n records in 30s"
+	fi
+	sleep 2
+	kcat_member_stop "$pid" "$out"
+	cut -d'|' -f2- "$out" >"$out.kv"
+	compare_sorted "$want" "$out.kv"
+	if [ "$(sort "$out.kv" | uniq -d | wc -l)" -ne 0 ]; then
+		fail "kcat -G $g ($name) read some records twice"
+	fi
+	echo "$name: read exactly $n records, assigned partitions [$(echo $(rebalances "$out.err" | grep -m1 -F ': assigned: ' | partitions_of))]"
+}
+
+# rebalances FILE.err: kcat's "% Group G rebalanced (memberid M): assigned:
+# T [p], ..." and "...: revoked: ..." lines, in order. kcat prints each in
+# parts from its main thread while librdkafka's debug lines ("%7|<time>|...",
+# each whole) come from other threads, so those are cut out first wherever
+# they landed.
+rebalances() {
+	perl -0pe 's/%[0-7]\|\d+\.\d+\|[^\n]*\n//g' "$1" | grep -E '^% Group .* rebalanced' || true
+}
+
+# partitions_of: the partition numbers in one rebalance line, one a line.
+partitions_of() {
+	sed 's/.*: \(assigned\|revoked\): //' | tr ',' '\n' | sed -n 's/.*\[\([0-9]*\)\].*/\1/p' | sort -n
+}
+
+# last_assignment FILE.err: the partitions of the member's last rebalance if
+# it assigned partitions (nothing if it revoked them).
+last_assignment() {
+	rebalances "$1" | tail -n 1 | grep -F ': assigned: ' | partitions_of || true
+}
+
+# kcat -G: a fresh group reads every record once from the earliest offset
+# and commits on close; the same group then resumes at the committed
+# offsets and reads only the records produced since. Then two members at
+# once split the partitions of another topic between them.
+test_kcat_group() {
+	local t=interop-kcat-group g=interop-kcat-group-g d=$WORK/kcat-group
+	mkdir -p "$d"
+	create_topic "$t" 3
+	kcat_produce_keyed "$t" 1 600 "$d/want1"
+	kcat_member_exactly "$g" "$t" "$d" first "$d/want1"
+	kcat_produce_keyed "$t" 601 100 "$d/want2"
+	kcat_member_exactly "$g" "$t" "$d" second "$d/want2"
+
+	# Two members of a new group on an empty topic: wait until each one's
+	# last rebalance assigned it partitions, disjoint and all 3 together,
+	# and only then produce, so the split does not depend on timing.
+	local ts=interop-kcat-group-split gs=interop-kcat-group-split-g a=$d/member-a b=$d/member-b
+	create_topic "$ts" 3
+	kcat_member_start "$gs" "$ts" "$a"
+	local pa=$MEMBER_PID
+	kcat_member_start "$gs" "$ts" "$b"
+	local pb=$MEMBER_PID
+	local deadline=$((SECONDS + 45)) pa_parts pb_parts
+	while :; do
+		pa_parts=$(last_assignment "$a.err")
+		pb_parts=$(last_assignment "$b.err")
+		if [ -n "$pa_parts" ] && [ -n "$pb_parts" ] &&
+			[ "$(printf '%s\n%s\n' "$pa_parts" "$pb_parts" | sort -n | tr '\n' ' ')" = "0 1 2 " ]; then
+			break
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			kcat_member_stop "$pa" "$a" || true
+			kcat_member_stop "$pb" "$b" || true
+			grep -hE '^% Group .* rebalanced' "$a.err" "$b.err" || true
+			fail "two kcat -G members of $gs did not settle on a split of partitions 0-2 in 45s (last: a=[$(echo $pa_parts)] b=[$(echo $pb_parts)])"
+		fi
+		sleep 0.2
+	done
+	echo "split: member a has partitions [$(echo $pa_parts)], member b [$(echo $pb_parts)]"
+	kcat_produce_keyed "$ts" 1 600 "$d/want3"
+	if ! wait_lines 600 30 "$a" "$b"; then
+		kcat_member_stop "$pa" "$a" || true
+		kcat_member_stop "$pb" "$b" || true
+		fail "two kcat -G members read $(cat "$a" "$b" | wc -l) of 600 records in 30s"
+	fi
+	sleep 2
+	kcat_member_stop "$pa" "$a"
+	kcat_member_stop "$pb" "$b"
+	# Each read only its own partitions, and something from each.
+	local m parts
+	for m in a b; do
+		if [ "$m" = a ]; then parts=$pa_parts; else parts=$pb_parts; fi
+		[ -s "$d/member-$m" ] || fail "member $m read nothing"
+		cut -d'|' -f1 "$d/member-$m" | sort -n -u >"$d/member-$m.parts"
+		if ! diff -q "$d/member-$m.parts" <(echo "$parts") >/dev/null; then
+			fail "member $m read partitions [$(echo $(cat "$d/member-$m.parts"))], assigned [$(echo $parts)]"
+		fi
+	done
+	cat "$a" "$b" | cut -d'|' -f2- >"$d/got3"
+	compare_sorted "$d/want3" "$d/got3"
+	[ "$(sort "$d/got3" | uniq -d | wc -l)" -eq 0 ] || fail "the two members read some records twice"
+	echo "split: member a read $(wc -l <"$a"), member b $(wc -l <"$b"), 600 distinct in all"
+}
+
+# kafka-python KafkaConsumer with group_id and manual commit: resumes at the
+# committed offsets; KafkaAdminClient lists, describes and deletes the group.
+test_python_group() {
+	create_topic interop-python-group 3
+	timeout 90 "$PY" -I -u "$HERE/kafka_python.py" group "$KAFKA" interop-python-group interop-python-group-g ||
+		fail "kafka-python group case failed (exit $?; client output above)"
+}
+
 ALL=(kcat_plain kcat_gzip kcat_snappy kcat_lz4 kcat_zstd kcat_metadata
 	python_plain python_gzip python_lz4 python_snappy python_zstd python_admin
-	kcat_autocreate)
+	kcat_autocreate kcat_group python_group)
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=("${ALL[@]}")
 
