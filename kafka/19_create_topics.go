@@ -12,7 +12,6 @@ package kafka
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -21,11 +20,7 @@ import (
 func handleCreateTopics(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 	req := r.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
-	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
-	if timeout <= 0 {
-		timeout = s.cfg.RequestTimeout
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	ctx, cancel := s.clientTimeout(req.TimeoutMillis)
 	defer cancel()
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()

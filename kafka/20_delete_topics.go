@@ -7,9 +7,7 @@ package kafka
 // the change.
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,11 +16,7 @@ import (
 func handleDeleteTopics(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 	req := r.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
-	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
-	if timeout <= 0 {
-		timeout = s.cfg.RequestTimeout
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	ctx, cancel := s.clientTimeout(req.TimeoutMillis)
 	defer cancel()
 	type target struct {
 		name *string

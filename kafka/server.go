@@ -170,6 +170,16 @@ func (s *Server) Serve() error {
 	}
 }
 
+// clientTimeout is the context of a change a client asked for with its own
+// timeout (admin requests carry one); 0 or less takes the server's.
+func (s *Server) clientTimeout(millis int32) (context.Context, context.CancelFunc) {
+	timeout := time.Duration(millis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = s.cfg.RequestTimeout
+	}
+	return context.WithTimeout(s.ctx, timeout)
+}
+
 // MetadataChanged tells the server the cluster's metadata changed, so it
 // opens logs for new partitions and deletes those of deleted topics.
 func (s *Server) MetadataChanged() { s.parts.changed() }
