@@ -40,6 +40,10 @@ const (
 	maxSessionTimeout = 30 * time.Minute // group.max.session.timeout.ms
 	maxProtocolBytes  = 1 << 20          // cap on one member's protocol metadata
 	groupSweepPeriod  = 250 * time.Millisecond
+	// emptyGroupRetention is how long a group without members is still
+	// described as Empty (rather than Dead) when it has no offsets; Kafka
+	// drops such groups on its 10-minute offsets cleanup.
+	emptyGroupRetention = 10 * time.Minute
 )
 
 type member struct {
@@ -67,6 +71,7 @@ type group struct {
 	rebalanceEnd time.Time            // when a rebalance stops waiting for members
 	initialDelay bool                 // the first rebalance of an empty group waits for more members
 	pending      map[string]time.Time // member ids handed out with MEMBER_ID_REQUIRED, until they rejoin
+	emptySince   time.Time            // when the last member left
 }
 
 // groups is the coordinator of every consumer group this node coordinates.
@@ -141,7 +146,7 @@ func (gs *groups) run(done <-chan struct{}) {
 			if g.state == groupPreparingRebalance && (now.After(g.rebalanceEnd) || gs.allJoined(g)) {
 				gs.completeJoin(g)
 			}
-			if g.state == groupEmpty && len(g.members) == 0 && g.generation > 0 {
+			if g.state == groupEmpty && len(g.members) == 0 && g.generation > 0 && now.Sub(g.emptySince) > emptyGroupRetention {
 				delete(gs.m, name) // its offsets, if any, stay in Raft
 			}
 		}
@@ -252,6 +257,7 @@ func (gs *groups) completeJoin(g *group) {
 	if len(g.members) == 0 {
 		g.state, g.leader, g.protocol = groupEmpty, "", ""
 		g.generation++
+		g.emptySince = time.Now()
 		return
 	}
 	g.generation++

@@ -286,3 +286,93 @@ func TestGroups_badInputGetsKafkaCodes(t *testing.T) {
 		t.Errorf("sync with a wrong generation = %v, want ILLEGAL_GENERATION", kerr.ErrorForCode(sr.ErrorCode))
 	}
 }
+
+// joinAlone joins a one-member group with raw requests and syncs as its
+// leader, returning the member id and generation.
+func joinAlone(t *testing.T, cl *kgo.Client, group string, instance *string, session int32) (string, int32) {
+	t.Helper()
+	ctx := ctxT(t)
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Group, req.ProtocolType, req.InstanceID = group, "consumer", instance
+	req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = session, 10000
+	req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{1}}}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode == kerr.MemberIDRequired.Code {
+		req.MemberID = resp.MemberID
+		if resp, err = req.RequestWith(ctx, cl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp.ErrorCode != 0 {
+		t.Fatalf("join = %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID, sync.Generation, sync.InstanceID = group, resp.MemberID, resp.Generation, instance
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: resp.MemberID, MemberAssignment: []byte("all")}}
+	sr, err := sync.RequestWith(ctx, cl)
+	if err != nil || sr.ErrorCode != 0 || string(sr.MemberAssignment) != "all" {
+		t.Fatalf("sync = %+v, %v", sr, err)
+	}
+	return resp.MemberID, resp.Generation
+}
+
+func heartbeat(t *testing.T, cl *kgo.Client, group, member string, instance *string, generation int32) int16 {
+	t.Helper()
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.InstanceID, hb.Generation = group, member, instance, generation
+	resp, err := hb.RequestWith(ctxT(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.ErrorCode
+}
+
+func TestGroups_staticMemberRejoinFencesItsOldIDWithoutARebalance(t *testing.T) {
+	s := groupServer(t)
+	cl := newClient(t, s)
+	instance := kmsg.StringPtr("line-3-plc")
+	oldID, gen := joinAlone(t, cl, "static", instance, 10000)
+
+	// The same instance joins again, as after a restart: a new member id,
+	// the same generation, and the old id is fenced.
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Group, req.ProtocolType, req.InstanceID = "static", "consumer", instance
+	req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 10000, 10000
+	req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{1}}}
+	resp, err := req.RequestWith(ctxT(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != 0 || resp.MemberID == oldID || resp.MemberID == "" {
+		t.Fatalf("static rejoin = %v, member %q (old %q)", kerr.ErrorForCode(resp.ErrorCode), resp.MemberID, oldID)
+	}
+	if code := heartbeat(t, cl, "static", oldID, instance, gen); code != kerr.FencedInstanceID.Code {
+		t.Errorf("heartbeat with the old member id = %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(code))
+	}
+}
+
+func TestGroups_silentMemberIsEvictedAfterItsSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a 6 s session")
+	}
+	s := groupServer(t)
+	cl := newClient(t, s)
+	id, gen := joinAlone(t, cl, "silent", nil, int32(minSessionTimeout/time.Millisecond))
+	if code := heartbeat(t, cl, "silent", id, nil, gen); code != 0 {
+		t.Fatalf("heartbeat while alive = %v", kerr.ErrorForCode(code))
+	}
+	time.Sleep(minSessionTimeout + time.Second)
+	if code := heartbeat(t, cl, "silent", id, nil, gen); code != kerr.UnknownMemberID.Code {
+		t.Errorf("heartbeat from an evicted member = %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(code))
+	}
+	groups, err := kadm.NewClient(cl).DescribeGroups(ctxT(t), "silent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groups["silent"]; g.State != "Empty" || len(g.Members) != 0 {
+		t.Errorf("group after eviction = %s with %d members, want Empty with none", g.State, len(g.Members))
+	}
+}
