@@ -14,7 +14,8 @@ import (
 // kafkaCluster adapts the Raft store to the metadata view the Kafka layer
 // declares, and turns store errors into the Kafka codes clients act on.
 type kafkaCluster struct {
-	store *raft.Store
+	store  *raft.Store
+	quorum *quorumWatch
 }
 
 var _ kafka.Cluster = kafkaCluster{}
@@ -98,7 +99,7 @@ func (k kafkaCluster) convert(t raft.Topic, active map[uint64]bool) kafka.Topic 
 	for i := range kt.Partitions {
 		kp := kafka.Partition{Index: int32(i), Leader: -1, Replicas: ids32(t.Assignment[i])}
 		if p, ok := k.store.Partition(t.ID, int32(i)); ok {
-			kp.Replicas, kp.ISR, kp.LeaderEpoch = ids32(p.Replicas), ids32(p.ISR), p.LeaderEpoch
+			kp.Replicas, kp.ISR, kp.LeaderEpoch, kp.PartitionEpoch = ids32(p.Replicas), ids32(p.ISR), p.LeaderEpoch, p.PartitionEpoch
 			if p.Leader != raft.NoLeader {
 				kp.Leader = int32(p.Leader)
 			}
@@ -207,3 +208,25 @@ func (k kafkaCluster) DeleteGroupOffsets(ctx context.Context, group string) erro
 }
 
 func (k kafkaCluster) OffsetGroups() []string { return k.store.OffsetGroups() }
+
+// UpdateISR commits a new ISR if the partition's epochs are unchanged.
+func (k kafkaCluster) UpdateISR(ctx context.Context, id [16]byte, partition int32, leaderEpoch, partitionEpoch int32, isr []int32) (kafka.Partition, error) {
+	ids := make([]uint64, len(isr))
+	for i, r := range isr {
+		ids[i] = uint64(r)
+	}
+	p, err := k.store.UpdatePartition(ctx, raft.PartitionUpdate{TopicID: id, Partition: partition,
+		ExpectedLeaderEpoch: leaderEpoch, ExpectedPartitionEpoch: partitionEpoch, ISR: ids})
+	if err != nil {
+		return kafka.Partition{}, kafkaError(err, kerr.InvalidRequest)
+	}
+	kp := kafka.Partition{Index: p.Partition, Leader: -1, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+		Replicas: ids32(p.Replicas), ISR: ids32(p.ISR)}
+	if p.Leader != raft.NoLeader {
+		kp.Leader = int32(p.Leader)
+	}
+	return kp, nil
+}
+
+// QuorumFresh reports whether the node reached the Raft quorum recently.
+func (k kafkaCluster) QuorumFresh() bool { return k.quorum == nil || k.quorum.fresh() }

@@ -69,6 +69,7 @@ type proc struct {
 	cfgPath string
 	admin   string
 	raft    string
+	kafka   string
 	cmd     *exec.Cmd
 	logPath string
 }
@@ -130,7 +131,7 @@ func (p *proc) waitReady(t testing.TB) {
 }
 
 // newProcCluster writes configs for n nodes on 127.0.0.1..n and starts them.
-func newProcCluster(t testing.TB, n int) []*proc {
+func newProcCluster(t testing.TB, n int, kafkaExtra ...string) []*proc {
 	t.Helper()
 	dir := t.TempDir()
 	var procs []*proc
@@ -144,7 +145,7 @@ func newProcCluster(t testing.TB, n int) []*proc {
 	for _, p := range procs {
 		p.cfgPath = filepath.Join(dir, fmt.Sprintf("node%d.toml", p.id))
 		writeNodeConfig(t, p, filepath.Join(dir, fmt.Sprintf("data%d", p.id)),
-			fmt.Sprintf("initial_members = [%s]", strings.Join(members, ", ")))
+			fmt.Sprintf("initial_members = [%s]", strings.Join(members, ", ")), kafkaExtra...)
 		p.start(t)
 	}
 	for _, p := range procs {
@@ -153,9 +154,12 @@ func newProcCluster(t testing.TB, n int) []*proc {
 	return procs
 }
 
-func writeNodeConfig(t testing.TB, p *proc, dataDir, clusterLine string) {
+func writeNodeConfig(t testing.TB, p *proc, dataDir, clusterLine string, kafkaExtra ...string) {
 	t.Helper()
 	host, _, _ := net.SplitHostPort(p.raft)
+	if p.kafka == "" {
+		p.kafka = freePort(t, host)
+	}
 	cfg := fmt.Sprintf(`[node]
 id = %d
 data_dir = %q
@@ -173,6 +177,8 @@ compaction_overhead = 5
 
 [kafka]
 listen = %q
+group_initial_rebalance_delay = "0s"
+%s
 
 [admin]
 listen = %q
@@ -180,7 +186,7 @@ listen = %q
 [log]
 level = "info"
 format = "json"
-`, p.id, dataDir, p.id, clusterLine, p.raft, freePort(t, host), p.admin)
+`, p.id, dataDir, p.id, clusterLine, p.raft, p.kafka, strings.Join(kafkaExtra, "\n"), p.admin)
 	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,8 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ks, err := kafka.New(kafkaConfig(cfg, log), kafkaCluster{store: store})
+	quorum := newQuorumWatch(store, cfg.Raft.RTT.Duration*time.Duration(cfg.Raft.ElectionRTT))
+	ks, err := kafka.New(kafkaConfig(cfg, log), kafkaCluster{store: store, quorum: quorum})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -65,6 +66,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	go func() { s.done <- s.admin.Serve(ln) }()
 	go func() { s.done <- ks.Serve() }()
 	go s.followChanges(ctx)
+	go quorum.run(ctx)
 	return s, nil
 }
 
@@ -95,6 +97,7 @@ func kafkaConfig(cfg *config.Config, log *slog.Logger) kafka.Config {
 		DefaultPartitions:        k.DefaultPartitions,
 		DefaultReplicationFactor: k.DefaultReplicationFactor,
 		InitialRebalanceDelay:    k.GroupInitialRebalanceDelay.Duration,
+		ReplicaLagTime:           k.ReplicaLagTime.Duration,
 		Log: kafka.LogOptions{
 			SegmentBytes:   k.SegmentBytes,
 			SegmentAge:     k.SegmentAge.Duration,

@@ -121,6 +121,10 @@ type Kafka struct {
 	// empty consumer group waits for more members, 0..5m, default 3s
 	// (Kafka's group.initial.rebalance.delay.ms).
 	GroupInitialRebalanceDelay Duration `toml:"group_initial_rebalance_delay"`
+	// ReplicaLagTime is how long a follower may go without catching up
+	// before its leader drops it from the ISR, 1s..10m, default 10s
+	// (Kafka's replica.lag.time.max.ms is 30s).
+	ReplicaLagTime Duration `toml:"replica_lag_time"`
 	// RetentionBytes is the most a partition log keeps before its oldest
 	// segments are deleted: -1 (the default) for no limit, else at least
 	// 1 MiB.
@@ -189,6 +193,7 @@ const (
 	defaultSegmentBytes      = 64 << 20
 	defaultSegmentAge        = 7 * 24 * time.Hour
 	defaultGroupDelay        = 3 * time.Second
+	defaultReplicaLag        = 10 * time.Second
 	defaultRetention         = 7 * 24 * time.Hour
 	defaultRetentionBytes    = -1 // no limit
 	defaultAdminListen       = "127.0.0.1:9644"
@@ -237,6 +242,7 @@ func base() *Config {
 			SegmentBytes:               defaultSegmentBytes,
 			SegmentAge:                 Duration{defaultSegmentAge},
 			GroupInitialRebalanceDelay: Duration{defaultGroupDelay},
+			ReplicaLagTime:             Duration{defaultReplicaLag},
 			Retention:                  Duration{defaultRetention},
 			RetentionBytes:             defaultRetentionBytes,
 		},

@@ -73,6 +73,11 @@ func TestParse_errors(t *testing.T) {
 			want: []string{`t.toml:2:1: kafka.group_initial_rebalance_delay: 10m is out of range; use 0s to 5m`},
 		},
 		{
+			name: "replica lag out of range",
+			src:  "[kafka]\nreplica_lag_time = \"100ms\"\n",
+			want: []string{`t.toml:2:1: kafka.replica_lag_time: 100ms is out of range; use 1s to 10m`},
+		},
+		{
 			name: "node id beyond int32",
 			src:  "[node]\nid = 2147483648\n",
 			want: []string{`t.toml:2:1: node.id: 2147483648 is too large; Kafka broker ids are 32-bit, use 1 to 2147483647`},
@@ -701,6 +706,7 @@ func TestDefault(t *testing.T) {
 			SegmentBytes:               67108864,
 			SegmentAge:                 Duration{168 * time.Hour},
 			GroupInitialRebalanceDelay: Duration{3 * time.Second},
+			ReplicaLagTime:             Duration{10 * time.Second},
 			Retention:                  Duration{168 * time.Hour},
 			RetentionBytes:             -1,
 		},

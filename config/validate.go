@@ -286,6 +286,9 @@ func (d *decoder) validateKafka(c *Config) {
 	if gd := k.GroupInitialRebalanceDelay.Duration; d.ok("kafka.group_initial_rebalance_delay") && (gd < 0 || gd > 5*time.Minute) {
 		d.errorf("kafka.group_initial_rebalance_delay", "%s is out of range; use 0s to 5m", durationText(gd))
 	}
+	if lag := k.ReplicaLagTime.Duration; d.ok("kafka.replica_lag_time") && (lag < time.Second || lag > 10*time.Minute) {
+		d.errorf("kafka.replica_lag_time", "%s is out of range; use 1s to 10m", durationText(lag))
+	}
 	if r := k.Retention.Duration; d.ok("kafka.retention") && r < 0 {
 		d.errorf("kafka.retention", "%s is negative; use \"0s\" to keep records forever, or a positive duration such as \"168h\"", durationText(r))
 	}

@@ -57,7 +57,7 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 			case code != 0:
 				sp.ErrorCode = code
 			default:
-				if w, ok := s.producePartition(c, t, rp, &sp, &hints); ok && req.Acks == -1 {
+				if w, ok := s.producePartition(c, req.Acks, t, rp, &sp, &hints); ok && req.Acks == -1 {
 					w.topic, w.partition = len(resp.Topics), len(st.Partitions)
 					pending = append(pending, w)
 				}
@@ -66,10 +66,14 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	// acks=all: every partition was appended above, so their fsyncs run at
-	// the same time rather than one after another.
+	// acks=all: every partition was appended above, so their fsyncs and
+	// replication run at the same time rather than one after another.
 	for _, w := range pending {
-		if err := w.p.log.WaitDurable(ctx, w.last); err != nil {
+		err := w.p.log.WaitDurable(ctx, w.last)
+		if err == nil {
+			err = w.p.waitHW(ctx, w.last)
+		}
+		if err != nil {
 			sp := &resp.Topics[w.topic].Partitions[w.partition]
 			sp.ErrorCode, sp.BaseOffset, sp.LogStartOffset = kerr.RequestTimedOut.Code, -1, -1
 			if !errors.Is(err, context.DeadlineExceeded) {
@@ -112,7 +116,7 @@ func (s *Server) produceTopic(ctx context.Context, name string) (*Topic, int16) 
 
 // producePartition validates and appends one partition's batches and
 // fills its answer; ok reports an append whose durability acks=all awaits.
-func (s *Server) producePartition(c *conn, t *Topic, rp kmsg.ProduceRequestTopicPartition,
+func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.ProduceRequestTopicPartition,
 	sp *kmsg.ProduceResponseTopicPartition, hints *leaderHints) (w durableWait, ok bool) {
 	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -124,11 +128,24 @@ func (s *Server) producePartition(c *conn, t *Topic, rp kmsg.ProduceRequestTopic
 		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = hints.add(meta)
 		return w, false
 	}
+	if !s.cluster.QuorumFresh() {
+		// Cut off from the Raft quorum: another leader may be elected
+		// without this node hearing of it, so it stops taking writes.
+		sp.ErrorCode = kerr.NotLeaderForPartition.Code
+		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = -1, -1
+		return w, false
+	}
 	if err := checkBatches(rp.Records); err != nil {
 		sp.ErrorCode = errorCode(err)
 		msg := err.Error()
 		sp.ErrorMessage = &msg
 		s.log.Debug("kafka: produce refused", "topic", t.Name, "partition", rp.Partition, "client_id", c.clientID, "err", err)
+		return w, false
+	}
+	if acks == -1 && len(meta.ISR) < minInsync(t) {
+		sp.ErrorCode = kerr.NotEnoughReplicas.Code
+		msg := fmt.Sprintf("%s-%d has %d in-sync replica(s) %v; min.insync.replicas is %d", t.Name, rp.Partition, len(meta.ISR), meta.ISR, minInsync(t))
+		sp.ErrorMessage = &msg
 		return w, false
 	}
 	p, err := s.parts.get(t, rp.Partition)
@@ -164,6 +181,8 @@ func (s *Server) producePartition(c *conn, t *Topic, rp kmsg.ProduceRequestTopic
 	} else {
 		p.grew()
 	}
+	p.lead(meta.LeaderEpoch, time.Now())
+	p.advanceHW(meta.ISR, meta.Leader)
 	sp.BaseOffset = base
 	sp.LogAppendTime = -1
 	sp.LogStartOffset = p.log.LogStartOffset()

@@ -12,12 +12,15 @@ package kafka
 // makes progress. read_committed reads like read_uncommitted: without
 // transactions the last stable offset is the high watermark.
 //
-// Until replication lands, only the leader serves reads and the high
-// watermark is the leader's log end offset.
+// Followers fetch with their node id as replica id (replica_state from
+// v15): they read up to the leader's log end, and their fetch offset tells
+// the leader where their log ends, which moves the high watermark.
+// Consumers read only below the high watermark. Only leaders serve reads.
 
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -81,6 +84,10 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 		maxBytes = int(s.cfg.MaxRequestBytes)
 	}
 	total := 0
+	replica := req.ReplicaID // a follower's node id, or -1 for a consumer
+	if req.Version >= 15 {
+		replica = req.ReplicaState.ID
+	}
 	var wake []<-chan struct{}
 	hints := leaderHints{}
 	for _, rt := range req.Topics {
@@ -109,7 +116,7 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 				continue
 			}
 			budget := min(int(rp.PartitionMaxBytes), maxBytes-total)
-			n, ch := s.fetchPartition(t, rp, budget, total == 0, &sp, hints)
+			n, ch := s.fetchPartition(t, replica, rp, budget, total == 0, &sp, hints)
 			total += n
 			if ch != nil {
 				wake = append(wake, ch)
@@ -126,7 +133,7 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 
 // fetchPartition fills one partition's answer and returns the bytes read
 // and the channel that closes when the partition grows.
-func (s *Server) fetchPartition(t *Topic, rp kmsg.FetchRequestTopicPartition, budget int, first bool,
+func (s *Server) fetchPartition(t *Topic, replica int32, rp kmsg.FetchRequestTopicPartition, budget int, first bool,
 	sp *kmsg.FetchResponseTopicPartition, hints leaderHints) (int, <-chan struct{}) {
 	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -148,11 +155,29 @@ func (s *Server) fetchPartition(t *Topic, rp kmsg.FetchRequestTopicPartition, bu
 		s.log.Error("kafka: open partition log", "topic", t.Name, "partition", rp.Partition, "err", err)
 		return 0, nil
 	}
-	ch := p.waitCh() // before reading, so an append after the read wakes us
-	hw := p.log.LogEndOffset()
+	self := s.cluster.LocalNode()
+	p.lead(meta.LeaderEpoch, time.Now())
+	var ch <-chan struct{}
+	limit := p.log.LogEndOffset()
+	if replica >= 0 {
+		// A follower: it reads up to the log end, and its fetch offset is
+		// where its own log ends, which may move the HW.
+		if !slices.Contains(meta.Replicas, replica) {
+			sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			return 0, nil
+		}
+		ch = p.waitCh() // before reading, so an append after the read wakes us
+		p.followerFetched(replica, rp.FetchOffset, meta.ISR, self, time.Now())
+	} else {
+		// A consumer sees only committed records: those below the HW.
+		ch = p.hwCh()
+		p.advanceHW(meta.ISR, self)
+		limit = p.highWatermark()
+	}
+	hw := p.highWatermark()
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.LogStartOffset()
 	sp.PreferredReadReplica = -1
-	if rp.FetchOffset == hw {
+	if rp.FetchOffset >= limit && rp.FetchOffset <= p.log.LogEndOffset() {
 		return 0, ch
 	}
 	data, err := p.log.Read(rp.FetchOffset, max(budget, 1))
@@ -165,12 +190,27 @@ func (s *Server) fetchPartition(t *Topic, rp kmsg.FetchRequestTopicPartition, bu
 		s.log.Error("kafka: read", "topic", t.Name, "partition", rp.Partition, "offset", rp.FetchOffset, "err", err)
 		return 0, nil
 	}
+	data = batchesBelow(data, limit)
 	// Only the first partition with data may exceed the budget.
-	if len(data) > budget && !first {
+	if len(data) == 0 || len(data) > budget && !first {
 		return 0, ch
 	}
 	sp.RecordBatches = data
 	return len(data), ch
+}
+
+// batchesBelow keeps the leading whole batches of data whose last offset is
+// below limit.
+func batchesBelow(data []byte, limit int64) []byte {
+	n := 0
+	for n+61 <= len(data) {
+		h, err := storage.ParseBatchHeader(data[n:])
+		if err != nil || h.LastOffset() >= limit || n+int(h.Length) > len(data) {
+			break
+		}
+		n += int(h.Length)
+	}
+	return data[:n]
 }
 
 // checkLeaderEpoch applies KIP-320: a client that knows a newer epoch than

@@ -3,7 +3,7 @@ package kafka
 // ListOffsets, v0-v8.
 //
 // Timestamps: -2 earliest (the log start offset), -1 latest (the high
-// watermark), -3 (v7+) the record with the largest timestamp, -4 (v8+)
+// watermark, the end of what is committed), -3 (v7+) the record with the largest timestamp, -4 (v8+)
 // earliest local, which is the earliest (reeve has no tiered storage), and
 // any other value finds the first record whose timestamp is at or after it,
 // looking inside the batch (decompressing) so the answer is exact. v0 has
@@ -65,7 +65,7 @@ func (s *Server) listOffset(version int16, t *Topic, rp kmsg.ListOffsetsRequestT
 	case -2, -4:
 		offset = l.LogStartOffset()
 	case -1:
-		offset = l.LogEndOffset()
+		offset = p.highWatermark()
 	case -3:
 		offset, ts, err = maxTimestamp(l)
 	default:

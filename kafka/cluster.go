@@ -53,6 +53,15 @@ type Cluster interface {
 	// AllocateProducerID returns a producer id that was never handed out
 	// before, by any node, across restarts.
 	AllocateProducerID(ctx context.Context) (int64, error)
+
+	// UpdateISR replaces a partition's ISR through Raft, if its leader and
+	// partition epochs are still the given ones; it returns the partition
+	// as committed.
+	UpdateISR(ctx context.Context, topicID [16]byte, partition int32, leaderEpoch, partitionEpoch int32, isr []int32) (Partition, error)
+	// QuorumFresh reports whether this node has reached the Raft quorum
+	// within the election timeout; a leader that has not stops taking
+	// writes, so a partitioned leader cannot acknowledge alone.
+	QuorumFresh() bool
 }
 
 // CommittedOffset is one partition's committed position in a group.
@@ -83,12 +92,13 @@ type Topic struct {
 
 // Partition is the replicated state of one partition.
 type Partition struct {
-	Index       int32
-	Leader      int32 // -1 when there is none
-	LeaderEpoch int32
-	Replicas    []int32
-	ISR         []int32
-	Offline     []int32 // replicas on nodes that are not active
+	Index          int32
+	Leader         int32 // -1 when there is none
+	LeaderEpoch    int32
+	PartitionEpoch int32
+	Replicas       []int32
+	ISR            []int32
+	Offline        []int32 // replicas on nodes that are not active
 }
 
 // TopicSpec asks for a new topic.

@@ -159,3 +159,24 @@ func (m *memCluster) OffsetGroups() []string {
 	}
 	return out
 }
+
+func (m *memCluster) QuorumFresh() bool { return true }
+
+func (m *memCluster) UpdateISR(_ context.Context, id [16]byte, partition int32, leaderEpoch, partitionEpoch int32, isr []int32) (Partition, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, t := range m.topics {
+		if t.ID != id {
+			continue
+		}
+		p := &t.Partitions[partition]
+		if p.LeaderEpoch != leaderEpoch || p.PartitionEpoch != partitionEpoch {
+			return *p, fmt.Errorf("stale ISR update")
+		}
+		p.ISR = append([]int32(nil), isr...)
+		p.PartitionEpoch++
+		m.topics[name] = t
+		return *p, nil
+	}
+	return Partition{}, fmt.Errorf("%w: unknown topic id", kerr.UnknownTopicOrPartition)
+}

@@ -30,6 +30,7 @@ type partition struct {
 	wake chan struct{} // closed and replaced when the log grows
 
 	producers producerState
+	repl      replicaState
 }
 
 func (p *partition) grew() {
@@ -64,6 +65,10 @@ type partitions struct {
 	open  map[partitionKey]*partition
 	view  atomic.Pointer[metaView]
 	dirty chan struct{}
+
+	// onChange runs after every refresh of the view by maintain, so the
+	// replica fetchers follow leadership changes.
+	onChange func()
 }
 
 type partitionKey struct {
@@ -158,6 +163,7 @@ func (ps *partitions) get(t *Topic, index int32) (*partition, error) {
 		return nil, fmt.Errorf("open log of %s-%d: %w", t.Name, index, err)
 	}
 	p := &partition{topic: t.Name, id: t.ID, index: index, log: l, logger: ps.log, wake: make(chan struct{})}
+	p.initReplication()
 	ps.open[key] = p
 	return p, nil
 }
@@ -207,17 +213,22 @@ const maintenanceInterval = 30 * time.Second
 func (ps *partitions) maintain(ctx context.Context) {
 	t := time.NewTicker(maintenanceInterval)
 	defer t.Stop()
-	ps.sweep()
+	changed := func() {
+		ps.refresh()
+		ps.sweep()
+		if ps.onChange != nil {
+			ps.onChange()
+		}
+	}
+	changed()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ps.dirty:
-			ps.refresh()
-			ps.sweep()
+			changed()
 		case <-t.C:
-			ps.refresh()
-			ps.sweep()
+			changed()
 			ps.retain()
 		}
 	}

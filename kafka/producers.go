@@ -277,3 +277,13 @@ func checkIdempotent(records []byte, h storage.BatchHeader) error {
 	}
 	return nil
 }
+
+// forgetProducers drops the producer state, to be rebuilt from the log
+// when this node next takes an idempotent produce: after a truncation, or
+// while following, when the leader's appends do not pass through here.
+func (p *partition) forgetProducers() {
+	ps := &p.producers
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.loaded, ps.byID = false, nil
+}

@@ -46,6 +46,9 @@ type Config struct {
 	// group waits for more members (Kafka's
 	// group.initial.rebalance.delay.ms, 3 s by default).
 	InitialRebalanceDelay time.Duration
+	// ReplicaLagTime is how long a follower may go without catching up
+	// before the leader drops it from the ISR (default 10 s).
+	ReplicaLagTime time.Duration
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (Kafka's connections.max.idle.ms, 10 minutes by default).
 	IdleTimeout time.Duration
@@ -54,11 +57,12 @@ type Config struct {
 
 // Server is the Kafka listener of one node.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	cluster Cluster
-	parts   *partitions
-	groups  *groups
+	cfg      Config
+	log      *slog.Logger
+	cluster  Cluster
+	parts    *partitions
+	groups   *groups
+	replicas *replicas
 
 	ln     net.Listener
 	mu     sync.Mutex
@@ -82,6 +86,9 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 	}
 	if cfg.InitialRebalanceDelay < 0 {
 		cfg.InitialRebalanceDelay = 0
+	}
+	if cfg.ReplicaLagTime <= 0 {
+		cfg.ReplicaLagTime = 10 * time.Second
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Minute
@@ -108,6 +115,8 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 	}
 	s.parts = parts
 	s.groups = newGroups(s)
+	s.replicas = newReplicas(s)
+	parts.onChange = s.replicas.reconcile
 	return s, nil
 }
 
@@ -126,10 +135,14 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve accepts connections until Close.
 func (s *Server) Serve() error {
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		s.parts.maintain(s.ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.replicas.maintainISR(s.ctx, s.cfg.ReplicaLagTime)
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -201,6 +214,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	s.replicas.close()
 	return s.parts.close()
 }
 

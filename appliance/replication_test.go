@@ -1,0 +1,193 @@
+package appliance_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func clusterClient(t *testing.T, procs []*proc, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	var seeds []string
+	for _, p := range procs {
+		seeds = append(seeds, p.kafka)
+	}
+	return kgoClient(t, seeds[0], append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+}
+
+// partitionLogs concatenates a partition's segment files on one node.
+func partitionLogs(t *testing.T, p *proc, topic string, partition int) []byte {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(p.cfgPath), fmt.Sprintf("data%d", p.id), "kafka")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("%s-%d.", topic, partition)
+	var out []byte
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		segs, _ := filepath.Glob(filepath.Join(dir, e.Name(), "*.log"))
+		sort.Strings(segs)
+		for _, s := range segs {
+			b, err := os.ReadFile(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b...)
+		}
+	}
+	return out
+}
+
+func TestReplication_acksAllRecordsAreOnEveryReplica(t *testing.T) {
+	procs := newProcCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl := clusterClient(t, procs)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 3, 3, nil, "replicated"); err != nil {
+		t.Fatal(err)
+	}
+	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("replicated"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range 3000 {
+		prod.Produce(ctx, &kgo.Record{Key: []byte(strconv.Itoa(i % 10)), Value: []byte(strings.Repeat("r", 100+i%300))}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatalf("produce with acks=all: %v", err)
+	}
+	for part := range 3 {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			a, b, c := partitionLogs(t, procs[0], "replicated", part), partitionLogs(t, procs[1], "replicated", part), partitionLogs(t, procs[2], "replicated", part)
+			if len(a) > 0 && bytes.Equal(a, b) && bytes.Equal(b, c) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("partition %d logs differ: %d, %d, %d bytes", part, len(a), len(b), len(c))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// Consumers read everything back.
+	cons := clusterClient(t, procs, kgo.ConsumeTopics("replicated"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	n := 0
+	for n < 3000 {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		n += fs.NumRecords()
+	}
+}
+
+// isr returns a partition's ISR as a node's admin API reports it.
+func isrOf(t *testing.T, p *proc, topic string, partition int) ([]uint64, uint64) {
+	t.Helper()
+	d, err := describe(t, p, topic, true)
+	if err != nil || len(d.PartitionStates) <= partition {
+		return nil, 0
+	}
+	ps := d.PartitionStates[partition]
+	return ps.ISR, ps.Leader
+}
+
+func TestReplication_stoppedFollowersLeaveTheISRAndMinInsyncRefusesWrites(t *testing.T) {
+	procs := newProcCluster(t, 3, `replica_lag_time = "2s"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl := clusterClient(t, procs)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("3")}, "guarded"); err != nil {
+		t.Fatal(err)
+	}
+	waitTopic(t, procs[0], "guarded", 1)
+	_, leader := isrOf(t, procs[0], "guarded", 0)
+	var followers []*proc
+	for _, p := range procs {
+		if uint64(p.id) != leader {
+			followers = append(followers, p)
+		}
+	}
+	t.Cleanup(func() {
+		for _, f := range followers {
+			f.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+	// Not idempotent: an idempotent producer cannot give up on a sent batch.
+	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("guarded"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.DisableIdempotentWrite(), kgo.RecordRetries(0), kgo.ProduceRequestTimeout(3*time.Second))
+	produce := func(v string) error {
+		pctx, pcancel := context.WithTimeout(ctx, 8*time.Second)
+		defer pcancel()
+		return prod.ProduceSync(pctx, &kgo.Record{Value: []byte(v)}).FirstErr()
+	}
+	if err := produce("all three in sync"); err != nil {
+		t.Fatal(err)
+	}
+	waitISR := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			isr, _ := isrOf(t, procs[leader-1], "guarded", 0)
+			if len(isr) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ISR = %v, want %d members", isr, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	// One follower stops: after the lag time the leader drops it from the
+	// ISR (the other two still form a Raft quorum), and with
+	// min.insync.replicas = 3 acks=all is refused.
+	followers[0].cmd.Process.Signal(syscall.SIGSTOP)
+	waitISR(2)
+	if err := produce("two in sync"); !errors.Is(err, kerr.NotEnoughReplicas) {
+		t.Fatalf("acks=all with 2 of min 3 in sync = %v, want NOT_ENOUGH_REPLICAS", err)
+	}
+	// It comes back, catches up, rejoins, and writes are accepted again.
+	followers[0].cmd.Process.Signal(syscall.SIGCONT)
+	waitISR(3)
+	if err := produce("three again"); err != nil {
+		t.Fatalf("acks=all after the follower rejoined = %v", err)
+	}
+
+	// Both followers stop: the Raft quorum is gone with them, so the leader
+	// can neither shrink the ISR to itself nor take writes.
+	followers[0].cmd.Process.Signal(syscall.SIGSTOP)
+	followers[1].cmd.Process.Signal(syscall.SIGSTOP)
+	if err := produce("alone"); err == nil {
+		t.Fatal("acks=all produce succeeded with both followers stopped")
+	}
+	if isr, _ := isrOf(t, procs[leader-1], "guarded", 0); len(isr) != 3 {
+		t.Errorf("ISR without a quorum = %v, want it unchanged", isr)
+	}
+	followers[0].cmd.Process.Signal(syscall.SIGCONT)
+	followers[1].cmd.Process.Signal(syscall.SIGCONT)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := produce("back")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acks=all after both came back = %v", err)
+		}
+	}
+}
