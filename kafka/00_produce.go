@@ -16,8 +16,10 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -76,13 +78,24 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 		if err != nil {
 			sp := &resp.Topics[w.topic].Partitions[w.partition]
 			sp.ErrorCode, sp.BaseOffset, sp.LogStartOffset = kerr.RequestTimedOut.Code, -1, -1
-			if !errors.Is(err, context.DeadlineExceeded) {
+			if errors.Is(err, errDemoted) {
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			} else if !errors.Is(err, context.DeadlineExceeded) {
 				sp.ErrorCode = kerr.KafkaStorageError.Code
 				s.log.Error("kafka: fsync", "topic", w.p.topic, "partition", w.p.index, "err", err)
 			}
 		}
 	}
 	if req.Acks == 0 {
+		// No answer is due, so an error can only be told by closing the
+		// connection: the client then refreshes its metadata (as Kafka does).
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					c.closeAfter = true
+				}
+			}
+		}
 		return nil
 	}
 	if resp.Version >= 10 {
@@ -141,6 +154,14 @@ func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.Produce
 		sp.ErrorMessage = &msg
 		s.log.Debug("kafka: produce refused", "topic", t.Name, "partition", rp.Partition, "client_id", c.clientID, "err", err)
 		return w, false
+	}
+	if v, ok := t.Config["max.message.bytes"]; ok {
+		if n, err := strconv.Atoi(v); err == nil && len(rp.Records) > n {
+			sp.ErrorCode = kerr.MessageTooLarge.Code
+			msg := fmt.Sprintf("%d bytes of batches; %s-%d allows %d (max.message.bytes)", len(rp.Records), t.Name, rp.Partition, n)
+			sp.ErrorMessage = &msg
+			return w, false
+		}
 	}
 	if acks == -1 && len(meta.ISR) < minInsync(t) {
 		sp.ErrorCode = kerr.NotEnoughReplicas.Code
@@ -218,12 +239,43 @@ func checkBatches(b []byte) error {
 		if h.Attributes&0x20 != 0 {
 			return fmt.Errorf("%w: control batch; only the broker writes those", kerr.InvalidRecord)
 		}
+		// As Kafka's LogValidator: a client's batch holds at least one
+		// record and its offset deltas run 0..count-1, else offsets the log
+		// assigns would not match the records a consumer finds.
+		if h.RecordCount < 1 || h.LastOffsetDelta != h.RecordCount-1 {
+			return fmt.Errorf("%w: batch of %d record(s) with last offset delta %d", kerr.InvalidRecord, h.RecordCount, h.LastOffsetDelta)
+		}
+		if h.Attributes&0x7 == 0 {
+			if err := checkRecords(b[61:h.Length], h.RecordCount); err != nil {
+				return err
+			}
+		}
 		if h.ProducerID >= 0 {
 			if err := checkIdempotent(all, h); err != nil {
 				return err
 			}
 		}
 		b = b[h.Length:]
+	}
+	return nil
+}
+
+// checkRecords walks an uncompressed batch's records: each length must fit
+// and their offset deltas must count up from 0.
+func checkRecords(recs []byte, count int32) error {
+	for i := int32(0); i < count; i++ {
+		length, n := binary.Varint(recs)
+		if n <= 0 || length < 0 || int64(len(recs)-n) < length {
+			return fmt.Errorf("%w: record %d has a bad length", kerr.InvalidRecord, i)
+		}
+		var r kmsg.Record
+		if err := r.ReadFrom(recs[:n+int(length)]); err != nil || r.OffsetDelta != i {
+			return fmt.Errorf("%w: record %d is malformed or out of order", kerr.InvalidRecord, i)
+		}
+		recs = recs[n+int(length):]
+	}
+	if len(recs) != 0 {
+		return fmt.Errorf("%w: %d bytes after the last record", kerr.InvalidRecord, len(recs))
 	}
 	return nil
 }

@@ -79,9 +79,12 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SetVersion(req.Version)
 	resp.SessionID = 0
+	// Kafka's fetch.max.bytes: no answer larger than this, whatever a
+	// client asks for (the first batch may still exceed it).
+	const maxFetchBytes = 55 << 20
 	maxBytes := int(req.MaxBytes)
-	if maxBytes <= 0 || req.Version < 3 {
-		maxBytes = int(s.cfg.MaxRequestBytes)
+	if maxBytes <= 0 || maxBytes > maxFetchBytes {
+		maxBytes = maxFetchBytes
 	}
 	total := 0
 	replica := req.ReplicaID // a follower's node id, or -1 for a consumer

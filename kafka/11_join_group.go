@@ -50,7 +50,14 @@ func handleJoinGroup(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 
 	gs := s.groups
 	gs.mu.Lock()
-	g := gs.get(req.Group, true)
+	// Only a join without a member id may create a group: one naming a
+	// member of a group that does not exist is refused without leaving an
+	// empty group behind.
+	g := gs.get(req.Group, req.MemberID == "")
+	if g == nil {
+		gs.mu.Unlock()
+		return fail(kerr.UnknownMemberID.Code)
+	}
 	if len(g.members) > 0 && !supportsCommon(g, req.ProtocolType, req.Protocols, req.MemberID) {
 		gs.mu.Unlock()
 		return fail(kerr.InconsistentGroupProtocol.Code)
@@ -88,6 +95,13 @@ func handleJoinGroup(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 		}
 	}
 	ch := make(chan *kmsg.JoinGroupResponse, 1)
+	if m.join != nil {
+		// The member joined again (say, over a new connection): the old
+		// parked join gets an answer instead of waiting forever.
+		r := kmsg.NewPtrJoinGroupResponse()
+		r.ErrorCode, r.Generation, r.MemberID = kerr.RebalanceInProgress.Code, -1, m.id
+		m.join <- r
+	}
 	m.join = ch
 	if gs.allJoined(g) {
 		gs.completeJoin(g)

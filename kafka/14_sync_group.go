@@ -47,6 +47,11 @@ func handleSyncGroup(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 		return fail(kerr.RebalanceInProgress.Code)
 	}
 	ch := make(chan *kmsg.SyncGroupResponse, 1)
+	if m.sync != nil {
+		r := kmsg.NewPtrSyncGroupResponse()
+		r.ErrorCode = kerr.RebalanceInProgress.Code
+		m.sync <- r
+	}
 	m.sync = ch
 	if m.id == g.leader {
 		assigned := map[string][]byte{}

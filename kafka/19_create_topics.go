@@ -12,6 +12,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -98,6 +99,10 @@ func (s *Server) createTopic(ctx context.Context, rt kmsg.CreateTopicsRequestTop
 // configValue is a topic's value for a setting, or the default.
 func configValue(s *Server, t Topic, name string) *string {
 	if v, ok := t.Config[name]; ok {
+		return &v
+	}
+	if name == "min.insync.replicas" { // its default depends on the replication factor
+		v := strconv.Itoa(minInsync(&t))
 		return &v
 	}
 	v := topicConfigs[name].def(s)

@@ -18,15 +18,18 @@ type topicConfig struct {
 
 func constant(v string) func(*Server) string { return func(*Server) string { return v } }
 
-func integer(minimum int64) func(string) error {
+func integer(minimum, maximum int64) func(string) error {
 	return func(v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < minimum {
-			return fmt.Errorf("want an integer of at least %d", minimum)
+		if err != nil || n < minimum || n > maximum {
+			return fmt.Errorf("want an integer from %d to %d", minimum, maximum)
 		}
 		return nil
 	}
 }
+
+// maxMillis is the largest millisecond count a time.Duration holds.
+const maxMillis = int64(1<<63-1) / int64(1e6)
 
 func oneOf(vals ...string) func(string) error {
 	return func(v string) error {
@@ -42,13 +45,13 @@ func oneOf(vals ...string) func(string) error {
 var topicConfigs = map[string]topicConfig{
 	"cleanup.policy":                 {constant("delete"), oneOf("delete")},
 	"compression.type":               {constant("producer"), oneOf("producer")},
-	"retention.ms":                   {func(s *Server) string { return millis(s.cfg.Log.RetentionAge.Milliseconds()) }, integer(-1)},
-	"retention.bytes":                {func(s *Server) string { return strconv.FormatInt(s.cfg.Log.RetentionBytes, 10) }, integer(-1)},
-	"segment.bytes":                  {func(s *Server) string { return strconv.FormatInt(s.cfg.Log.SegmentBytes, 10) }, integer(14)},
-	"segment.ms":                     {func(s *Server) string { return millis(s.cfg.Log.SegmentAge.Milliseconds()) }, integer(1)},
-	"max.message.bytes":              {func(s *Server) string { return strconv.Itoa(int(s.cfg.MaxRequestBytes)) }, integer(0)},
+	"retention.ms":                   {func(s *Server) string { return millis(s.cfg.Log.RetentionAge.Milliseconds()) }, integer(-1, maxMillis)},
+	"retention.bytes":                {func(s *Server) string { return strconv.FormatInt(s.cfg.Log.RetentionBytes, 10) }, integer(-1, 1<<62)},
+	"segment.bytes":                  {func(s *Server) string { return strconv.FormatInt(s.cfg.Log.SegmentBytes, 10) }, integer(1<<20, 1<<31-1)},
+	"segment.ms":                     {func(s *Server) string { return millis(s.cfg.Log.SegmentAge.Milliseconds()) }, integer(1, maxMillis)},
+	"max.message.bytes":              {func(s *Server) string { return strconv.Itoa(int(s.cfg.MaxRequestBytes)) }, integer(0, 1<<31-1)},
 	"message.timestamp.type":         {constant("CreateTime"), oneOf("CreateTime")},
-	"min.insync.replicas":            {constant("1"), integer(1)},
+	"min.insync.replicas":            {constant("1"), integer(1, 7)},
 	"unclean.leader.election.enable": {constant("false"), oneOf("true", "false")},
 }
 

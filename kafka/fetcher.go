@@ -82,6 +82,11 @@ func (r *replicas) reconcile() {
 				}
 				continue
 			}
+			// No longer the leader: step down now, so acks=all produces
+			// waiting on this node's HW are told to go elsewhere.
+			if p := s.parts.lookup(t.ID, meta.Index); p != nil && p.leading() {
+				p.follow()
+			}
 			if meta.Leader < 0 {
 				continue
 			}

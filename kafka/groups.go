@@ -94,7 +94,7 @@ func (gs *groups) get(name string, create bool) *group {
 	g, ok := gs.m[name]
 	if !ok && create {
 		g = &group{name: name, state: groupEmpty, members: make(map[string]*member), static: make(map[string]string),
-			pending: make(map[string]time.Time)}
+			pending: make(map[string]time.Time), emptySince: time.Now()}
 		gs.m[name] = g
 	}
 	return g
@@ -146,7 +146,7 @@ func (gs *groups) run(done <-chan struct{}) {
 			if g.state == groupPreparingRebalance && (now.After(g.rebalanceEnd) || gs.allJoined(g)) {
 				gs.completeJoin(g)
 			}
-			if g.state == groupEmpty && len(g.members) == 0 && g.generation > 0 && now.Sub(g.emptySince) > emptyGroupRetention {
+			if g.state == groupEmpty && len(g.members) == 0 && len(g.pending) == 0 && now.Sub(g.emptySince) > emptyGroupRetention {
 				delete(gs.m, name) // its offsets, if any, stay in Raft
 			}
 		}

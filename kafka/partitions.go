@@ -144,6 +144,13 @@ func parseDirName(name string) (topic string, index int32, id [16]byte, ok bool)
 	return name[:dash], int32(n), id, true
 }
 
+// lookup returns a partition's local log if it is open.
+func (ps *partitions) lookup(id [16]byte, index int32) *partition {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.open[partitionKey{id, index}]
+}
+
 // get returns the local log of a partition, opening it on first use.
 func (ps *partitions) get(t *Topic, index int32) (*partition, error) {
 	key := partitionKey{t.ID, index}
@@ -155,14 +162,18 @@ func (ps *partitions) get(t *Topic, index int32) (*partition, error) {
 	if ps.open == nil {
 		return nil, storage.ErrClosed
 	}
+	p := &partition{topic: t.Name, id: t.ID, index: index, logger: ps.log, wake: make(chan struct{})}
 	opts := topicLogOptions(ps.opts, t.Config)
 	opts.Dir = filepath.Join(ps.dir, dirName(t.Name, index, t.ID))
 	opts.Logger = ps.log.With("topic", t.Name, "partition", index)
+	opts.OnDurable = p.recomputeHW
 	l, err := storage.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s-%d: %w", t.Name, index, err)
 	}
-	p := &partition{topic: t.Name, id: t.ID, index: index, log: l, logger: ps.log, wake: make(chan struct{})}
+	p.mu.Lock()
+	p.log = l
+	p.mu.Unlock()
 	p.initReplication()
 	ps.open[key] = p
 	return p, nil

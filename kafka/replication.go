@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -29,8 +30,11 @@ type replicaState struct {
 	hw          int64
 	hwWake      chan struct{} // closed and replaced when the HW rises
 	followers   map[int32]*followerState
-	leaderSince time.Time // when this node became leader; zero while it follows
-	leaderEpoch int32     // the epoch it leads at
+	leaderSince time.Time     // when this node became leader; zero while it follows
+	leaderEpoch int32         // the epoch it leads at
+	demoted     chan struct{} // closed when this node stops leading at leaderEpoch
+	isr         []int32       // the ISR the HW was last computed over
+	self        int32
 }
 
 func (p *partition) initReplication() {
@@ -54,8 +58,16 @@ func (p *partition) hwCh() <-chan struct{} {
 	return p.repl.hwWake
 }
 
+// errDemoted is returned to an acks=all produce whose partition stopped
+// being led here while it waited: the batch may never be committed, and the
+// client should retry with the new leader.
+var errDemoted = errors.New("leadership moved while waiting for replication")
+
 // waitHW waits until the HW passes offset: every in-sync replica has it.
 func (p *partition) waitHW(ctx context.Context, offset int64) error {
+	p.mu.Lock()
+	demoted := p.repl.demoted
+	p.mu.Unlock()
 	for {
 		ch := p.hwCh()
 		if p.highWatermark() > offset {
@@ -63,6 +75,8 @@ func (p *partition) waitHW(ctx context.Context, offset int64) error {
 		}
 		select {
 		case <-ch:
+		case <-demoted:
+			return errDemoted
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -101,8 +115,22 @@ func (p *partition) advanceHW(isr []int32, self int32) bool {
 	return p.advanceHWLocked(isr, self)
 }
 
+// recomputeHW recomputes the HW over the last known ISR, after an fsync
+// made more of the leader's own log durable.
+func (p *partition) recomputeHW() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.log != nil && !p.repl.leaderSince.IsZero() {
+		p.advanceHWLocked(p.repl.isr, p.repl.self)
+	}
+}
+
 func (p *partition) advanceHWLocked(isr []int32, self int32) bool {
-	hw := p.log.LogEndOffset()
+	p.repl.isr, p.repl.self = isr, self
+	// The leader counts only what is durable on its own disk (under
+	// fsync = always), so no consumer reads a record that a power cut could
+	// take back and that a later write could then reuse the offset of.
+	hw := p.log.DurableOffset()
 	for _, id := range isr {
 		if id == self {
 			continue
@@ -127,7 +155,7 @@ func (p *partition) advanceHWLocked(isr []int32, self int32) bool {
 func (p *partition) setFollowerHW(leaderHW int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	hw := min(leaderHW, p.log.LogEndOffset())
+	hw := min(leaderHW, p.log.DurableOffset())
 	if hw > p.repl.hw {
 		p.repl.hw = hw
 		close(p.repl.hwWake)
@@ -141,9 +169,21 @@ func (p *partition) lead(epoch int32, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.repl.leaderSince.IsZero() || p.repl.leaderEpoch != epoch {
+		if p.repl.demoted != nil && !p.repl.leaderSince.IsZero() {
+			close(p.repl.demoted)
+		}
 		p.repl.followers = make(map[int32]*followerState)
 		p.repl.leaderSince, p.repl.leaderEpoch = now, epoch
+		p.repl.demoted = make(chan struct{})
 	}
+}
+
+// leading reports whether this node leads the partition as far as the
+// partition knows.
+func (p *partition) leading() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.repl.leaderSince.IsZero()
 }
 
 // follow marks this node a follower of the partition. Its producer state
@@ -151,6 +191,10 @@ func (p *partition) lead(epoch int32, now time.Time) {
 // the log should this node lead again.
 func (p *partition) follow() {
 	p.mu.Lock()
+	if !p.repl.leaderSince.IsZero() && p.repl.demoted != nil {
+		close(p.repl.demoted)
+		p.repl.demoted = nil
+	}
 	p.repl.leaderSince = time.Time{}
 	p.mu.Unlock()
 	p.forgetProducers()

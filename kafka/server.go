@@ -221,8 +221,9 @@ func (s *Server) Close() error {
 // conn is one client connection's state.
 type conn struct {
 	net.Conn
-	clientID string
-	remote   string
+	clientID   string
+	remote     string
+	closeAfter bool // an unanswered request failed: close to tell the client
 }
 
 // requestHeader is the part of a request before its body.
@@ -272,9 +273,15 @@ func (s *Server) serveConn(nc net.Conn) {
 				"api_key", hdr.key, "api_version", hdr.version)
 			return
 		}
+		if c.closeAfter {
+			log.Debug("kafka: closing connection after a failed acks=0 produce", "client_id", c.clientID)
+			return
+		}
 		if resp == nil { // acks=0 produce: no answer
 			continue
 		}
+		// A client that stops reading must not pin its answers in memory.
+		nc.SetWriteDeadline(time.Now().Add(s.cfg.RequestTimeout))
 		if err := writeResponse(bw, hdr, resp); err != nil {
 			return
 		}

@@ -431,3 +431,33 @@ func TestProduce_v2IsAdvertisedButRefused(t *testing.T) {
 		t.Errorf("produce v2 = %v, want UNSUPPORTED_VERSION", kerr.ErrorForCode(code))
 	}
 }
+
+func TestProduce_batchWhoseOffsetsDoNotMatchItsRecordsIsRefused(t *testing.T) {
+	s, _ := startServer(t, func(c *Config) { c.DefaultPartitions = 1 })
+	ctx := ctxT(t)
+	c := newClient(t, s, kgo.DefaultProduceTopic("deltas"))
+	if err := c.ProduceSync(ctx, &kgo.Record{Value: []byte("ok")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	b := testBatch(t, 2)
+	binary.BigEndian.PutUint32(b[23:], 0) // last offset delta 0 for two records
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 1000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "deltas"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = b
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidRecord.Code {
+		t.Errorf("produce of a batch with a wrong last offset delta = %v, want INVALID_RECORD", kerr.ErrorForCode(code))
+	}
+	if end, err := listEnd(ctx, c, "deltas"); err != nil || end != 1 {
+		t.Errorf("log end after the refused batch = %d, %v; want 1", end, err)
+	}
+}

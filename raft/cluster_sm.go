@@ -328,6 +328,11 @@ func assign(nodes []uint64, partitions int32, rf int, rotation uint64) [][]uint6
 	return out
 }
 
+// maxTopicName leaves room in a 255-byte file name for the partition number
+// and topic id that reeve adds to a partition's directory name; Kafka's own
+// limit is 249.
+const maxTopicName = 200
+
 // validTopicName applies Kafka's rules, so every Kafka client accepts the name.
 func validTopicName(name string) error {
 	switch {
@@ -335,8 +340,8 @@ func validTopicName(name string) error {
 		return fmt.Errorf("topic name is empty")
 	case name == "." || name == "..":
 		return fmt.Errorf("topic name %q is not allowed", name)
-	case len(name) > 249:
-		return fmt.Errorf("topic name of %d characters; the limit is 249", len(name))
+	case len(name) > maxTopicName:
+		return fmt.Errorf("topic name of %d characters; the limit is %d (each partition's directory is named after its topic, within the file system's 255)", len(name), maxTopicName)
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {

@@ -134,8 +134,10 @@ func runAndKill(t *testing.T, dir string, delay time.Duration) (maxDurable int64
 	kill := func() {
 		once.Do(func() {
 			time.AfterFunc(delay, func() {
-				cmd.Process.Signal(syscall.SIGKILL)
+				// Mark the kill before sending it: the reader below may see
+				// the child's stdout close before this function returns.
 				close(killed)
+				cmd.Process.Signal(syscall.SIGKILL)
 			})
 		})
 	}

@@ -46,6 +46,22 @@ type Options struct {
 	RetentionAge time.Duration
 	Logger       *slog.Logger     // nil = discard
 	Now          func() time.Time // nil = time.Now; for tests
+	// OnDurable, if set, is called (from the syncer, without locks held)
+	// after an fsync made more of the log durable.
+	OnDurable func()
+}
+
+// DurableOffset returns the offset below which every record is on stable
+// storage under FsyncAlways; under the other modes, where nothing waits
+// for an fsync, it is the log end offset.
+func (l *Log) DurableOffset() int64 {
+	leo := l.leo.Load()
+	if l.opts.Fsync != FsyncAlways {
+		return leo
+	}
+	l.syncer.mu.Lock()
+	defer l.syncer.mu.Unlock()
+	return min(l.syncer.durable, leo)
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -134,6 +134,9 @@ func (l *Log) flush() {
 		return
 	}
 	y.advance(target)
+	if l.opts.OnDurable != nil {
+		l.opts.OnDurable()
+	}
 }
 
 // request asks for a round without blocking.

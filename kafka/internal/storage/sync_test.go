@@ -182,6 +182,9 @@ func TestLog_concurrentReadsAndWrites(t *testing.T) {
 					return
 				}
 				hs := headers(t, b)
+				if len(hs) == 0 && off >= l.LogEndOffset() {
+					continue // truncation moved the end to off: an empty read is right
+				}
 				if len(hs) == 0 || hs[0].BaseOffset > off || hs[0].LastOffset() < off {
 					t.Errorf("Read(%d) = batches starting %v", off, hs)
 					return
