@@ -24,6 +24,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/topics", s.createTopic)
 	mux.HandleFunc("GET /v1/topics/{name}", s.describeTopic)
 	mux.HandleFunc("DELETE /v1/topics/{name}", s.deleteTopic)
+	mux.HandleFunc("POST /v1/topics/{name}/partitions/{partition}/leader", s.moveLeader)
 	mux.HandleFunc("GET /v1/nodes", s.listNodes)
 	mux.HandleFunc("POST /v1/nodes", s.addNode)
 	mux.HandleFunc("DELETE /v1/nodes/{id}", s.removeNode)
@@ -259,4 +260,51 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
 	}
 	n, _ := s.store.Node(id)
 	writeJSON(w, http.StatusOK, n)
+}
+
+// MoveLeaderRequest is the body of POST /v1/topics/{name}/partitions/{p}/leader.
+type MoveLeaderRequest struct {
+	Leader uint64 `json:"leader"`
+}
+
+// moveLeader hands a partition's leadership to another in-sync replica, as
+// a conditional Raft commit: a planned move, for maintenance.
+func (s *Server) moveLeader(w http.ResponseWriter, r *http.Request) {
+	var req MoveLeaderRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, fmt.Errorf("%w: body: %v", errBadRequest, err))
+		return
+	}
+	name := r.PathValue("name")
+	part, err := strconv.ParseInt(r.PathValue("partition"), 10, 32)
+	if err != nil {
+		writeError(w, fmt.Errorf("%w: partition %q: want a number", errBadRequest, r.PathValue("partition")))
+		return
+	}
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	if err := s.consistent(r, s.store.Groups()...); err != nil {
+		writeError(w, err)
+		return
+	}
+	t, ok := s.store.Topic(name)
+	if !ok {
+		writeError(w, fmt.Errorf("%w: %q", raft.ErrUnknownTopic, name))
+		return
+	}
+	p, ok := s.store.Partition(t.ID, int32(part))
+	if !ok {
+		writeError(w, fmt.Errorf("%w: %s-%d", raft.ErrUnknownPartition, name, part))
+		return
+	}
+	leader := req.Leader
+	got, err := s.store.UpdatePartition(ctx, raft.PartitionUpdate{TopicID: t.ID, Partition: int32(part),
+		ExpectedLeaderEpoch: p.LeaderEpoch, ExpectedPartitionEpoch: p.PartitionEpoch, Leader: &leader})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.log.Info("partition leader moved", "topic", name, "partition", part, "from", p.Leader, "to", got.Leader,
+		"leader_epoch", got.LeaderEpoch)
+	writeJSON(w, http.StatusOK, got)
 }

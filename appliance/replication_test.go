@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -190,4 +193,97 @@ func TestReplication_stoppedFollowersLeaveTheISRAndMinInsyncRefusesWrites(t *tes
 			t.Fatalf("acks=all after both came back = %v", err)
 		}
 	}
+}
+
+// moveLeader asks a node's admin API to hand a partition to another node.
+func moveLeader(t *testing.T, p *proc, topic string, partition int, to uint64) {
+	t.Helper()
+	body := strings.NewReader(fmt.Sprintf(`{"leader": %d}`, to))
+	resp, err := http.Post(fmt.Sprintf("http://%s/v1/topics/%s/partitions/%d/leader", p.admin, topic, partition), "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("move leader of %s-%d to %d: %s %s", topic, partition, to, resp.Status, b)
+	}
+}
+
+// TestReplication_plannedLeaderMoveLosesAndDuplicatesNothing moves a
+// partition's leadership back and forth with Raft commands while an
+// idempotent acks=all producer runs: every record arrives exactly once and
+// the producer sees no error.
+func TestReplication_plannedLeaderMoveLosesAndDuplicatesNothing(t *testing.T) {
+	procs := newProcCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "moving"); err != nil {
+		t.Fatal(err)
+	}
+	waitTopic(t, procs[0], "moving", 1)
+	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("moving"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	var failures atomic.Int64
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	const total = 4000
+	go func() {
+		defer close(done)
+		for i := 0; i < total; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			prod.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					failures.Add(1)
+				} else {
+					acked.Add(1)
+				}
+			})
+			if i%50 == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	for move := range 4 {
+		time.Sleep(500 * time.Millisecond)
+		isr, leader := isrOf(t, procs[0], "moving", 0)
+		var to uint64
+		for _, r := range isr {
+			if r != leader {
+				to = r
+				break
+			}
+		}
+		if to == 0 {
+			t.Fatalf("move %d: no other in-sync replica in %v", move, isr)
+		}
+		moveLeader(t, procs[0], "moving", 0, to)
+	}
+	<-done
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if failures.Load() != 0 {
+		t.Fatalf("%d produce errors while the leader moved", failures.Load())
+	}
+	cons := clusterClient(t, procs, kgo.ConsumeTopics("moving"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]int{}
+	for len(seen) < total {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume after %d: %v", len(seen), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+	}
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("record %s read %d times", v, n)
+		}
+	}
+	t.Logf("%d records acknowledged, %d read, leader moved 4 times", acked.Load(), len(seen))
 }
