@@ -52,7 +52,7 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 3s ./raft/
-	$(GO) test -run '^$$' -bench 'BenchmarkIdleRSS|BenchmarkKafka' -benchtime 1x -v ./appliance/ | grep -v '^\s*{'
+	$(GO) test -run '^$$' -bench 'BenchmarkIdleRSS|BenchmarkKafka|BenchmarkReplicatedProduce' -benchtime 1x -v ./appliance/ | grep -v '^\s*{'
 	$(GO) test -run '^$$' -bench BenchmarkAppend ./kafka/internal/storage/
 
 # fuzz runs each fuzz target for FUZZTIME; CI runs it with a short bound.
