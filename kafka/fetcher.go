@@ -249,7 +249,10 @@ func (f *fetcher) fetchOnce(ctx context.Context, c *peer) error {
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
 			fp := find[rt.Topic][rp.Partition]
-			if fp == nil {
+			if fp == nil || ctx.Err() != nil || !f.current(fp) {
+				// The fetcher was stopped or the partition moved on while
+				// the fetch was out: what a deposed leader sent is not
+				// appended.
 				continue
 			}
 			if err := f.apply(ctx, fp, rp); err != nil {
@@ -258,6 +261,17 @@ func (f *fetcher) fetchOnce(ctx context.Context, c *peer) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// current reports whether this node still follows fp from this fetcher's
+// leader at fp's epoch, by the latest metadata.
+func (f *fetcher) current(fp *followed) bool {
+	t, ok := f.s.parts.topicByID(fp.t.ID)
+	if !ok || int(fp.index) >= len(t.Partitions) {
+		return false
+	}
+	meta := t.Partitions[fp.index]
+	return meta.Leader == f.leader && meta.LeaderEpoch == fp.epoch
 }
 
 // apply appends one partition's fetched batches and adopts the leader's HW.

@@ -47,6 +47,10 @@ func (c *peer) request(ctx context.Context, req kmsg.Request, version int16) (km
 	} else {
 		c.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	}
+	// Cancelling ctx ends a request blocked in a read at once.
+	conn := c.conn
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
 	c.corr++
 	req.SetVersion(version)
 	frame := make([]byte, 4, 256)
