@@ -380,3 +380,70 @@ func TestReplication_divergentTailIsTruncated(t *testing.T) {
 		t.Errorf("the old leader did not catch up with the new leader's writes")
 	}
 }
+
+// TestReplication_minInsyncTwoWithBothFollowersStopped is the case with the
+// Raft quorum intact: on five nodes, stopping a partition's two followers
+// leaves three nodes, so the leader can shrink the ISR to itself, and with
+// min.insync.replicas = 2 acks=all is refused with NOT_ENOUGH_REPLICAS
+// until a follower is back in sync. (On three nodes the same stop also
+// takes the quorum, and the leader stops taking writes altogether: see
+// TestReplication_stoppedFollowersLeaveTheISRAndMinInsyncRefusesWrites.)
+func TestReplication_minInsyncTwoWithBothFollowersStopped(t *testing.T) {
+	procs := newProcCluster(t, 5, `replica_lag_time = "2s"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": kadm.StringPtr("2")}, "five"); err != nil {
+		t.Fatal(err)
+	}
+	waitTopic(t, procs[0], "five", 1)
+	isr, leader := isrOf(t, procs[0], "five", 0)
+	var followers []*proc
+	for _, id := range isr {
+		if id != leader {
+			followers = append(followers, procs[id-1])
+		}
+	}
+	t.Cleanup(func() {
+		for _, f := range followers {
+			f.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("five"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.DisableIdempotentWrite(), kgo.RecordRetries(0), kgo.ProduceRequestTimeout(3*time.Second))
+	produce := func(v string) error {
+		pctx, pcancel := context.WithTimeout(ctx, 8*time.Second)
+		defer pcancel()
+		return prod.ProduceSync(pctx, &kgo.Record{Value: []byte(v)}).FirstErr()
+	}
+	waitISR := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, _ := isrOf(t, procs[leader-1], "five", 0)
+			if len(got) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ISR = %v, want %d members", got, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if err := produce("all in sync"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range followers {
+		f.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+	waitISR(1)
+	if err := produce("alone"); !errors.Is(err, kerr.NotEnoughReplicas) {
+		t.Fatalf("acks=all with only the leader in sync = %v, want NOT_ENOUGH_REPLICAS", err)
+	}
+	followers[0].cmd.Process.Signal(syscall.SIGCONT)
+	waitISR(2)
+	if err := produce("two in sync"); err != nil {
+		t.Fatalf("acks=all with a follower back = %v", err)
+	}
+	followers[1].cmd.Process.Signal(syscall.SIGCONT)
+	waitISR(3)
+}
