@@ -369,3 +369,16 @@ func TestProcessCluster_nodeAddJoinsAndNodeRemoveLeaves(t *testing.T) {
 		t.Errorf("re-adding removed id: status %d, %q", status, errOut)
 	}
 }
+
+// httpGetJSON decodes a GET's JSON answer into v and returns the status.
+func httpGetJSON(url string, v any) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, nil
+	}
+	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(v)
+}

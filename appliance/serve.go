@@ -15,6 +15,7 @@ import (
 
 	"github.com/reeve-edge/reeve/config"
 	"github.com/reeve-edge/reeve/kafka"
+	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/raft"
 )
 
@@ -29,6 +30,8 @@ type Server struct {
 	ln    net.Listener
 	done  chan error // the first of the admin and Kafka servers to exit
 	stop  context.CancelFunc
+
+	elections *policyMetadata
 }
 
 // Start opens the node's Raft groups and binds the Kafka and admin
@@ -40,7 +43,10 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	quorum := newQuorumWatch(store, cfg.Raft.RTT.Duration*time.Duration(cfg.Raft.ElectionRTT))
-	ks, err := kafka.New(kafkaConfig(cfg, log), kafkaCluster{store: store, quorum: quorum})
+	live := policy.NewLiveness(cfg.Node.ID)
+	kcfg := kafkaConfig(cfg, log)
+	kcfg.Heartbeats, kcfg.HeartbeatInterval = live, cfg.Election.HeartbeatInterval.Duration
+	ks, err := kafka.New(kcfg, kafkaCluster{store: store, quorum: quorum})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -65,8 +71,13 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	go func() { s.done <- s.admin.Serve(ln) }()
 	go func() { s.done <- ks.Serve() }()
+	s.elections = newPolicyMetadata(store)
+	ctl := policy.NewController(s.elections, live, policy.FirstISR{}, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
+		log.With("component", "controller"))
 	go s.followChanges(ctx)
 	go quorum.run(ctx)
+	go s.elections.tick(ctx)
+	go ctl.Run(ctx)
 	return s, nil
 }
 
@@ -79,6 +90,7 @@ func (s *Server) followChanges(ctx context.Context) {
 			return
 		}
 		s.kafka.MetadataChanged()
+		s.elections.notify()
 	}
 }
 

@@ -10,12 +10,13 @@ import (
 
 // Config is a validated reeve configuration.
 type Config struct {
-	Node    Node    `toml:"node"`
-	Cluster Cluster `toml:"cluster"`
-	Raft    Raft    `toml:"raft"`
-	Kafka   Kafka   `toml:"kafka"`
-	Admin   Admin   `toml:"admin"`
-	Log     Log     `toml:"log"`
+	Node     Node     `toml:"node"`
+	Cluster  Cluster  `toml:"cluster"`
+	Raft     Raft     `toml:"raft"`
+	Kafka    Kafka    `toml:"kafka"`
+	Admin    Admin    `toml:"admin"`
+	Log      Log      `toml:"log"`
+	Election Election `toml:"election"`
 	// Source is the file the config came from, or "" for embedded defaults.
 	Source string `toml:"-"`
 }
@@ -129,6 +130,17 @@ type Kafka struct {
 	// segments are deleted: -1 (the default) for no limit, else at least
 	// 1 MiB.
 	RetentionBytes int64 `toml:"retention_bytes"`
+}
+
+// Election configures leader election.
+type Election struct {
+	// HeartbeatInterval is how often every node sends a heartbeat to every
+	// other node, 100ms..10s, default 1s.
+	HeartbeatInterval Duration `toml:"heartbeat_interval"`
+	// LeaderTimeout is how long a partition leader's heartbeats may be
+	// missing before its controller elects another, at least three
+	// heartbeat intervals, default 10s.
+	LeaderTimeout Duration `toml:"leader_timeout"`
 }
 
 // Admin configures the admin HTTP listener.
@@ -247,7 +259,11 @@ func base() *Config {
 			RetentionBytes:             defaultRetentionBytes,
 		},
 		Admin: Admin{Listen: defaultAdminListen},
-		Log:   Log{Level: defaultLogLevel, Format: defaultLogFormat},
+		Election: Election{
+			HeartbeatInterval: Duration{time.Second},
+			LeaderTimeout:     Duration{10 * time.Second},
+		},
+		Log: Log{Level: defaultLogLevel, Format: defaultLogFormat},
 	}
 }
 

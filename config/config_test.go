@@ -78,6 +78,11 @@ func TestParse_errors(t *testing.T) {
 			want: []string{`t.toml:2:1: kafka.replica_lag_time: 100ms is out of range; use 1s to 10m`},
 		},
 		{
+			name: "leader timeout under three heartbeats",
+			src:  "[election]\nheartbeat_interval = \"1s\"\nleader_timeout = \"2s\"\n",
+			want: []string{`t.toml:3:1: election.leader_timeout: 2s is under three heartbeat intervals (3s); raise it, or lower election.heartbeat_interval`},
+		},
+		{
 			name: "node id beyond int32",
 			src:  "[node]\nid = 2147483648\n",
 			want: []string{`t.toml:2:1: node.id: 2147483648 is too large; Kafka broker ids are 32-bit, use 1 to 2147483647`},
@@ -710,8 +715,9 @@ func TestDefault(t *testing.T) {
 			Retention:                  Duration{168 * time.Hour},
 			RetentionBytes:             -1,
 		},
-		Admin: Admin{Listen: "127.0.0.1:9644"},
-		Log:   Log{Level: "info", Format: "auto"},
+		Admin:    Admin{Listen: "127.0.0.1:9644"},
+		Log:      Log{Level: "info", Format: "auto"},
+		Election: Election{HeartbeatInterval: Duration{time.Second}, LeaderTimeout: Duration{10 * time.Second}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n\t%+v\nwant\n\t%+v", c, want)

@@ -71,6 +71,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateMembership(c)
 	d.validateListeners(c)
 	d.validateKafka(c)
+	d.validateElection(c)
 	if d.ok("log.level") && !slices.Contains(logLevels, c.Log.Level) {
 		d.errorf("log.level", "unknown level %q%s; use one of %s", c.Log.Level, didYouMean(c.Log.Level, logLevels), strings.Join(logLevels, ", "))
 	}
@@ -422,4 +423,15 @@ func collide(a, b string) bool {
 	ha, pa, _ := net.SplitHostPort(canonAddr(a))
 	hb, pb, _ := net.SplitHostPort(canonAddr(b))
 	return pa == pb && (ha == hb || isWildcard(a) || isWildcard(b))
+}
+
+func (d *decoder) validateElection(c *Config) {
+	e := c.Election
+	if iv := e.HeartbeatInterval.Duration; d.ok("election.heartbeat_interval") && (iv < 100*time.Millisecond || iv > 10*time.Second) {
+		d.errorf("election.heartbeat_interval", "%s is out of range; use 100ms to 10s", durationText(iv))
+	}
+	if to := e.LeaderTimeout.Duration; d.ok("election.leader_timeout", "election.heartbeat_interval") && to < 3*e.HeartbeatInterval.Duration {
+		d.errorf("election.leader_timeout", "%s is under three heartbeat intervals (%s); raise it, or lower election.heartbeat_interval",
+			durationText(to), durationText(3*e.HeartbeatInterval.Duration))
+	}
 }

@@ -44,5 +44,6 @@ func init() {
 		int16(kmsg.ListGroups):           {0, 5, handleListGroups},
 		int16(kmsg.DescribeGroups):       {0, 5, handleDescribeGroups},
 		int16(kmsg.DeleteGroups):         {0, 2, handleDeleteGroups},
+		int16(kmsg.BrokerHeartbeat):      {0, 1, handleBrokerHeartbeat},
 	}
 }

@@ -49,6 +49,10 @@ type Config struct {
 	// ReplicaLagTime is how long a follower may go without catching up
 	// before the leader drops it from the ISR (default 10 s).
 	ReplicaLagTime time.Duration
+	// Heartbeats receives the heartbeats of other nodes; HeartbeatInterval
+	// is how often this node sends its own (0: it sends none).
+	Heartbeats        HeartbeatSink
+	HeartbeatInterval time.Duration
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (Kafka's connections.max.idle.ms, 10 minutes by default).
 	IdleTimeout time.Duration
@@ -135,6 +139,13 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve accepts connections until Close.
 func (s *Server) Serve() error {
+	if s.cfg.HeartbeatInterval > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.heartbeats(s.ctx, s.cfg.HeartbeatInterval)
+		}()
+	}
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()

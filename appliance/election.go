@@ -1,0 +1,92 @@
+package appliance
+
+import (
+	"context"
+	"time"
+
+	"github.com/reeve-edge/reeve/policy"
+	"github.com/reeve-edge/reeve/raft"
+)
+
+// policyMetadata adapts the Raft store to the election controller.
+type policyMetadata struct {
+	store   *raft.Store
+	changed chan struct{}
+}
+
+var _ policy.Metadata = (*policyMetadata)(nil)
+
+func newPolicyMetadata(store *raft.Store) *policyMetadata {
+	return &policyMetadata{store: store, changed: make(chan struct{}, 1)}
+}
+
+// notify wakes the controller; it never blocks.
+func (m *policyMetadata) notify() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (m *policyMetadata) Changed() <-chan struct{} { return m.changed }
+
+// Controlled lists the partitions of the Raft groups this node leads.
+func (m *policyMetadata) Controlled() []policy.PartitionState {
+	self := m.store.NodeID()
+	var out []policy.PartitionState
+	unclean := map[string]bool{}
+	for _, t := range m.store.Topics() {
+		unclean[t.Name] = t.Config["unclean.leader.election.enable"] == "true"
+	}
+	for _, g := range m.store.Groups()[1:] {
+		if leader, ok := m.store.GroupLeader(g); !ok || leader != self {
+			continue
+		}
+		for _, p := range m.store.GroupPartitions(g) {
+			if t, ok := m.store.Topic(p.Topic); !ok || t.ID != p.TopicID {
+				continue // a deleted topic's partition, not yet purged
+			}
+			out = append(out, policy.PartitionState{
+				Topic: p.Topic, TopicID: p.TopicID, Partition: p.Partition,
+				Replicas: p.Replicas, ISR: p.ISR, Leader: p.Leader,
+				LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+				Unclean: unclean[p.Topic],
+			})
+		}
+	}
+	return out
+}
+
+// Elect commits a new leader and ISR if the partition's epochs are unchanged.
+func (m *policyMetadata) Elect(ctx context.Context, p policy.PartitionState, leader uint64, isr []uint64) error {
+	_, err := m.store.UpdatePartition(ctx, raft.PartitionUpdate{
+		TopicID: p.TopicID, Partition: p.Partition,
+		ExpectedLeaderEpoch: p.LeaderEpoch, ExpectedPartitionEpoch: p.PartitionEpoch,
+		Leader: &leader, ISR: isr, Unclean: p.Unclean,
+	})
+	return err
+}
+
+func (m *policyMetadata) Labels(node uint64) map[string]string {
+	n, _ := m.store.Node(node)
+	return n.Labels
+}
+
+// controllerWakeup bounds how long a node that just became a Raft group's
+// leader waits before it looks at that group's partitions.
+const controllerWakeup = 500 * time.Millisecond
+
+// tick wakes the controller periodically: Raft leadership changes are not
+// in the change feed.
+func (m *policyMetadata) tick(ctx context.Context) {
+	t := time.NewTicker(controllerWakeup)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.notify()
+		}
+	}
+}
