@@ -32,6 +32,7 @@ type Server struct {
 	stop  context.CancelFunc
 
 	elections *policyMetadata
+	live      *policy.Liveness
 }
 
 // Start opens the node's Raft groups and binds the Kafka and admin
@@ -71,7 +72,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	go func() { s.done <- s.admin.Serve(ln) }()
 	go func() { s.done <- ks.Serve() }()
-	s.elections = newPolicyMetadata(store)
+	s.elections, s.live = newPolicyMetadata(store), live
 	ctl := policy.NewController(s.elections, live, policy.FirstISR{}, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
 	go s.followChanges(ctx)
@@ -200,6 +201,9 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	select {
 	case got := <-sig:
 		log.Info("reeve stopping", "signal", got.String())
+		if got == syscall.SIGTERM && s.store.Ready() {
+			s.controlledShutdown()
+		}
 		s.Close()
 		return nil
 	case err := <-s.done:

@@ -118,3 +118,48 @@ func (s *Store) Snapshot(ctx context.Context) error {
 	}
 	return nil
 }
+
+// TransferLeadership hands every group this node leads to another member,
+// for a controlled shutdown, and waits (bounded by ctx) until it no longer
+// leads any. pick chooses the target among the group's other members.
+func (s *Store) TransferLeadership(ctx context.Context, pick func(candidates []uint64) uint64) error {
+	for _, g := range s.Groups() {
+		if leader, ok := s.GroupLeader(g); !ok || leader != s.cfg.NodeID {
+			continue
+		}
+		m, err := s.Membership(ctx, g)
+		if err != nil {
+			return err
+		}
+		var others []uint64
+		for id := range m.Nodes {
+			if id != s.cfg.NodeID {
+				others = append(others, id)
+			}
+		}
+		slices.Sort(others)
+		target := pick(others)
+		if target == 0 {
+			continue
+		}
+		if err := s.nh.RequestLeaderTransfer(g, target); err != nil {
+			return fmt.Errorf("raft group %d: transfer leadership to node %d: %w", g, target, err)
+		}
+	}
+	for {
+		leads := 0
+		for _, g := range s.Groups() {
+			if leader, ok := s.GroupLeader(g); ok && leader == s.cfg.NodeID {
+				leads++
+			}
+		}
+		if leads == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still leading %d raft group(s): %w", leads, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
