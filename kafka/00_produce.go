@@ -269,7 +269,7 @@ func checkRecords(recs []byte, count int32) error {
 			return fmt.Errorf("%w: record %d has a bad length", kerr.InvalidRecord, i)
 		}
 		var r kmsg.Record
-		if err := r.ReadFrom(recs[:n+int(length)]); err != nil || r.OffsetDelta != i {
+		if err := r.UnsafeReadFrom(recs[:n+int(length)]); err != nil || r.OffsetDelta != i { // no copies: only read here
 			return fmt.Errorf("%w: record %d is malformed or out of order", kerr.InvalidRecord, i)
 		}
 		recs = recs[n+int(length):]
