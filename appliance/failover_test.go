@@ -17,20 +17,33 @@ import (
 // a leader declared dead after 1 s of silence.
 var electionConfig = []string{`replica_lag_time = "2s"`, "[election]", `heartbeat_interval = "250ms"`, `leader_timeout = "1s"`}
 
-// leaderOf returns a partition's leader and leader epoch as a node sees it.
-func leaderOf(t *testing.T, p *proc, topic string) (uint64, int32) {
-	t.Helper()
+// partitionLeaders returns each partition's leader and leader epoch as a
+// node's admin API reports them (its local view), or false if it cannot.
+func partitionLeaders(p *proc, topic string) ([][2]int64, bool) {
 	var d struct {
 		PartitionStates []struct {
 			Leader      uint64 `json:"leader"`
 			LeaderEpoch int32  `json:"leader_epoch"`
 		} `json:"partition_states"`
 	}
-	resp, err := httpGetJSON("http://"+p.admin+"/v1/topics/"+topic+"?stale=true", &d)
-	if err != nil || resp != 200 || len(d.PartitionStates) == 0 {
+	if code, err := httpGetJSON("http://"+p.admin+"/v1/topics/"+topic+"?stale=true", &d); err != nil || code != 200 {
+		return nil, false
+	}
+	var out [][2]int64
+	for _, ps := range d.PartitionStates {
+		out = append(out, [2]int64{int64(ps.Leader), int64(ps.LeaderEpoch)})
+	}
+	return out, true
+}
+
+// leaderOf returns partition 0's leader and leader epoch (0, -1 if unknown).
+func leaderOf(t *testing.T, p *proc, topic string) (uint64, int32) {
+	t.Helper()
+	ls, ok := partitionLeaders(p, topic)
+	if !ok || len(ls) == 0 {
 		return 0, -1
 	}
-	return d.PartitionStates[0].Leader, d.PartitionStates[0].LeaderEpoch
+	return uint64(ls[0][0]), int32(ls[0][1])
 }
 
 // TestFailover_killedLeaderIsReplacedAndNothingIsLost is the seed's test
@@ -120,20 +133,11 @@ func TestFailover_idleTopicKeepsItsLeader(t *testing.T) {
 
 func describeEpochs(t *testing.T, p *proc, topic string) [][2]int64 {
 	t.Helper()
-	var d struct {
-		PartitionStates []struct {
-			Leader      uint64 `json:"leader"`
-			LeaderEpoch int32  `json:"leader_epoch"`
-		} `json:"partition_states"`
+	ls, ok := partitionLeaders(p, topic)
+	if !ok {
+		t.Fatalf("describe %s on node %d failed", topic, p.id)
 	}
-	if code, err := httpGetJSON("http://"+p.admin+"/v1/topics/"+topic+"?stale=true", &d); err != nil || code != 200 {
-		t.Fatalf("describe %s: %d %v", topic, code, err)
-	}
-	var out [][2]int64
-	for _, ps := range d.PartitionStates {
-		out = append(out, [2]int64{int64(ps.Leader), int64(ps.LeaderEpoch)})
-	}
-	return out
+	return ls
 }
 
 // TestFailover_rollingRestartWithSIGTERMLosesNothing restarts every node in

@@ -55,7 +55,7 @@ func BenchmarkKafka(b *testing.B) {
 		{"reeve-process-fsync-always", reeveBench(b, "always")},
 	}
 	results := map[string][]float64{} // case -> records/s per round
-	var names []string // cases in report order
+	var names []string                // cases in report order
 	for round := range benchRounds {
 		for _, tg := range targets {
 			// A fresh topic each round, deleted after it: the data written
