@@ -273,12 +273,15 @@ func (s *Server) serveConn(nc net.Conn) {
 		// The rest of a frame must follow promptly: a client that stalls
 		// mid-request holds its buffer hostage.
 		nc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
-		frame := make([]byte, size)
+		frame, pooled := newFrame(br, size)
 		if _, err := io.ReadFull(br, frame); err != nil {
 			log.Debug("kafka: connection closed mid-request", "err", err)
 			return
 		}
 		resp, hdr, err := s.handleFrame(c, frame)
+		if pooled {
+			releaseFrame(frame)
+		}
 		if err != nil {
 			log.Warn("kafka: closing connection: bad request", "err", err, "client_id", c.clientID,
 				"api_key", hdr.key, "api_version", hdr.version)
@@ -303,6 +306,35 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 	}
 }
+
+// produceFrames recycles the buffers of large Produce requests, the bulk
+// of a broker's allocations. Only Produce: its handler has written the
+// records to the log and kept no slice of the request when it returns
+// (kmsg's ReadFrom copies strings), whereas other requests' byte fields,
+// such as group members' metadata, live on in memory.
+var produceFrames sync.Pool
+
+const (
+	minPooledFrame = 64 << 10
+	maxPooledFrame = 16 << 20
+)
+
+// newFrame returns a buffer for a frame of size bytes, recycled for large
+// Produce requests (the API key is peeked from the unread frame).
+func newFrame(br *bufio.Reader, size int32) ([]byte, bool) {
+	if size < minPooledFrame || size > maxPooledFrame {
+		return make([]byte, size), false
+	}
+	if key, err := br.Peek(2); err != nil || binary.BigEndian.Uint16(key) != uint16(kmsg.Produce) {
+		return make([]byte, size), false
+	}
+	if b, ok := produceFrames.Get().(*[]byte); ok && cap(*b) >= int(size) {
+		return (*b)[:size], true
+	}
+	return make([]byte, size, maxPooledFrame/4+int(size)), true
+}
+
+func releaseFrame(b []byte) { produceFrames.Put(&b) }
 
 func writeResponse(w *bufio.Writer, hdr requestHeader, resp kmsg.Response) error {
 	buf := make([]byte, 8, 256+sizeHint(resp))
