@@ -123,6 +123,7 @@ func (s *Store) Snapshot(ctx context.Context) error {
 // for a controlled shutdown, and waits (bounded by ctx) until it no longer
 // leads any. pick chooses the target among the group's other members.
 func (s *Store) TransferLeadership(ctx context.Context, pick func(candidates []uint64) uint64) error {
+	var asked []uint64 // groups handed over; one with nobody to take it stays
 	for _, g := range s.Groups() {
 		if leader, ok := s.GroupLeader(g); !ok || leader != s.cfg.NodeID {
 			continue
@@ -145,10 +146,11 @@ func (s *Store) TransferLeadership(ctx context.Context, pick func(candidates []u
 		if err := s.nh.RequestLeaderTransfer(g, target); err != nil {
 			return fmt.Errorf("raft group %d: transfer leadership to node %d: %w", g, target, err)
 		}
+		asked = append(asked, g)
 	}
 	for {
 		leads := 0
-		for _, g := range s.Groups() {
+		for _, g := range asked {
 			if leader, ok := s.GroupLeader(g); ok && leader == s.cfg.NodeID {
 				leads++
 			}
