@@ -161,9 +161,13 @@ func (s *Server) createTopic(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	t, err := s.store.CreateTopic(ctx, raft.TopicSpec{Name: req.Name, Partitions: req.Partitions,
 		ReplicationFactor: req.ReplicationFactor, Config: req.Config})
-	if err != nil {
+	if err != nil && t.Name == "" {
 		writeError(w, err)
 		return
+	}
+	if err != nil {
+		// Recorded; the cluster leader's reconciler finishes the rest.
+		s.log.Warn("topic created, partitions still being created", "topic", t.Name, "err", err)
 	}
 	s.log.Info("topic created", "topic", t.Name, "topic_id", t.ID.String(), "partitions", t.Partitions,
 		"replication_factor", t.ReplicationFactor)
@@ -204,9 +208,13 @@ func (s *Server) deleteTopic(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := requestContext(r)
 	defer cancel()
 	t, err := s.store.DeleteTopic(ctx, r.PathValue("name"))
-	if err != nil {
+	if err != nil && t.Name == "" {
 		writeError(w, err)
 		return
+	}
+	if err != nil {
+		// Deleted; the cluster leader's reconciler drops what is left.
+		s.log.Warn("topic deleted, partitions still being dropped", "topic", t.Name, "err", err)
 	}
 	s.log.Info("topic deleted", "topic", t.Name, "topic_id", t.ID.String())
 	writeJSON(w, http.StatusOK, t)

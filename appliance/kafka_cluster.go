@@ -125,19 +125,28 @@ func ids32(ids []uint64) []int32 {
 func (k kafkaCluster) CreateTopic(ctx context.Context, spec kafka.TopicSpec) (kafka.Topic, error) {
 	t, err := k.store.CreateTopic(ctx, raft.TopicSpec{Name: spec.Name, Partitions: spec.Partitions,
 		ReplicationFactor: spec.ReplicationFactor, Config: spec.Config})
-	if err != nil {
+	// A topic that was recorded counts as created even if some partitions
+	// are still being initialised: the cluster leader finishes them, and a
+	// client that retried would only hear TOPIC_ALREADY_EXISTS.
+	if err != nil && t.Name == "" {
 		return kafka.Topic{}, kafkaError(err, kerr.InvalidTopicException)
 	}
 	return k.convert(t, k.activeSet()), nil
 }
 
 func (k kafkaCluster) DeleteTopic(ctx context.Context, name string) error {
-	_, err := k.store.DeleteTopic(ctx, name)
+	t, err := k.store.DeleteTopic(ctx, name)
+	if t.Name != "" {
+		return nil // deleted; the cluster leader drops any partitions left
+	}
 	return kafkaError(err, kerr.InvalidTopicException)
 }
 
 func (k kafkaCluster) CreatePartitions(ctx context.Context, name string, count int32) error {
-	_, err := k.store.CreatePartitions(ctx, name, count)
+	t, err := k.store.CreatePartitions(ctx, name, count)
+	if t.Name != "" {
+		return nil // recorded; the cluster leader creates any left
+	}
 	return kafkaError(err, kerr.InvalidPartitions)
 }
 
