@@ -17,13 +17,14 @@ export CGO_ENABLED := 0
 RACE := $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TEST_CGO := $(if $(RACE),1,0)
 
-.PHONY: all build run test lint bench fuzz install clean help interop
+.PHONY: all build run cluster test lint bench fuzz install clean help interop
 
 all: build
 
 help:
 	@echo "make build    static binary in $(BIN) (version $(VERSION))"
 	@echo "make run      one-node reeve on embedded defaults, data in ./reeve-data"
+	@echo "make cluster  three local nodes on 127.0.0.1-3, logs prefixed by node"
 	@echo "make test     the whole test suite (with -race when gcc is present)"
 	@echo "make interop  real Kafka clients (kcat, kafka-python) against bin/reeve; installs them from Debian if missing"
 	@echo "make lint     go vet, gofmt and the package dependency rule"
@@ -36,6 +37,10 @@ build:
 
 run: build
 	./$(BIN) serve
+
+# cluster starts three nodes on 127.0.0.1-3 (Kafka :9092, admin :9644 each).
+cluster: build
+	bash scripts/cluster.sh
 
 test:
 	CGO_ENABLED=$(TEST_CGO) $(GO) test $(RACE) -count=1 -timeout 20m ./...
