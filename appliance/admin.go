@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/raft"
 )
 
@@ -24,7 +26,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/topics", s.createTopic)
 	mux.HandleFunc("GET /v1/topics/{name}", s.describeTopic)
 	mux.HandleFunc("DELETE /v1/topics/{name}", s.deleteTopic)
-	mux.HandleFunc("POST /v1/topics/{name}/partitions/{partition}/leader", s.moveLeader)
+	mux.HandleFunc("POST /v1/topics/{name}/partitions/{partition}/leader", s.elect)
+	mux.HandleFunc("POST /v1/topics/{name}/partitions/{partition}/elect", s.elect)
+	mux.HandleFunc("GET /v1/elections", s.listElections)
 	mux.HandleFunc("GET /v1/nodes", s.listNodes)
 	mux.HandleFunc("POST /v1/nodes", s.addNode)
 	mux.HandleFunc("DELETE /v1/nodes/{id}", s.removeNode)
@@ -270,19 +274,24 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, n)
 }
 
-// MoveLeaderRequest is the body of POST /v1/topics/{name}/partitions/{p}/leader.
-type MoveLeaderRequest struct {
-	Leader uint64 `json:"leader"`
+// ElectRequest is the body of POST /v1/topics/{name}/partitions/{p}/elect
+// (and of .../leader, its older name).
+type ElectRequest struct {
+	To     uint64 `json:"to"`     // the node to elect; 0 lets the policy choose
+	Leader uint64 `json:"leader"` // the same, as .../leader takes it
 }
 
-// moveLeader hands a partition's leadership to another in-sync replica, as
-// a conditional Raft commit: a planned move, for maintenance.
-func (s *Server) moveLeader(w http.ResponseWriter, r *http.Request) {
-	var req MoveLeaderRequest
+// elect runs a manual election for one partition: to the given node, which
+// must be an alive in-sync replica, or to the policy's choice (the first
+// alive in-sync replica in preference order). It is a conditional Raft
+// commit and goes into the decision log.
+func (s *Server) elect(w http.ResponseWriter, r *http.Request) {
+	var req ElectRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, fmt.Errorf("%w: body: %v", errBadRequest, err))
 		return
 	}
+	to := max(req.To, req.Leader)
 	name := r.PathValue("name")
 	part, err := strconv.ParseInt(r.PathValue("partition"), 10, 32)
 	if err != nil {
@@ -305,14 +314,50 @@ func (s *Server) moveLeader(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %s-%d", raft.ErrUnknownPartition, name, part))
 		return
 	}
-	leader := req.Leader
+	start := time.Now()
+	in := policy.Input{Topic: name, Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Reason: policy.ReasonManual}
+	for _, id := range p.Replicas {
+		in.Replicas = append(in.Replicas, policy.Replica{ID: id, Alive: s.live.Alive(id, s.cfg.Election.LeaderTimeout.Duration),
+			InISR: slices.Contains(p.ISR, id)})
+	}
+	d := policy.Decision{Leader: to, Reason: fmt.Sprintf("operator asked for node %d", to)}
+	pol := "operator"
+	if to == 0 {
+		ds, _ := policy.FirstISR{}.Decide(ctx, []policy.Input{in})
+		d, pol = ds[0], policy.FirstISR{}.Name()
+	}
+	if err := policy.Validate(in, d); err != nil {
+		writeError(w, fmt.Errorf("%w: %v", raft.ErrInvalidUpdate, err))
+		return
+	}
+	if d.Keep || d.Leader == p.Leader {
+		writeJSON(w, http.StatusOK, p) // nothing to change
+		return
+	}
+	leader := d.Leader
 	got, err := s.store.UpdatePartition(ctx, raft.PartitionUpdate{TopicID: t.ID, Partition: int32(part),
 		ExpectedLeaderEpoch: p.LeaderEpoch, ExpectedPartitionEpoch: p.PartitionEpoch, Leader: &leader})
+	rec := policy.DecisionRecord{Time: time.Now(), Topic: name, Partition: p.Partition, Reason: policy.ReasonManual,
+		Policy: pol, From: p.Leader, To: leader, LeaderEpoch: p.LeaderEpoch + 1, Why: d.Reason,
+		LatencyMs: float64(time.Since(start).Microseconds()) / 1000, Committed: err == nil}
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	s.decisions.Add(rec)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	s.log.Info("partition leader moved", "topic", name, "partition", part, "from", p.Leader, "to", got.Leader,
-		"leader_epoch", got.LeaderEpoch)
+	s.log.Info("partition leader elected", "topic", name, "partition", part, "from", p.Leader, "to", got.Leader,
+		"leader_epoch", got.LeaderEpoch, "reason", string(policy.ReasonManual), "policy", pol)
 	writeJSON(w, http.StatusOK, got)
+}
+
+// listElections returns this node's decision log, oldest first.
+func (s *Server) listElections(w http.ResponseWriter, _ *http.Request) {
+	recs := s.decisions.Records()
+	if recs == nil {
+		recs = []policy.DecisionRecord{}
+	}
+	writeJSON(w, http.StatusOK, recs)
 }

@@ -30,6 +30,7 @@ Usage:
   reeve node list
   reeve node add --id N --raft-address HOST:PORT
   reeve node remove ID
+  reeve elect --topic T --partition P [--to NODE]   elect a partition's leader (default: the policy's choice)
   reeve version
 
 The topic and node commands talk to a running node's admin endpoint, found
@@ -56,6 +57,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdTopic(rest, stdout, stderr)
 	case "node":
 		return cmdNode(rest, stdout, stderr)
+	case "elect":
+		return cmdElect(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "reeve %s\n", Version)
 		return exitOK

@@ -287,3 +287,30 @@ func labels(m map[string]string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+func cmdElect(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("reeve elect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	af := newAdminFlags(fs)
+	topic := fs.String("topic", "", "the `TOPIC`")
+	partition := fs.Int("partition", -1, "the `PARTITION`")
+	to := fs.Uint64("to", 0, "the `NODE` to elect (default: the policy's choice)")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return exitUsage
+	}
+	if *topic == "" || *partition < 0 {
+		fmt.Fprintln(stderr, "usage: reeve elect --topic T --partition P [--to NODE]")
+		return exitUsage
+	}
+	c, ok := af.client(stderr)
+	if !ok {
+		return exitUsage
+	}
+	var p raft.Partition
+	path := fmt.Sprintf("/v1/topics/%s/partitions/%d/elect", url.PathEscape(*topic), *partition)
+	if err := c.do("POST", path, ElectRequest{To: *to}, &p); err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprintf(stdout, "%s-%d: leader %d at epoch %d, ISR %s\n", *topic, *partition, p.Leader, p.LeaderEpoch, ids(p.ISR))
+	return exitOK
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -85,6 +86,26 @@ func TestFailover_killedLeaderIsReplacedAndNothingIsLost(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("node %d leads at epoch %d, %v after the kill", newLeader, newEpoch, time.Since(killed).Round(time.Millisecond))
+	// The controller that decided logged it.
+	logged := false
+	for _, p := range procs[1:] {
+		var recs []struct {
+			Topic     string `json:"topic"`
+			Reason    string `json:"reason"`
+			To        uint64 `json:"to"`
+			Committed bool   `json:"committed"`
+		}
+		if code, err := httpGetJSON("http://"+p.admin+"/v1/elections", &recs); err == nil && code == 200 {
+			for _, r := range recs {
+				if r.Topic == "failover" && r.Reason == "leader_timeout" && r.To == newLeader && r.Committed {
+					logged = true
+				}
+			}
+		}
+	}
+	if !logged {
+		t.Errorf("no decision-log record of the election on the surviving nodes")
+	}
 	if newEpoch != epoch+1 {
 		t.Errorf("leader epoch went from %d to %d, want exactly one more", epoch, newEpoch)
 	}
@@ -107,6 +128,15 @@ func TestFailover_killedLeaderIsReplacedAndNothingIsLost(t *testing.T) {
 		if n != 1 {
 			t.Errorf("record %s read %d times", v, n)
 		}
+	}
+	// A manual election hands leadership to the first live in-sync replica
+	// in preference order, through the CLI.
+	out, errOut, status := run(t, "elect", "--topic", "failover", "--partition", "0", "--admin", procs[1].admin)
+	if status != 0 || !strings.Contains(out, "failover-0: leader") {
+		t.Errorf("reeve elect = status %d, %q %q", status, out, errOut)
+	}
+	if _, errOut, status := run(t, "elect", "--topic", "failover", "--partition", "0", "--to", "1", "--admin", procs[1].admin); status != 1 || !strings.Contains(errOut, "not alive") {
+		t.Errorf("reeve elect --to a dead node = status %d, %q; want refused", status, errOut)
 	}
 }
 

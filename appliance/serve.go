@@ -33,6 +33,7 @@ type Server struct {
 
 	elections *policyMetadata
 	live      *policy.Liveness
+	decisions *policy.DecisionLog
 }
 
 // Start opens the node's Raft groups and binds the Kafka and admin
@@ -64,7 +65,8 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("admin: listen on %s: %w (set admin.listen to a free address)", cfg.Admin.Listen, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, store: store, kafka: ks, ln: ln, done: make(chan error, 2), stop: cancel}
+	s := &Server{cfg: cfg, log: log, store: store, kafka: ks, ln: ln, done: make(chan error, 2), stop: cancel,
+		live: live, decisions: policy.NewDecisionLog(decisionLogSize), elections: newPolicyMetadata(store)}
 	s.admin = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -72,15 +74,18 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	go func() { s.done <- s.admin.Serve(ln) }()
 	go func() { s.done <- ks.Serve() }()
-	s.elections, s.live = newPolicyMetadata(store), live
 	ctl := policy.NewController(s.elections, live, policy.FirstISR{}, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
+	ctl.Decisions = s.decisions
 	go s.followChanges(ctx)
 	go quorum.run(ctx)
 	go s.elections.tick(ctx)
 	go ctl.Run(ctx)
 	return s, nil
 }
+
+// decisionLogSize is how many elections the decision log keeps.
+const decisionLogSize = 200
 
 // followChanges tells the Kafka layer about every committed metadata change.
 func (s *Server) followChanges(ctx context.Context) {

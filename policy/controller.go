@@ -49,6 +49,8 @@ type Controller struct {
 	timeout  time.Duration
 	deadline time.Duration // per policy call
 	log      *slog.Logger
+	// Decisions, if set, records every election this controller runs.
+	Decisions *DecisionLog
 }
 
 // NewController returns a controller for node self.
@@ -148,6 +150,13 @@ func (c *Controller) elect(ctx context.Context, parts []PartitionState, reason R
 		ectx, ecancel := context.WithTimeout(ctx, 5*time.Second)
 		err := c.md.Elect(ectx, p, d.Leader, isr)
 		ecancel()
+		rec := DecisionRecord{Time: time.Now(), Topic: p.Topic, Partition: p.Partition, Reason: reason, Policy: policyName,
+			From: p.Leader, To: d.Leader, LeaderEpoch: p.LeaderEpoch + 1, Why: d.Reason, Input: summary(in[i]),
+			LatencyMs: float64(time.Since(start).Microseconds()) / 1000, Committed: err == nil}
+		if err != nil {
+			rec.Error = err.Error()
+		}
+		c.Decisions.Add(rec)
 		if err != nil {
 			c.log.Warn("election not committed", "topic", p.Topic, "partition", p.Partition, "to", d.Leader, "err", err)
 			continue
