@@ -14,9 +14,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// electionConfig makes elections quick for tests: heartbeats every 250 ms,
-// a leader declared dead after 1 s of silence.
-var electionConfig = []string{`replica_lag_time = "2s"`, "[election]", `heartbeat_interval = "250ms"`, `leader_timeout = "1s"`}
+// electionConfig makes elections quick for tests, yet slow enough that a
+// loaded CI machine (race detector, three processes on two cores) does not
+// starve heartbeats into a false failover: heartbeats every 400 ms, a leader
+// declared dead after 2 s of silence.
+var electionConfig = []string{`replica_lag_time = "2s"`, "[election]", `heartbeat_interval = "400ms"`, `leader_timeout = "2s"`}
+
+const testLeaderTimeout = 2 * time.Second
 
 // partitionLeaders returns each partition's leader and leader epoch as a
 // node's admin API reports them (its local view), or false if it cannot.
@@ -80,7 +84,7 @@ func TestFailover_killedLeaderIsReplacedAndNothingIsLost(t *testing.T) {
 		if newLeader != 0 && newLeader != 1 {
 			break
 		}
-		if time.Since(killed) > 3*time.Second { // leader_timeout 1 s + 2 s
+		if time.Since(killed) > testLeaderTimeout+2*time.Second {
 			t.Fatalf("no new leader %v after the leader was killed (leader %d)", time.Since(killed), newLeader)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -152,7 +156,7 @@ func TestFailover_idleTopicKeepsItsLeader(t *testing.T) {
 	}
 	waitTopic(t, procs[0], "idle", 3)
 	before := describeEpochs(t, procs[0], "idle")
-	time.Sleep(6 * time.Second) // six leader timeouts
+	time.Sleep(6 * testLeaderTimeout)
 	after := describeEpochs(t, procs[2], "idle")
 	for i := range before {
 		if before[i] != after[i] {
@@ -305,7 +309,9 @@ func TestFailover_frozenLeaderReturnsAsFollower(t *testing.T) {
 	old.cmd.Process.Signal(syscall.SIGCONT)
 	stale := kgoClient(t, old.kafka, kgo.DefaultProduceTopic("frozen"), kgo.RequiredAcks(kgo.LeaderAck()),
 		kgo.DisableIdempotentWrite(), kgo.RecordRetries(0), kgo.MetadataMinAge(10*time.Second))
-	if err := stale.ProduceSync(ctx, &kgo.Record{Value: []byte("stale")}).FirstErr(); err == nil {
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	defer scancel()
+	if err := stale.ProduceSync(sctx, &kgo.Record{Value: []byte("stale")}).FirstErr(); err == nil {
 		// The client may have learned the new leader first; then the write
 		// is a legitimate one, on the new leader.
 		t.Logf("the write after resuming was accepted (by the new leader)")
@@ -321,5 +327,94 @@ func TestFailover_frozenLeaderReturnsAsFollower(t *testing.T) {
 			t.Fatalf("the old leader never caught up and rejoined: ISR %v, logs %d vs %d bytes", isr, len(a), len(b))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestFailover_preferredLeaderReturnsAfterHoldDown kills a partition's
+// preferred leader, restarts it, and checks it does not take leadership
+// back before it has been in sync for the hold-down, then does, by a
+// rebalance, while a producer sees no error.
+func TestFailover_preferredLeaderReturnsAfterHoldDown(t *testing.T) {
+	cfg := append(append([]string{}, electionConfig...), `rebalance_interval = "1s"`, `hold_down = "6s"`)
+	procs := newProcCluster(t, 3, cfg...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "prefer"); err != nil {
+		t.Fatal(err)
+	}
+	waitTopic(t, procs[0], "prefer", 1)
+	preferred, _ := leaderOf(t, procs[0], "prefer") // a new topic's leader is its preferred replica
+	pp := procs[preferred-1]
+	var other *proc
+	for _, p := range procs {
+		if p != pp {
+			other = p
+			break
+		}
+	}
+	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("prefer"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	var failures, sent atomic.Int64
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			sent.Add(1)
+			prod.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					failures.Add(1)
+				}
+			})
+		}
+	}()
+	pp.kill(t, syscall.SIGKILL)
+	waitLeader := func(cond func(uint64) bool, within time.Duration, what string) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			if l, _ := leaderOf(t, other, "prefer"); l != 0 && cond(l) {
+				return
+			}
+			if time.Now().After(deadline) {
+				l, _ := leaderOf(t, other, "prefer")
+				t.Fatalf("%s: leader is %d after %v", what, l, within)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitLeader(func(l uint64) bool { return l != preferred }, testLeaderTimeout+3*time.Second, "failover")
+	pp.start(t)
+	pp.waitReady(t)
+	// Back in sync, it must still wait out the hold-down.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		isr, _ := isrOf(t, other, "prefer", 0)
+		if len(isr) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted node never rejoined the ISR: %v", isr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rejoined := time.Now()
+	time.Sleep(2 * time.Second)
+	if l, _ := leaderOf(t, other, "prefer"); l == preferred {
+		t.Fatalf("the preferred leader took leadership back %v after rejoining, within the 6s hold-down", time.Since(rejoined))
+	}
+	waitLeader(func(l uint64) bool { return l == preferred }, 20*time.Second, "rebalance back to the preferred replica")
+	t.Logf("preferred node %d leads again %v after rejoining the ISR", preferred, time.Since(rejoined).Round(100*time.Millisecond))
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	<-stopped
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if failures.Load() != 0 {
+		t.Errorf("%d of %d produces failed", failures.Load(), sent.Load())
 	}
 }

@@ -77,6 +77,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	ctl := policy.NewController(s.elections, live, policy.FirstISR{}, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
 	ctl.Decisions = s.decisions
+	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
 	go s.followChanges(ctx)
 	go quorum.run(ctx)
 	go s.elections.tick(ctx)

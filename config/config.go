@@ -141,6 +141,13 @@ type Election struct {
 	// missing before its controller elects another, at least three
 	// heartbeat intervals, default 10s.
 	LeaderTimeout Duration `toml:"leader_timeout"`
+	// RebalanceInterval is how often partitions are moved back to their
+	// preferred replica, default 5m; "0s" turns it off.
+	RebalanceInterval Duration `toml:"rebalance_interval"`
+	// HoldDown is how long a replica must have been in sync before a
+	// rebalance makes it leader, and how often at most a rebalance moves a
+	// partition, default 30s. Failover elections never wait for it.
+	HoldDown Duration `toml:"hold_down"`
 }
 
 // Admin configures the admin HTTP listener.
@@ -262,6 +269,8 @@ func base() *Config {
 		Election: Election{
 			HeartbeatInterval: Duration{time.Second},
 			LeaderTimeout:     Duration{10 * time.Second},
+			RebalanceInterval: Duration{5 * time.Minute},
+			HoldDown:          Duration{30 * time.Second},
 		},
 		Log: Log{Level: defaultLogLevel, Format: defaultLogFormat},
 	}

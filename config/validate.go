@@ -430,6 +430,12 @@ func (d *decoder) validateElection(c *Config) {
 	if iv := e.HeartbeatInterval.Duration; d.ok("election.heartbeat_interval") && (iv < 100*time.Millisecond || iv > 10*time.Second) {
 		d.errorf("election.heartbeat_interval", "%s is out of range; use 100ms to 10s", durationText(iv))
 	}
+	if ri := e.RebalanceInterval.Duration; d.ok("election.rebalance_interval") && ri != 0 && ri < time.Second {
+		d.errorf("election.rebalance_interval", "%s is too short; use 1s or longer, or \"0s\" to turn rebalancing off", durationText(ri))
+	}
+	if hd := e.HoldDown.Duration; d.ok("election.hold_down") && hd < 0 {
+		d.errorf("election.hold_down", "%s is negative; use \"0s\" or more", durationText(hd))
+	}
 	if to := e.LeaderTimeout.Duration; d.ok("election.leader_timeout", "election.heartbeat_interval") && to < 3*e.HeartbeatInterval.Duration {
 		d.errorf("election.leader_timeout", "%s is under three heartbeat intervals (%s); raise it, or lower election.heartbeat_interval",
 			durationText(to), durationText(3*e.HeartbeatInterval.Duration))

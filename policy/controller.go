@@ -51,6 +51,23 @@ type Controller struct {
 	log      *slog.Logger
 	// Decisions, if set, records every election this controller runs.
 	Decisions *DecisionLog
+	// RebalanceInterval, if positive, is how often partitions whose
+	// preferred replica is alive and in sync are moved back to it.
+	RebalanceInterval time.Duration
+	// HoldDown keeps a rebalance from choosing a replica that has been in
+	// the ISR for less than this, and from moving a partition more than
+	// once per HoldDown. Elections after a failure never wait for it.
+	HoldDown time.Duration
+
+	inSyncSince map[holdKey]time.Time // when the controller first saw a replica in a partition's ISR
+	lastMoved   map[holdKey]time.Time // last rebalance of a partition (node 0)
+	lastBalance time.Time
+}
+
+type holdKey struct {
+	id   [16]byte
+	p    int32
+	node uint64
 }
 
 // NewController returns a controller for node self.
@@ -92,6 +109,13 @@ func (c *Controller) Run(ctx context.Context) {
 			c.elect(ctx, due, ReasonLeaderTimeout)
 			next = minTime(next, time.Now().Add(offlineRetry))
 		}
+		if c.RebalanceInterval > 0 {
+			if now.Sub(c.lastBalance) >= c.RebalanceInterval {
+				c.rebalance(ctx, now)
+				c.lastBalance = now
+			}
+			next = minTime(next, c.lastBalance.Add(c.RebalanceInterval))
+		}
 		t.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
@@ -99,6 +123,46 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-t.C:
 		case <-c.md.Changed():
 		}
+	}
+}
+
+// rebalance moves partitions back to their preferred replica (the first in
+// preference order) once it has been alive and in sync for the hold-down,
+// at most once per hold-down per partition, through the policy.
+func (c *Controller) rebalance(ctx context.Context, now time.Time) {
+	if c.inSyncSince == nil {
+		c.inSyncSince, c.lastMoved = map[holdKey]time.Time{}, map[holdKey]time.Time{}
+	}
+	seen := map[holdKey]bool{}
+	var due []PartitionState
+	for _, p := range c.md.Controlled() {
+		for _, r := range p.ISR {
+			k := holdKey{p.TopicID, p.Partition, r}
+			seen[k] = true
+			if _, ok := c.inSyncSince[k]; !ok {
+				c.inSyncSince[k] = now
+			}
+		}
+		if len(p.Replicas) == 0 || p.Leader == 0 {
+			continue
+		}
+		pref := p.Replicas[0]
+		since, inSync := c.inSyncSince[holdKey{p.TopicID, p.Partition, pref}]
+		moved := c.lastMoved[holdKey{p.TopicID, p.Partition, 0}]
+		if p.Leader == pref || !inSync || !slices.Contains(p.ISR, pref) || !c.live.Alive(pref, c.timeout) ||
+			now.Sub(since) < c.HoldDown || now.Sub(moved) < c.HoldDown {
+			continue
+		}
+		due = append(due, p)
+		c.lastMoved[holdKey{p.TopicID, p.Partition, 0}] = now
+	}
+	for k := range c.inSyncSince {
+		if !seen[k] {
+			delete(c.inSyncSince, k) // out of the ISR: its hold-down starts again
+		}
+	}
+	if len(due) > 0 {
+		c.elect(ctx, due, ReasonRebalance)
 	}
 }
 
@@ -142,7 +206,7 @@ func (c *Controller) elect(ctx context.Context, parts []PartitionState, reason R
 		isr := p.ISR
 		if d.Leader != 0 && !slices.Contains(p.ISR, d.Leader) {
 			isr = []uint64{d.Leader} // unclean
-		} else if d.Leader != 0 {
+		} else if d.Leader != 0 && reason == ReasonLeaderTimeout {
 			// The old leader is dead: it leaves the ISR with the election,
 			// so the new leader's high watermark does not wait for it.
 			isr = slices.DeleteFunc(slices.Clone(p.ISR), func(r uint64) bool { return r == p.Leader })
