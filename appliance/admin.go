@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -314,42 +313,18 @@ func (s *Server) elect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %s-%d", raft.ErrUnknownPartition, name, part))
 		return
 	}
-	start := time.Now()
-	in := policy.Input{Topic: name, Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Reason: policy.ReasonManual}
-	for _, id := range p.Replicas {
-		in.Replicas = append(in.Replicas, policy.Replica{ID: id, Alive: s.live.Alive(id, s.cfg.Election.LeaderTimeout.Duration),
-			InISR: slices.Contains(p.ISR, id)})
-	}
-	d := policy.Decision{Leader: to, Reason: fmt.Sprintf("operator asked for node %d", to)}
-	pol := "operator"
-	if to == 0 {
-		ds, _ := policy.FirstISR{}.Decide(ctx, []policy.Input{in})
-		d, pol = ds[0], policy.FirstISR{}.Name()
-	}
-	if err := policy.Validate(in, d); err != nil {
-		writeError(w, fmt.Errorf("%w: %v", raft.ErrInvalidUpdate, err))
-		return
-	}
-	if d.Keep || d.Leader == p.Leader {
-		writeJSON(w, http.StatusOK, p) // nothing to change
-		return
-	}
-	leader := d.Leader
-	got, err := s.store.UpdatePartition(ctx, raft.PartitionUpdate{TopicID: t.ID, Partition: int32(part),
-		ExpectedLeaderEpoch: p.LeaderEpoch, ExpectedPartitionEpoch: p.PartitionEpoch, Leader: &leader})
-	rec := policy.DecisionRecord{Time: time.Now(), Topic: name, Partition: p.Partition, Reason: policy.ReasonManual,
-		Policy: pol, From: p.Leader, To: leader, LeaderEpoch: p.LeaderEpoch + 1, Why: d.Reason,
-		LatencyMs: float64(time.Since(start).Microseconds()) / 1000, Committed: err == nil}
+	rec, err := s.controller.ElectTo(ctx, partitionState(p, allowsUnclean(t)), to)
 	if err != nil {
-		rec.Error = err.Error()
-	}
-	s.decisions.Add(rec)
-	if err != nil {
+		if errors.Is(err, policy.ErrIneligible) {
+			err = fmt.Errorf("%w: %v", raft.ErrInvalidUpdate, err)
+		}
 		writeError(w, err)
 		return
 	}
-	s.log.Info("partition leader elected", "topic", name, "partition", part, "from", p.Leader, "to", got.Leader,
-		"leader_epoch", got.LeaderEpoch, "reason", string(policy.ReasonManual), "policy", pol)
+	got, _ := s.store.Partition(t.ID, p.Partition)
+	if rec.Committed && rec.To != got.Leader {
+		got.Leader, got.LeaderEpoch = rec.To, rec.LeaderEpoch // our replica has not applied it yet
+	}
 	writeJSON(w, http.StatusOK, got)
 }
 

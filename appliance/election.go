@@ -36,7 +36,7 @@ func (m *policyMetadata) Controlled() []policy.PartitionState {
 	var out []policy.PartitionState
 	unclean := map[string]bool{}
 	for _, t := range m.store.Topics() {
-		unclean[t.Name] = t.Config["unclean.leader.election.enable"] == "true"
+		unclean[t.Name] = allowsUnclean(t)
 	}
 	for _, g := range m.store.Groups()[1:] {
 		if leader, ok := m.store.GroupLeader(g); !ok || leader != self {
@@ -46,25 +46,33 @@ func (m *policyMetadata) Controlled() []policy.PartitionState {
 			if t, ok := m.store.Topic(p.Topic); !ok || t.ID != p.TopicID {
 				continue // a deleted topic's partition, not yet purged
 			}
-			out = append(out, policy.PartitionState{
-				Topic: p.Topic, TopicID: p.TopicID, Partition: p.Partition,
-				Replicas: p.Replicas, ISR: p.ISR, Leader: p.Leader,
-				LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
-				Unclean: unclean[p.Topic],
-			})
+			out = append(out, partitionState(p, unclean[p.Topic]))
 		}
 	}
 	return out
 }
 
-// Elect commits a new leader and ISR if the partition's epochs are unchanged.
-func (m *policyMetadata) Elect(ctx context.Context, p policy.PartitionState, leader uint64, isr []uint64) error {
-	_, err := m.store.UpdatePartition(ctx, raft.PartitionUpdate{
-		TopicID: p.TopicID, Partition: p.Partition,
-		ExpectedLeaderEpoch: p.LeaderEpoch, ExpectedPartitionEpoch: p.PartitionEpoch,
-		Leader: &leader, ISR: isr, Unclean: p.Unclean,
-	})
-	return err
+// Elect commits leader changes, each if its partition's epochs are
+// unchanged, as one Raft entry per partition group.
+func (m *policyMetadata) Elect(ctx context.Context, changes []policy.Change) ([]error, error) {
+	updates := make([]raft.PartitionUpdate, len(changes))
+	for i, c := range changes {
+		leader := c.Leader
+		updates[i] = raft.PartitionUpdate{
+			TopicID: c.Partition.TopicID, Partition: c.Partition.Partition,
+			ExpectedLeaderEpoch: c.Partition.LeaderEpoch, ExpectedPartitionEpoch: c.Partition.PartitionEpoch,
+			Leader: &leader, ISR: c.ISR, Unclean: c.Partition.Unclean,
+		}
+	}
+	res, err := m.store.UpdatePartitions(ctx, updates)
+	if err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(res))
+	for i, r := range res {
+		errs[i] = r.Err
+	}
+	return errs, nil
 }
 
 func (m *policyMetadata) Labels(node uint64) map[string]string {
@@ -90,3 +98,17 @@ func (m *policyMetadata) tick(ctx context.Context) {
 		}
 	}
 }
+
+// partitionState is a partition as the election controller sees it.
+func partitionState(p raft.Partition, unclean bool) policy.PartitionState {
+	return policy.PartitionState{
+		Topic: p.Topic, TopicID: p.TopicID, Partition: p.Partition,
+		Replicas: p.Replicas, ISR: p.ISR, Leader: p.Leader,
+		LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+		Unclean: unclean,
+	}
+}
+
+// allowsUnclean reports whether a topic lets a live out-of-sync replica
+// lead when no in-sync one is alive.
+func allowsUnclean(t raft.Topic) bool { return t.Config["unclean.leader.election.enable"] == "true" }

@@ -22,13 +22,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func clusterClient(t *testing.T, procs []*proc, opts ...kgo.Opt) *kgo.Client {
+func clusterClient(t testing.TB, procs []*proc, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	var seeds []string
 	for _, p := range procs {
 		seeds = append(seeds, p.kafka)
 	}
-	return kgoClient(t, seeds[0], append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
+	return kgoClientTB(t, seeds[0], append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
 }
 
 // partitionLogs concatenates a partition's segment files on one node.

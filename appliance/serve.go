@@ -31,9 +31,10 @@ type Server struct {
 	done  chan error // the first of the admin and Kafka servers to exit
 	stop  context.CancelFunc
 
-	elections *policyMetadata
-	live      *policy.Liveness
-	decisions *policy.DecisionLog
+	elections  *policyMetadata
+	controller *policy.Controller
+	live       *policy.Liveness
+	decisions  *policy.DecisionLog
 }
 
 // Start opens the node's Raft groups and binds the Kafka and admin
@@ -72,12 +73,13 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	go func() { s.done <- s.admin.Serve(ln) }()
-	go func() { s.done <- ks.Serve() }()
 	ctl := policy.NewController(s.elections, live, policy.FirstISR{}, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
 	ctl.Decisions = s.decisions
 	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
+	s.controller = ctl
+	go func() { s.done <- s.admin.Serve(ln) }()
+	go func() { s.done <- ks.Serve() }()
 	go s.followChanges(ctx)
 	go quorum.run(ctx)
 	go s.elections.tick(ctx)

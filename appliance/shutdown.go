@@ -2,11 +2,9 @@ package appliance
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/reeve-edge/reeve/policy"
-	"github.com/reeve-edge/reeve/raft"
 )
 
 // shutdownBudget bounds a controlled shutdown; past it the node exits
@@ -25,20 +23,28 @@ func (s *Server) controlledShutdown() {
 	start := time.Now()
 	moved, stuck := 0, 0
 	for attempt := 0; attempt < 3; attempt++ {
+		var mine []policy.PartitionState
+		for _, t := range s.store.Topics() {
+			for _, p := range s.store.Partitions(t) {
+				if p.Leader == self && len(p.Replicas) > 1 {
+					mine = append(mine, partitionState(p, allowsUnclean(t)))
+				}
+			}
+		}
+		for _, rec := range s.controller.Elect(ctx, mine, policy.ReasonControlledShutdown) {
+			if rec.Committed && rec.To != 0 {
+				moved++
+			}
+		}
 		stuck = 0
 		for _, t := range s.store.Topics() {
 			for _, p := range s.store.Partitions(t) {
-				if p.Leader != self || len(p.Replicas) < 2 {
-					continue
-				}
-				if s.moveAway(ctx, t, p) {
-					moved++
-				} else {
+				if p.Leader == self && len(p.Replicas) > 1 {
 					stuck++
 				}
 			}
 		}
-		if stuck == 0 {
+		if stuck == 0 || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -61,30 +67,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// moveAway hands one partition to the replica the policy picks.
-func (s *Server) moveAway(ctx context.Context, t raft.Topic, p raft.Partition) bool {
-	self := s.store.NodeID()
-	in := policy.Input{Topic: t.Name, Partition: p.Partition, Leader: self, LeaderEpoch: p.LeaderEpoch,
-		Reason: policy.ReasonControlledShutdown}
-	timeout := s.cfg.Election.LeaderTimeout.Duration
-	for _, r := range p.Replicas {
-		in.Replicas = append(in.Replicas, policy.Replica{ID: r, Alive: r != self && s.live.Alive(r, timeout),
-			InISR: slices.Contains(p.ISR, r)})
-	}
-	ds, _ := policy.FirstISR{}.Decide(ctx, []policy.Input{in})
-	d := ds[0]
-	if d.Keep || d.Leader == 0 || policy.Validate(in, d) != nil {
-		return false
-	}
-	leader := d.Leader
-	isr := slices.DeleteFunc(slices.Clone(p.ISR), func(r uint64) bool { return r == self })
-	_, err := s.store.UpdatePartition(ctx, raft.PartitionUpdate{TopicID: t.ID, Partition: p.Partition,
-		ExpectedLeaderEpoch: p.LeaderEpoch, ExpectedPartitionEpoch: p.PartitionEpoch, Leader: &leader, ISR: isr})
-	if err != nil {
-		s.log.Warn("controlled shutdown: partition not moved", "topic", t.Name, "partition", p.Partition, "err", err)
-		return false
-	}
-	return true
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -20,15 +21,24 @@ type PartitionState struct {
 	Unclean        bool // the topic allows unclean elections
 }
 
+// Change is one leader change a controller commits.
+type Change struct {
+	Partition PartitionState // as the decision saw it
+	Leader    uint64         // 0 takes the partition offline
+	ISR       []uint64
+}
+
 // Metadata is what a controller reads and changes. appliance adapts the
 // Raft store to it, so this package needs no Raft.
 type Metadata interface {
 	// Controlled returns the partitions of every Raft group this node
 	// leads: the ones it is the controller of.
 	Controlled() []PartitionState
-	// Elect commits leader (0 takes the partition offline) and isr for p,
-	// if p's epochs are unchanged (a conditional Raft command).
-	Elect(ctx context.Context, p PartitionState, leader uint64, isr []uint64) error
+	// Elect commits changes, each only if its partition's epochs are
+	// unchanged (conditional Raft commands, one entry per group). It
+	// returns an error per change, or one error if nothing could be
+	// committed.
+	Elect(ctx context.Context, changes []Change) ([]error, error)
 	// Labels returns a node's labels from its configuration.
 	Labels(node uint64) map[string]string
 	// Changed is signalled when the metadata or the set of groups this
@@ -106,7 +116,7 @@ func (c *Controller) Run(ctx context.Context) {
 			}
 		}
 		if len(due) > 0 {
-			c.elect(ctx, due, ReasonLeaderTimeout)
+			c.Elect(ctx, due, ReasonLeaderTimeout)
 			next = minTime(next, time.Now().Add(offlineRetry))
 		}
 		if c.RebalanceInterval > 0 {
@@ -162,7 +172,7 @@ func (c *Controller) rebalance(ctx context.Context, now time.Time) {
 		}
 	}
 	if len(due) > 0 {
-		c.elect(ctx, due, ReasonRebalance)
+		c.Elect(ctx, due, ReasonRebalance)
 	}
 }
 
@@ -173,9 +183,12 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-// elect asks the policy about a batch of partitions, validates every
-// answer, and commits the changes.
-func (c *Controller) elect(ctx context.Context, parts []PartitionState, reason Reason) {
+// Elect runs one election round over parts: the policy decides, every
+// decision is validated (an invalid one falls back to first-isr), and the
+// changes are committed as one conditional Raft entry per group. It returns
+// a record for every partition whose leader the round changed or tried to
+// change; they are in the decision log too. Safe for concurrent use.
+func (c *Controller) Elect(ctx context.Context, parts []PartitionState, reason Reason) []DecisionRecord {
 	start := time.Now()
 	in := make([]Input, len(parts))
 	for i, p := range parts {
@@ -190,58 +203,114 @@ func (c *Controller) elect(ctx context.Context, parts []PartitionState, reason R
 		decisions, _ = FirstISR{}.Decide(ctx, in)
 		policyName = FirstISR{}.Name()
 	}
+	names := make([]string, len(decisions))
 	for i, d := range decisions {
-		p := parts[i]
+		names[i] = policyName
 		if err := Validate(in[i], d); err != nil {
 			c.log.Warn("election policy decision refused; using first-isr", "policy", policyName,
-				"topic", p.Topic, "partition", p.Partition, "err", err)
-			d = firstISR(in[i])
+				"topic", parts[i].Topic, "partition", parts[i].Partition, "err", err)
+			decisions[i], names[i] = firstISR(in[i]), FirstISR{}.Name()+" (fallback)"
 		}
+	}
+	return c.commit(ctx, start, parts, in, decisions, names, reason)
+}
+
+// ElectTo moves p's leadership to the operator's choice, if it is a live
+// in-sync replica (or a live replica when the topic allows unclean
+// elections). to 0 asks the policy instead.
+func (c *Controller) ElectTo(ctx context.Context, p PartitionState, to uint64) (DecisionRecord, error) {
+	if to == 0 {
+		recs := c.Elect(ctx, []PartitionState{p}, ReasonManual)
+		if len(recs) == 0 {
+			return DecisionRecord{Topic: p.Topic, Partition: p.Partition, From: p.Leader, To: p.Leader,
+				LeaderEpoch: p.LeaderEpoch, Committed: true, Why: "the current leader is the policy's choice"}, nil
+		}
+		return recs[0], recs[0].err
+	}
+	start := time.Now()
+	in := c.input(p, ReasonManual)
+	d := Decision{Leader: to, Reason: fmt.Sprintf("operator asked for node %d", to)}
+	if err := Validate(in, d); err != nil {
+		return DecisionRecord{}, err
+	}
+	recs := c.commit(ctx, start, []PartitionState{p}, []Input{in}, []Decision{d}, []string{"operator"}, ReasonManual)
+	if len(recs) == 0 {
+		return DecisionRecord{Topic: p.Topic, Partition: p.Partition, From: p.Leader, To: p.Leader,
+			LeaderEpoch: p.LeaderEpoch, Committed: true, Why: "already the leader"}, nil
+	}
+	return recs[0], recs[0].err
+}
+
+// commit turns decisions into leader changes, commits them in one batch,
+// and records and logs each.
+func (c *Controller) commit(ctx context.Context, start time.Time, parts []PartitionState, in []Input,
+	decisions []Decision, policies []string, reason Reason) []DecisionRecord {
+	var changes []Change
+	var idx []int
+	for i, d := range decisions {
+		p := parts[i]
 		if d.Keep || d.Leader == p.Leader {
 			continue
 		}
-		if d.Leader == 0 && p.Leader == 0 {
-			continue // still offline
-		}
 		isr := p.ISR
-		if d.Leader != 0 && !slices.Contains(p.ISR, d.Leader) {
+		switch {
+		case d.Leader == 0:
+		case !slices.Contains(p.ISR, d.Leader):
 			isr = []uint64{d.Leader} // unclean
-		} else if d.Leader != 0 && reason == ReasonLeaderTimeout {
-			// The old leader is dead: it leaves the ISR with the election,
-			// so the new leader's high watermark does not wait for it.
+		case reason == ReasonLeaderTimeout || reason == ReasonControlledShutdown:
+			// The old leader is dead or leaving: it leaves the ISR with the
+			// election, so the new leader's high watermark does not wait
+			// for it.
 			isr = slices.DeleteFunc(slices.Clone(p.ISR), func(r uint64) bool { return r == p.Leader })
 		}
-		ectx, ecancel := context.WithTimeout(ctx, 5*time.Second)
-		err := c.md.Elect(ectx, p, d.Leader, isr)
-		ecancel()
-		rec := DecisionRecord{Time: time.Now(), Topic: p.Topic, Partition: p.Partition, Reason: reason, Policy: policyName,
-			From: p.Leader, To: d.Leader, LeaderEpoch: p.LeaderEpoch + 1, Why: d.Reason, Input: summary(in[i]),
-			LatencyMs: float64(time.Since(start).Microseconds()) / 1000, Committed: err == nil}
-		if err != nil {
-			rec.Error = err.Error()
-		}
-		c.Decisions.Add(rec)
-		if err != nil {
-			c.log.Warn("election not committed", "topic", p.Topic, "partition", p.Partition, "to", d.Leader, "err", err)
-			continue
-		}
-		level := slog.LevelInfo
-		if d.Leader == 0 {
-			level = slog.LevelError
-		}
-		c.log.Log(ctx, level, "partition leader elected", "topic", p.Topic, "partition", p.Partition,
-			"from", p.Leader, "to", d.Leader, "leader_epoch", p.LeaderEpoch+1, "reason", string(reason),
-			"policy", policyName, "why", d.Reason, "latency", time.Since(start).String())
+		changes = append(changes, Change{Partition: p, Leader: d.Leader, ISR: isr})
+		idx = append(idx, i)
 	}
+	if len(changes) == 0 {
+		return nil
+	}
+	ectx, cancel := context.WithTimeout(ctx, commitTimeout)
+	errs, err := c.md.Elect(ectx, changes)
+	cancel()
+	latency := time.Since(start)
+	recs := make([]DecisionRecord, len(changes))
+	for j, ch := range changes {
+		i, p := idx[j], ch.Partition
+		e := err
+		if e == nil && j < len(errs) {
+			e = errs[j]
+		}
+		recs[j] = DecisionRecord{Time: time.Now(), Topic: p.Topic, Partition: p.Partition, Reason: reason,
+			Policy: policies[i], From: p.Leader, To: ch.Leader, LeaderEpoch: p.LeaderEpoch + 1, Why: decisions[i].Reason,
+			Input: summary(in[i]), LatencyMs: float64(latency.Microseconds()) / 1000, Committed: e == nil,
+			Unclean: ch.Leader != 0 && !slices.Contains(p.ISR, ch.Leader), err: e}
+		if e != nil {
+			recs[j].Error = e.Error()
+			c.log.Warn("election not committed", "topic", p.Topic, "partition", p.Partition, "to", ch.Leader, "err", e)
+		} else {
+			level := slog.LevelInfo
+			if ch.Leader == 0 {
+				level = slog.LevelError
+			}
+			c.log.Log(ctx, level, "partition leader elected", "topic", p.Topic, "partition", p.Partition,
+				"from", p.Leader, "to", ch.Leader, "leader_epoch", p.LeaderEpoch+1, "reason", string(reason),
+				"policy", policies[i], "why", decisions[i].Reason, "unclean", recs[j].Unclean, "latency", latency.String())
+		}
+		c.Decisions.Add(recs[j])
+	}
+	return recs
 }
+
+// commitTimeout bounds one batch of leader changes.
+const commitTimeout = 5 * time.Second
 
 func (c *Controller) input(p PartitionState, reason Reason) Input {
 	in := Input{Topic: p.Topic, Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Reason: reason, Unclean: p.Unclean}
 	now := time.Now()
 	for _, r := range p.Replicas {
 		alive := c.live.Alive(r, c.timeout)
-		if r == p.Leader && reason == ReasonLeaderTimeout {
-			alive = false
+		if r == p.Leader && (reason == ReasonLeaderTimeout || reason == ReasonControlledShutdown) {
+			alive = false // dead, or leaving
 		}
 		in.Replicas = append(in.Replicas, Replica{
 			ID: r, Alive: alive, HeartbeatAge: now.Sub(c.live.LastSeen(r)),

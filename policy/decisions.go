@@ -18,8 +18,11 @@ type DecisionRecord struct {
 	Why         string    `json:"why"`
 	Input       string    `json:"input"` // replicas with alive/in-ISR flags, e.g. "1(dead,isr) 2(alive,isr) 3(alive)"
 	LatencyMs   float64   `json:"latency_ms"`
+	Unclean     bool      `json:"unclean,omitempty"` // the new leader was not in the ISR
 	Committed   bool      `json:"committed"`
 	Error       string    `json:"error,omitempty"`
+
+	err error
 }
 
 // DecisionLog keeps the last decisions this node made, newest last.

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -104,6 +105,10 @@ func firstISR(p Input) Decision {
 	return Decision{Keep: true, Reason: "no better replica"}
 }
 
+// ErrIneligible is wrapped by Validate's errors: the chosen leader may not
+// lead the partition.
+var ErrIneligible = errors.New("ineligible leader")
+
 // Validate checks a decision against the safety rules: a new leader must
 // be a replica, alive, and in the ISR unless the partition allows unclean
 // elections.
@@ -114,11 +119,11 @@ func Validate(in Input, d Decision) error {
 	i := slices.IndexFunc(in.Replicas, func(r Replica) bool { return r.ID == d.Leader })
 	switch {
 	case i < 0:
-		return fmt.Errorf("node %d is not a replica of %s-%d", d.Leader, in.Topic, in.Partition)
+		return fmt.Errorf("%w: node %d is not a replica of %s-%d", ErrIneligible, d.Leader, in.Topic, in.Partition)
 	case !in.Replicas[i].Alive:
-		return fmt.Errorf("node %d is not alive", d.Leader)
+		return fmt.Errorf("%w: node %d is not alive", ErrIneligible, d.Leader)
 	case !in.Replicas[i].InISR && !in.Unclean:
-		return fmt.Errorf("node %d is not in the ISR of %s-%d and unclean election is off", d.Leader, in.Topic, in.Partition)
+		return fmt.Errorf("%w: node %d is not in the ISR of %s-%d and unclean election is off", ErrIneligible, d.Leader, in.Topic, in.Partition)
 	}
 	return nil
 }
