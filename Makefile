@@ -28,7 +28,7 @@ help:
 	@echo "make test     the whole test suite (with -race when gcc is present)"
 	@echo "make interop  real Kafka clients (kcat, kafka-python) against bin/reeve; installs them from Debian if missing"
 	@echo "make lint     go vet, gofmt and the package dependency rule"
-	@echo "make bench    Raft commit rate/latency, produce/fetch against kfake, storage appends, idle memory"
+	@echo "make bench    Raft commit rate/latency, produce/fetch against kfake, storage appends, idle memory, failover time, election storm"
 	@echo "make fuzz     the fuzz targets, FUZZTIME each (default 30s)"
 	@echo "make install  binary, sample config, unit file, policy folder (PREFIX, DESTDIR)"
 
@@ -57,7 +57,7 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 3s ./raft/
-	$(GO) test -run '^$$' -bench 'BenchmarkIdleRSS|BenchmarkKafka|BenchmarkReplicatedProduce' -benchtime 1x -v ./appliance/ | grep -v '^\s*{'
+	$(GO) test -run '^$$' -bench 'BenchmarkIdleRSS|BenchmarkKafka|BenchmarkReplicatedProduce|BenchmarkFailover|BenchmarkElectionStorm' -benchtime 1x -timeout 30m -v ./appliance/ | grep -v '^\s*{'
 	$(GO) test -run '^$$' -bench BenchmarkAppend ./kafka/internal/storage/
 
 # fuzz runs each fuzz target for FUZZTIME; CI runs it with a short bound.

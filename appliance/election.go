@@ -80,22 +80,24 @@ func (m *policyMetadata) Labels(node uint64) map[string]string {
 	return n.Labels
 }
 
-// controllerWakeup bounds how long a node that just became a Raft group's
-// leader waits before it looks at that group's partitions.
-const controllerWakeup = 500 * time.Millisecond
+// controllerWakeup bounds how long the controller sleeps without a
+// metadata change or a Raft leader change: a safety net, since both are
+// signalled as they happen.
+const controllerWakeup = 2 * time.Second
 
-// tick wakes the controller periodically: Raft leadership changes are not
-// in the change feed.
-func (m *policyMetadata) tick(ctx context.Context) {
+// wake wakes the controller when a Raft group's leader changes (this node
+// may have become its partitions' controller), and periodically.
+func (m *policyMetadata) wake(ctx context.Context) {
 	t := time.NewTicker(controllerWakeup)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-m.store.LeaderChanged():
 		case <-t.C:
-			m.notify()
 		}
+		m.notify()
 	}
 }
 

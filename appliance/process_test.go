@@ -154,8 +154,26 @@ func newProcCluster(t testing.TB, n int, kafkaExtra ...string) []*proc {
 	return procs
 }
 
+// writeNodeConfig writes a node's config. kafkaExtra lines go at the end of
+// the [kafka] section (and may open further sections), except lines
+// prefixed "raft:", which go into [raft]; a "raft:rtt = ..." line replaces
+// the tests' 10 ms tick.
 func writeNodeConfig(t testing.TB, p *proc, dataDir, clusterLine string, kafkaExtra ...string) {
 	t.Helper()
+	raftLines := []string{`rtt = "10ms"`}
+	var rest []string
+	for _, l := range kafkaExtra {
+		if r, ok := strings.CutPrefix(l, "raft:"); ok {
+			if strings.HasPrefix(r, "rtt") {
+				raftLines[0] = r
+			} else {
+				raftLines = append(raftLines, r)
+			}
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	kafkaExtra = rest
 	host, _, _ := net.SplitHostPort(p.raft)
 	if p.kafka == "" {
 		p.kafka = freePort(t, host)
@@ -171,7 +189,7 @@ name = "proc-test"
 
 [raft]
 address = %q
-rtt = "10ms"
+%s
 snapshot_entries = 20
 compaction_overhead = 5
 
@@ -186,7 +204,7 @@ listen = %q
 [log]
 level = "info"
 format = "json"
-`, p.id, dataDir, p.id, clusterLine, p.raft, p.kafka, strings.Join(kafkaExtra, "\n"), p.admin)
+`, p.id, dataDir, p.id, clusterLine, p.raft, strings.Join(raftLines, "\n"), p.kafka, strings.Join(kafkaExtra, "\n"), p.admin)
 	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	go func() { s.done <- ks.Serve() }()
 	go s.followChanges(ctx)
 	go quorum.run(ctx)
-	go s.elections.tick(ctx)
+	go s.elections.wake(ctx)
 	go ctl.Run(ctx)
 	return s, nil
 }

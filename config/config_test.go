@@ -83,6 +83,11 @@ func TestParse_errors(t *testing.T) {
 			want: []string{`t.toml:3:1: election.leader_timeout: 2s is under three heartbeat intervals (3s); raise it, or lower election.heartbeat_interval`},
 		},
 		{
+			name: "leader timeout under a worst-case Raft election",
+			src:  "[election]\nheartbeat_interval = \"200ms\"\nleader_timeout = \"1s\"\n",
+			want: []string{`t.toml:3:1: election.leader_timeout: 1s is shorter than a worst-case Raft election (2 × raft.election_rtt × raft.rtt = 2s), which a failover of a node that was also a controller waits for; raise it, or lower raft.rtt`},
+		},
+		{
 			name: "node id beyond int32",
 			src:  "[node]\nid = 2147483648\n",
 			want: []string{`t.toml:2:1: node.id: 2147483648 is too large; Kafka broker ids are 32-bit, use 1 to 2147483647`},

@@ -440,4 +440,13 @@ func (d *decoder) validateElection(c *Config) {
 		d.errorf("election.leader_timeout", "%s is under three heartbeat intervals (%s); raise it, or lower election.heartbeat_interval",
 			durationText(to), durationText(3*e.HeartbeatInterval.Duration))
 	}
+	// A controller is a Raft group's leader: when it dies with the
+	// partition leader, its group elects a new one (election_rtt to twice
+	// that) before any partition can fail over. A leader timeout shorter
+	// than that worst case would not be the failover time it promises.
+	raftElection := 2 * time.Duration(c.Raft.ElectionRTT) * c.Raft.RTT.Duration
+	if to := e.LeaderTimeout.Duration; d.ok("election.leader_timeout", "raft.rtt", "raft.election_rtt") && to < raftElection {
+		d.errorf("election.leader_timeout", "%s is shorter than a worst-case Raft election (2 × raft.election_rtt × raft.rtt = %s), which a failover of a node that was also a controller waits for; raise it, or lower raft.rtt",
+			durationText(to), durationText(raftElection))
+	}
 }

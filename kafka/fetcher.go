@@ -25,7 +25,8 @@ const (
 	replicaFetchWait   = 500 * time.Millisecond
 	replicaFetchBytes  = 16 << 20
 	replicaPartBytes   = 4 << 20
-	replicaRetryPause  = 500 * time.Millisecond
+	replicaRetryFirst  = 20 * time.Millisecond  // a new leader often needs a moment to learn it leads
+	replicaRetryPause  = 500 * time.Millisecond // the longest pause between failed fetches
 	isrCheckPeriod     = time.Second
 	replicaFetchVer    = 12 // names, replica id field, flexible
 	leaderEpochLookVer = 4
@@ -164,14 +165,19 @@ func (f *fetcher) run(ctx context.Context) {
 	c := &peer{addr: f.addr, clientID: fmt.Sprintf("reeve-replica-%d", f.s.cluster.LocalNode())}
 	defer c.close()
 	log := f.s.log.With("leader", f.leader)
+	pause := replicaRetryFirst
 	for ctx.Err() == nil {
-		if err := f.fetchOnce(ctx, c); err != nil && ctx.Err() == nil {
-			log.Debug("kafka: replica fetch", "err", err)
-			select {
-			case <-time.After(replicaRetryPause):
-			case <-ctx.Done():
-			}
+		err := f.fetchOnce(ctx, c)
+		if err == nil || ctx.Err() != nil {
+			pause = replicaRetryFirst
+			continue
 		}
+		log.Debug("kafka: replica fetch", "err", err, "retry_in", pause)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+		}
+		pause = min(2*pause, replicaRetryPause)
 	}
 }
 

@@ -92,6 +92,9 @@ func NewController(md Metadata, live *Liveness, p Policy, self uint64, timeout t
 // replicas are looked at again.
 const offlineRetry = time.Second
 
+// commitRetry is how soon a round whose commit failed runs again.
+const commitRetry = 100 * time.Millisecond
+
 // Run elects leaders until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
 	t := time.NewTimer(time.Hour)
@@ -116,8 +119,13 @@ func (c *Controller) Run(ctx context.Context) {
 			}
 		}
 		if len(due) > 0 {
-			c.Elect(ctx, due, ReasonLeaderTimeout)
-			next = minTime(next, time.Now().Add(offlineRetry))
+			retry := offlineRetry
+			for _, rec := range c.Elect(ctx, due, ReasonLeaderTimeout) {
+				if !rec.Committed {
+					retry = commitRetry // e.g. this group's Raft leadership moved mid-commit
+				}
+			}
+			next = minTime(next, time.Now().Add(retry))
 		}
 		if c.RebalanceInterval > 0 {
 			if now.Sub(c.lastBalance) >= c.RebalanceInterval {

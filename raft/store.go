@@ -61,7 +61,8 @@ type Store struct {
 	groups  map[uint64]*partitionSM // by group id, set as groups start
 	k       int                     // partition groups, 0 until known
 
-	leaders sync.Map // group id -> uint64 leader node id, from Raft events
+	leaders       sync.Map      // group id -> uint64 leader node id, from Raft events
+	leaderChanged chan struct{} // signalled (never blocking) when a group's leader changes
 
 	pidMu           sync.Mutex // guards the local block of producer ids
 	pidNext, pidEnd int64
@@ -97,6 +98,8 @@ func Open(cfg Config) (*Store, error) {
 		groups: make(map[uint64]*partitionSM),
 		ready:  make(chan struct{}),
 		stop:   make(chan struct{}),
+
+		leaderChanged: make(chan struct{}, 1),
 	}
 	s.cluster = newClusterSM(s.feed)
 	dir := filepath.Join(cfg.DataDir, "raft")
@@ -444,7 +447,19 @@ func (s *Store) Barrier(ctx context.Context, group uint64) error {
 type leaderListener Store
 
 func (l *leaderListener) LeaderUpdated(info raftio.LeaderInfo) {
-	l.leaders.Store(info.ShardID, info.LeaderID)
+	prev, _ := l.leaders.Swap(info.ShardID, info.LeaderID)
+	if prev != info.LeaderID {
+		l.log.Info("raft: group leader changed", "group", info.ShardID, "leader", info.LeaderID, "term", info.Term)
+	}
+	select {
+	case l.leaderChanged <- struct{}{}:
+	default:
+	}
 }
+
+// LeaderChanged is signalled when some Raft group's leader changes, e.g.
+// when this node becomes a group's leader and so its partitions'
+// controller. Signals coalesce; it has one reader.
+func (s *Store) LeaderChanged() <-chan struct{} { return s.leaderChanged }
 
 var _ raftio.IRaftEventListener = (*leaderListener)(nil)
