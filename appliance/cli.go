@@ -31,9 +31,10 @@ Usage:
   reeve node add --id N --raft-address HOST:PORT
   reeve node remove ID
   reeve elect --topic T --partition P [--to NODE]   elect a partition's leader (default: the policy's choice)
+  reeve status [--json]                 nodes, partition health and recent elections
   reeve version
 
-The topic and node commands talk to a running node's admin endpoint, found
+The topic, node, elect and status commands talk to a running node's admin endpoint, found
 with --admin HOST:PORT, else admin.listen of -c FILE, else 127.0.0.1:9644.
 `
 
@@ -59,6 +60,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdNode(rest, stdout, stderr)
 	case "elect":
 		return cmdElect(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "reeve %s\n", Version)
 		return exitOK

@@ -3,6 +3,7 @@ package appliance_test
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -109,6 +110,21 @@ func TestFailover_killedLeaderIsReplacedAndNothingIsLost(t *testing.T) {
 	}
 	if !logged {
 		t.Errorf("no decision-log record of the election on the surviving nodes")
+	}
+	// reeve status shows the dead node and, on the controller, the election.
+	shown := false
+	for _, p := range procs[1:] {
+		out, errOut, status := run(t, "status", "--admin", p.admin)
+		if status != 0 {
+			t.Fatalf("reeve status on node %d = %d, %s", p.id, status, errOut)
+		}
+		if !regexp.MustCompile(`(?m)^1\s+active\s+no\s`).MatchString(out) {
+			t.Errorf("reeve status on node %d does not show node 1 dead:\n%s", p.id, out)
+		}
+		shown = shown || regexp.MustCompile(`failover-0\s+leader_timeout\s+1\s+`+strconv.FormatUint(newLeader, 10)+`\s.*committed`).MatchString(out)
+	}
+	if !shown {
+		t.Errorf("reeve status shows the election on neither survivor")
 	}
 	if newEpoch != epoch+1 {
 		t.Errorf("leader epoch went from %d to %d, want exactly one more", epoch, newEpoch)
