@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // electionConfig makes elections quick for tests, yet slow enough that a
@@ -432,5 +435,111 @@ func TestFailover_preferredLeaderReturnsAfterHoldDown(t *testing.T) {
 	}
 	if failures.Load() != 0 {
 		t.Errorf("%d of %d produces failed", failures.Load(), sent.Load())
+	}
+}
+
+// TestFailover_noEligibleLeaderTakesThePartitionOffline pins what happens
+// when the only in-sync replica dies: the partition goes offline (leader
+// -1, LEADER_NOT_AVAILABLE in Kafka metadata, listed by reeve status)
+// rather than electing a live replica that is missing acknowledged
+// records; when the in-sync replica returns it leads again.
+func TestFailover_noEligibleLeaderTakesThePartitionOffline(t *testing.T) {
+	procs := newProcCluster(t, 3, electionConfig...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 2, nil, "lonely"); err != nil {
+		t.Fatal(err)
+	}
+	d := waitTopic(t, procs[0], "lonely", 1)
+	leader := procs[d.PartitionStates[0].Leader-1]
+	var follower, other *proc
+	for _, p := range procs {
+		switch {
+		case p == leader:
+		case slices.Contains(d.PartitionStates[0].ISR, uint64(p.id)) && follower == nil:
+			follower = p
+		default:
+			other = p
+		}
+	}
+	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("lonely"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("acked")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The follower freezes and drops out of the ISR, the leader keeps
+	// taking writes alone.
+	t.Cleanup(func() { follower.cmd.Process.Signal(syscall.SIGCONT) })
+	if err := follower.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if d, _ := describe(t, other, "lonely", true); len(d.PartitionStates) == 1 && len(d.PartitionStates[0].ISR) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ISR did not shrink to the leader with node %d frozen", follower.id)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("only on the leader")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The leader dies; the follower wakes without the last record.
+	leader.kill(t, syscall.SIGKILL)
+	if err := follower.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	meta := func() (int32, int16) {
+		cl := kgoClient(t, other.kafka)
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr("lonely")
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			return -2, 0
+		}
+		p := resp.Topics[0].Partitions[0]
+		return p.Leader, p.ErrorCode
+	}
+	for deadline := time.Now().Add(testLeaderTimeout + 20*time.Second); ; {
+		if l, code := meta(); l == -1 && code == kerr.LeaderNotAvailable.Code {
+			break
+		} else if l == int32(follower.id) {
+			t.Fatalf("node %d, out of sync, was elected: acknowledged records would be lost", follower.id)
+		}
+		if time.Now().After(deadline) {
+			l, code := meta()
+			t.Fatalf("Kafka metadata for lonely-0 = leader %d, error %d; want -1, LEADER_NOT_AVAILABLE", l, code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, errOut, status := run(t, "status", "--admin", other.admin)
+	if status != 0 || !strings.Contains(out, "offline 1") || !strings.Contains(out, "lonely-0") {
+		t.Errorf("reeve status = %d, %s %s; want lonely-0 listed offline", status, out, errOut)
+	}
+	// The in-sync replica returns and leads again, with every record.
+	leader.start(t)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if l, code := meta(); l == int32(leader.id) && code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			l, code := meta()
+			t.Fatalf("after node %d returned, lonely-0 = leader %d, error %d", leader.id, l, code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cons := clusterClient(t, procs, kgo.ConsumeTopics("lonely"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var got []string
+	for len(got) < 2 {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume: %v", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	if !slices.Equal(got, []string{"acked", "only on the leader"}) {
+		t.Errorf("records = %q", got)
 	}
 }
