@@ -148,6 +148,32 @@ type Election struct {
 	// rebalance makes it leader, and how often at most a rebalance moves a
 	// partition, default 30s. Failover elections never wait for it.
 	HoldDown Duration `toml:"hold_down"`
+	// PolicyDir is the folder of election policy modules (.wasm), watched
+	// for new and changed files; "" uses only the built-in first-isr.
+	PolicyDir string `toml:"policy_dir"`
+	// PolicyMemoryMiB caps each policy module's memory, 1..1024, default 16.
+	PolicyMemoryMiB int `toml:"policy_memory_mib"`
+	// PolicyTimeout bounds every call into a policy module, 1ms..10s,
+	// default 50ms.
+	PolicyTimeout Duration `toml:"policy_timeout"`
+	// Rules choose a policy per topic: the first rule whose pattern matches
+	// the topic wins; topics no rule matches use first-isr.
+	Rules []PolicyRule `toml:"rules"`
+}
+
+// BuiltinPolicy names the built-in first-ISR policy in a rule.
+const BuiltinPolicy = "first-isr"
+
+// PolicyRule maps topics to an election policy.
+type PolicyRule struct {
+	// Topics is a glob pattern (path.Match syntax: *, ?, [a-z]) on topic
+	// names.
+	Topics string `toml:"topics"`
+	// Policy is a module file in PolicyDir (e.g. "prefer-label.wasm"), or
+	// "first-isr" for the built-in.
+	Policy string `toml:"policy"`
+	// Settings are handed to the module's reeve_init, values as strings.
+	Settings map[string]string `toml:"settings"`
 }
 
 // Admin configures the admin HTTP listener.
@@ -269,6 +295,8 @@ func base() *Config {
 		Election: Election{
 			HeartbeatInterval: Duration{time.Second},
 			LeaderTimeout:     Duration{10 * time.Second},
+			PolicyMemoryMiB:   16,
+			PolicyTimeout:     Duration{50 * time.Millisecond},
 			RebalanceInterval: Duration{5 * time.Minute},
 			HoldDown:          Duration{30 * time.Second},
 		},

@@ -226,6 +226,12 @@ func (d *decoder) value(p path, x any, v reflect.Value) bool {
 		return all
 	case reflect.Slice:
 		a, ok := x.([]any)
+		if tables, isTables := x.([]map[string]any); isTables { // [[array.of.tables]]
+			a, ok = make([]any, len(tables)), true
+			for i, m := range tables {
+				a[i] = m
+			}
+		}
 		if !ok {
 			return d.wrongType(key, t, x)
 		}

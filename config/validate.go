@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	pathpkg "path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -439,6 +440,30 @@ func (d *decoder) validateElection(c *Config) {
 	if to := e.LeaderTimeout.Duration; d.ok("election.leader_timeout", "election.heartbeat_interval") && to < 3*e.HeartbeatInterval.Duration {
 		d.errorf("election.leader_timeout", "%s is under three heartbeat intervals (%s); raise it, or lower election.heartbeat_interval",
 			durationText(to), durationText(3*e.HeartbeatInterval.Duration))
+	}
+	if mb := e.PolicyMemoryMiB; d.ok("election.policy_memory_mib") && (mb < 1 || mb > 1024) {
+		d.errorf("election.policy_memory_mib", "%d is out of range; use 1 to 1024", mb)
+	}
+	if pt := e.PolicyTimeout.Duration; d.ok("election.policy_timeout") && (pt < time.Millisecond || pt > 10*time.Second) {
+		d.errorf("election.policy_timeout", "%s is out of range; use 1ms to 10s", durationText(pt))
+	}
+	for i, r := range e.Rules {
+		key := fmt.Sprintf("election.rules[%d]", i)
+		if !d.ok(key+".topics", key+".policy") {
+			continue
+		}
+		if _, err := pathpkg.Match(r.Topics, ""); err != nil || r.Topics == "" {
+			d.errorf(key+".topics", "%q is not a topic pattern; use a glob such as \"sensors.*\" or \"*\"", r.Topics)
+		}
+		switch {
+		case r.Policy == BuiltinPolicy:
+		case r.Policy == "":
+			d.errorf(key+".policy", "missing; name a .wasm file in election.policy_dir, or %q", BuiltinPolicy)
+		case !strings.HasSuffix(r.Policy, ".wasm") || strings.ContainsAny(r.Policy, "/\\"):
+			d.errorf(key+".policy", "%q: name a .wasm file inside election.policy_dir (no path), or %q", r.Policy, BuiltinPolicy)
+		case e.PolicyDir == "":
+			d.errorf(key+".policy", "%q needs election.policy_dir, the folder that holds it", r.Policy)
+		}
 	}
 	// A controller is a Raft group's leader: when it dies with the
 	// partition leader, its group elects a new one (election_rtt to twice

@@ -1,7 +1,28 @@
-// Package wasm will host operator-written election policies compiled to
-// WebAssembly, sandboxed in wazero, as implementations of policy.Policy; its
-// sdk subpackage is what policy authors import.
+// Package wasm runs election policies written as WebAssembly modules, in a
+// wazero sandbox: no file system, network, environment or arguments, a
+// memory cap, a deadline on every call, and the module's output routed to
+// the daemon's log. The ABI and its encoding are in package wasm/abi and
+// docs/policy-abi.md.
 //
-// The package is empty until the WebAssembly policy work lands (see
-// DESIGN.md, "Election policies").
+// A Runtime compiles modules (with a compilation cache on disk); a Module
+// is compiled code whose imports and exports were checked; a Policy is an
+// instance of a module with its settings, self-tested, ready to decide. A
+// Policy that traps or overruns its deadline discards its instance and
+// makes a fresh one for the next call.
+//
+//	rt, err := wasm.NewRuntime(ctx, wasm.Config{CacheDir: dir, Logger: log})
+//	mod, err := rt.Compile(ctx, "prefer-label.wasm", code)
+//	p, err := mod.Instantiate(ctx, []abi.Label{{Key: "label", Value: "power"}, {Key: "value", Value: "mains"}})
+//	decisions, err := p.Decide(ctx, batch)
+//
+// The package knows nothing of the election controller: package appliance
+// adapts a Policy to policy.Policy and does the safety checks.
+//
+// # Rationale
+//
+// One instance per Policy, calls serialized by a mutex: a WASI reactor's
+// memory is not safe for concurrent calls, and elections are rare. The
+// deadline closes the instance (wazero's CloseOnContextDone), which is the
+// only way to stop a guest that loops; the next call instantiates again from
+// the compiled module, which costs microseconds to a few milliseconds.
 package wasm

@@ -1,0 +1,241 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/reeve-edge/reeve/wasm/abi"
+)
+
+// Policy is one instance of a module with its settings. Decide calls are
+// serialized. After a trap or a missed deadline the instance is discarded
+// and the next call makes a fresh one.
+type Policy struct {
+	mod      *Module
+	settings []abi.Label
+	out      *guestOutput
+
+	mu      sync.Mutex
+	inst    api.Module
+	alloc   api.Function
+	decide  api.Function
+	in      []byte // the encoded batch, reused
+	resets  int    // instances discarded after a trap or deadline
+	closing bool
+}
+
+// Module is the compiled module the policy runs.
+func (p *Policy) Module() *Module { return p.mod }
+
+// Resets counts the instances discarded after traps or missed deadlines.
+func (p *Policy) Resets() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.resets
+}
+
+// instantiate makes the instance: runs _initialize if exported, checks the
+// ABI version, and hands the settings to reeve_init. Called with p.mu held
+// or before p is shared.
+func (p *Policy) instantiate(ctx context.Context) error {
+	m := p.mod
+	ctx, cancel := context.WithTimeout(withGuestOutput(ctx, p.out), m.rt.cfg.Timeout*4)
+	defer cancel()
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
+		WithStdout(p.out).WithStderr(p.out).WithSysWalltime().WithSysNanotime()
+	inst, err := m.rt.rt.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return fmt.Errorf("%w: %s: instantiate: %v", ErrRefused, m.name, callError(err))
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			inst.Close(context.Background())
+		}
+	}()
+	res, err := inst.ExportedFunction("reeve_abi_version").Call(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %s: reeve_abi_version: %v", ErrRefused, m.name, callError(err))
+	}
+	if v := int32(res[0]); v != abi.Version {
+		return fmt.Errorf("%w: %s speaks policy ABI version %d; this reeve speaks version %d", ErrRefused, m.name, v, abi.Version)
+	}
+	p.inst, p.alloc, p.decide = inst, inst.ExportedFunction("reeve_alloc"), inst.ExportedFunction("reeve_decide")
+	if init := inst.ExportedFunction("reeve_init"); init != nil {
+		data := abi.AppendSettings(nil, p.settings)
+		ptr, err := p.write(ctx, data)
+		if err != nil {
+			return fmt.Errorf("%w: %s: reeve_init: %v", ErrRefused, m.name, err)
+		}
+		res, err := init.Call(ctx, uint64(ptr), uint64(len(data)))
+		if err != nil {
+			return fmt.Errorf("%w: %s: reeve_init: %v", ErrRefused, m.name, callError(err))
+		}
+		if rc := int32(res[0]); rc != 0 {
+			return fmt.Errorf("%w: %s: reeve_init refused its settings (result %d; its log says why)", ErrRefused, m.name, rc)
+		}
+	}
+	ok = true
+	return nil
+}
+
+// write copies data into guest memory it allocated.
+func (p *Policy) write(ctx context.Context, data []byte) (uint32, error) {
+	res, err := p.alloc.Call(ctx, uint64(len(data)))
+	if err != nil {
+		return 0, fmt.Errorf("reeve_alloc(%d): %w", len(data), err)
+	}
+	ptr := uint32(res[0])
+	if !p.inst.Memory().Write(ptr, data) {
+		return 0, fmt.Errorf("%w: reeve_alloc(%d) returned %#x, outside its memory", ErrBadAnswer, len(data), ptr)
+	}
+	return ptr, nil
+}
+
+// Decide asks the module about a batch. The error wraps ErrTrap,
+// ErrDeadline or ErrBadAnswer; the caller then falls back to another
+// policy for this batch. The decisions are checked only for form (one per
+// partition, known kinds); their safety is the caller's to check.
+func (p *Policy) Decide(ctx context.Context, b *abi.Batch) ([]abi.Decision, error) {
+	ctx, cancel := context.WithTimeout(withGuestOutput(ctx, p.out), p.mod.rt.cfg.Timeout)
+	defer cancel()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return nil, fmt.Errorf("%w: %s: closed", ErrRefused, p.mod.name)
+	}
+	if p.inst == nil {
+		if err := p.instantiate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ds, err := p.call(ctx, b)
+	if err != nil && (errors.Is(err, ErrTrap) || errors.Is(err, ErrDeadline)) {
+		// The instance may be half way through anything; start afresh.
+		p.inst.Close(context.Background())
+		p.inst = nil
+		p.resets++
+	}
+	return ds, err
+}
+
+func (p *Policy) call(ctx context.Context, b *abi.Batch) ([]abi.Decision, error) {
+	name := p.mod.name
+	p.in = abi.AppendBatch(p.in[:0], b)
+	ptr, err := p.write(ctx, p.in)
+	if err != nil {
+		if errors.Is(err, ErrBadAnswer) {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return nil, fmt.Errorf("%s: %w", name, classify(err))
+	}
+	res, err := p.decide.Call(ctx, uint64(ptr), uint64(len(p.in)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reeve_decide: %w", name, classify(err))
+	}
+	packed := int64(res[0])
+	if packed < 0 {
+		return nil, fmt.Errorf("%w: %s: reeve_decide reported failure (%d; its log says why)", ErrBadAnswer, name, packed)
+	}
+	outPtr, outLen := uint32(uint64(packed)>>32), uint32(packed)
+	out, ok := p.inst.Memory().Read(outPtr, outLen)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: answer at %#x+%d is outside its memory", ErrBadAnswer, name, outPtr, outLen)
+	}
+	ds, err := abi.DecodeDecisions(out, len(b.Partitions))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadAnswer, name, err)
+	}
+	return ds, nil
+}
+
+// classify turns a wazero call error into ErrDeadline or ErrTrap.
+func classify(err error) error {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled) {
+		return fmt.Errorf("%w: %v", ErrDeadline, err)
+	}
+	return fmt.Errorf("%w: %v", ErrTrap, callError(err))
+}
+
+// callError shortens wazero's error (which carries a stack trace) to its
+// first line.
+func callError(err error) error {
+	msg := err.Error()
+	for i, c := range msg {
+		if c == '\n' {
+			return errors.New(msg[:i])
+		}
+	}
+	return err
+}
+
+// Close discards the instance; later Decide calls fail.
+func (p *Policy) Close(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closing = true
+	if p.inst != nil {
+		err := p.inst.Close(ctx)
+		p.inst = nil
+		return err
+	}
+	return nil
+}
+
+// selfTest asks the module about a small batch covering every reason and
+// checks the answer's form: a module that cannot answer it never replaces
+// a working policy.
+func (p *Policy) selfTest(ctx context.Context) error {
+	b := SelfTestBatch()
+	ds, err := p.Decide(ctx, b)
+	if err != nil {
+		return fmt.Errorf("%w: self-test: %v", ErrRefused, err)
+	}
+	for i, d := range ds {
+		if d.Kind != abi.DecideLeader {
+			continue
+		}
+		found := false
+		for _, r := range b.Partitions[i].Replicas {
+			found = found || b.Nodes[r.Node].ID == d.Leader
+		}
+		if !found {
+			return fmt.Errorf("%w: %s: self-test: partition %d: elected node %d, which is not a replica", ErrRefused, p.mod.name, i, d.Leader)
+		}
+	}
+	return nil
+}
+
+// SelfTestBatch is the batch a module must answer before it is used: three
+// nodes with labels, partitions for every reason, with and without a live
+// in-sync replica.
+func SelfTestBatch() *abi.Batch {
+	b := &abi.Batch{Nodes: []abi.Node{
+		{ID: 1, HeartbeatAgeMs: 12000, Labels: []abi.Label{{Key: "power", Value: "battery"}}},
+		{ID: 2, HeartbeatAgeMs: 300, Labels: []abi.Label{{Key: "power", Value: "mains"}}},
+		{ID: 3, HeartbeatAgeMs: 0},
+	}}
+	all := func(alive [3]bool, isr [3]bool) []abi.Replica {
+		out := make([]abi.Replica, 3)
+		for i := range out {
+			out[i] = abi.Replica{Node: uint32(i), Alive: alive[i], InISR: isr[i], LogEndOffset: int64(100 - i)}
+		}
+		return out
+	}
+	for i, r := range []abi.Reason{abi.ReasonLeaderTimeout, abi.ReasonControlledShutdown, abi.ReasonRebalance, abi.ReasonManual} {
+		b.Partitions = append(b.Partitions,
+			abi.Partition{Topic: "reeve-self-test", Partition: int32(2 * i), Reason: r, Leader: 1, LeaderEpoch: 3,
+				Replicas: all([3]bool{false, true, true}, [3]bool{true, true, true})},
+			abi.Partition{Topic: "reeve.self_test-2", Partition: int32(2*i + 1), Reason: r, Leader: 1, LeaderEpoch: 7, Unclean: i == 0,
+				Replicas: all([3]bool{false, true, false}, [3]bool{true, false, true})},
+		)
+	}
+	return b
+}

@@ -1,0 +1,214 @@
+package wasm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/reeve-edge/reeve/wasm/abi"
+)
+
+// Config sets a Runtime's sandbox.
+type Config struct {
+	// CacheDir holds compiled machine code between runs; "" compiles in
+	// memory only.
+	CacheDir string
+	// MemoryLimit caps each instance's linear memory, rounded down to 64 KiB
+	// pages; default 16 MiB.
+	MemoryLimit uint64
+	// Timeout bounds every call into a module; default 50 ms.
+	Timeout time.Duration
+	// Logger receives the modules' log lines and output, with their names.
+	Logger *slog.Logger
+	// LogLines is how many lines per second a module may log before lines
+	// are dropped (and counted); default 20.
+	LogLines int
+}
+
+const (
+	defaultMemoryLimit = 16 << 20
+	defaultTimeout     = 50 * time.Millisecond
+	defaultLogLines    = 20
+	pageSize           = 64 << 10
+)
+
+// Runtime compiles and runs policy modules. It is safe for concurrent use.
+type Runtime struct {
+	cfg Config
+	rt  wazero.Runtime
+}
+
+// NewRuntime starts a wazero runtime with the sandbox's limits and the host
+// functions a module may import.
+func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = defaultMemoryLimit
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	if cfg.LogLines <= 0 {
+		cfg.LogLines = defaultLogLines
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	pages := cfg.MemoryLimit / pageSize
+	if pages < 1 {
+		return nil, fmt.Errorf("policy memory limit %d bytes is under one 64 KiB page", cfg.MemoryLimit)
+	}
+	rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(uint32(min(pages, 65536))).WithCloseOnContextDone(true)
+	if cfg.CacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("policy compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	r := &Runtime{cfg: cfg, rt: wazero.NewRuntimeWithConfig(ctx, rc)}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
+		r.rt.Close(ctx)
+		return nil, fmt.Errorf("policy runtime: wasi: %w", err)
+	}
+	if _, err := r.rt.NewHostModuleBuilder("reeve").
+		NewFunctionBuilder().WithFunc(hostLog).Export("log").
+		NewFunctionBuilder().WithFunc(hostNow).Export("now_unix_ms").
+		Instantiate(ctx); err != nil {
+		r.rt.Close(ctx)
+		return nil, fmt.Errorf("policy runtime: host module: %w", err)
+	}
+	return r, nil
+}
+
+// Close releases every module and instance.
+func (r *Runtime) Close(ctx context.Context) error { return r.rt.Close(ctx) }
+
+// Timeout is the per-call deadline.
+func (r *Runtime) Timeout() time.Duration { return r.cfg.Timeout }
+
+// allowedImports are the only functions a module may import: the reeve
+// host functions and what language runtimes need to start under WASI.
+// Nothing here reaches a file, a socket or the environment: there are no
+// preopened directories, arguments or variables, and output goes to the
+// log.
+var allowedImports = map[string]map[string]bool{
+	"reeve": {"log": true, "now_unix_ms": true},
+	wasi_snapshot_preview1.ModuleName: {
+		"fd_write": true, "fd_close": true, "fd_fdstat_get": true, "fd_prestat_get": true, "fd_prestat_dir_name": true,
+		"args_get": true, "args_sizes_get": true, "environ_get": true, "environ_sizes_get": true,
+		"clock_time_get": true, "clock_res_get": true, "random_get": true, "poll_oneoff": true,
+		"sched_yield": true, "proc_exit": true,
+	},
+}
+
+// Module is compiled policy code whose imports and exports were checked.
+type Module struct {
+	rt       *Runtime
+	name     string
+	digest   string
+	compiled wazero.CompiledModule
+}
+
+// Compile compiles a module and checks that it imports nothing outside
+// the allowlist and exports the ABI. name identifies it in logs.
+func (r *Runtime) Compile(ctx context.Context, name string, code []byte) (*Module, error) {
+	sum := sha256.Sum256(code)
+	cm, err := r.rt.CompileModule(ctx, code)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: not a valid WebAssembly module: %v", ErrRefused, name, err)
+	}
+	m := &Module{rt: r, name: name, digest: "sha256:" + hex.EncodeToString(sum[:]), compiled: cm}
+	if err := m.check(); err != nil {
+		cm.Close(ctx)
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Module) check() error {
+	var bad []string
+	for _, f := range m.compiled.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		if !allowedImports[mod][name] {
+			bad = append(bad, mod+"."+name)
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return fmt.Errorf("%w: %s imports %s, which a policy may not use (no file system, network or environment; see docs/policy-abi.md)",
+			ErrRefused, m.name, strings.Join(bad, ", "))
+	}
+	exports := m.compiled.ExportedFunctions()
+	for _, want := range []struct {
+		name    string
+		params  []api.ValueType
+		results []api.ValueType
+	}{
+		{"reeve_abi_version", nil, []api.ValueType{api.ValueTypeI32}},
+		{"reeve_alloc", []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
+		{"reeve_decide", []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}, []api.ValueType{api.ValueTypeI64}},
+	} {
+		f, ok := exports[want.name]
+		if !ok {
+			return fmt.Errorf("%w: %s does not export %s (see docs/policy-abi.md)", ErrRefused, m.name, want.name)
+		}
+		if !sameTypes(f.ParamTypes(), want.params) || !sameTypes(f.ResultTypes(), want.results) {
+			return fmt.Errorf("%w: %s exports %s with the wrong signature", ErrRefused, m.name, want.name)
+		}
+	}
+	if f, ok := exports["reeve_init"]; ok && (!sameTypes(f.ParamTypes(), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32}) ||
+		!sameTypes(f.ResultTypes(), []api.ValueType{api.ValueTypeI32})) {
+		return fmt.Errorf("%w: %s exports reeve_init with the wrong signature", ErrRefused, m.name)
+	}
+	if len(m.compiled.ExportedMemories()) == 0 {
+		return fmt.Errorf("%w: %s does not export its memory", ErrRefused, m.name)
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Name is the module's name, as given to Compile.
+func (m *Module) Name() string { return m.name }
+
+// Digest is the SHA-256 of the module's bytes, "sha256:<hex>".
+func (m *Module) Digest() string { return m.digest }
+
+// Close releases the compiled code; Policies made from it must be closed
+// first.
+func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
+
+// Instantiate makes a Policy from the module with its settings: it runs
+// the module's initializer, checks the ABI version, passes the settings to
+// reeve_init, and runs a self-test batch. A module that fails any step is
+// refused.
+func (m *Module) Instantiate(ctx context.Context, settings []abi.Label) (*Policy, error) {
+	p := &Policy{mod: m, settings: settings, out: newGuestOutput(m.rt.cfg.Logger, m.name, m.rt.cfg.LogLines)}
+	if err := p.instantiate(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.selfTest(ctx); err != nil {
+		p.Close(ctx)
+		return nil, err
+	}
+	return p, nil
+}
