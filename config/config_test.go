@@ -723,7 +723,8 @@ func TestDefault(t *testing.T) {
 		Admin: Admin{Listen: "127.0.0.1:9644"},
 		Log:   Log{Level: "info", Format: "auto"},
 		Election: Election{HeartbeatInterval: Duration{time.Second}, LeaderTimeout: Duration{10 * time.Second},
-			RebalanceInterval: Duration{5 * time.Minute}, HoldDown: Duration{30 * time.Second}},
+			RebalanceInterval: Duration{5 * time.Minute}, HoldDown: Duration{30 * time.Second},
+			PolicyMemoryMiB: 16, PolicyTimeout: Duration{50 * time.Millisecond}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n\t%+v\nwant\n\t%+v", c, want)
