@@ -33,6 +33,7 @@ type Server struct {
 
 	elections  *policyMetadata
 	controller *policy.Controller
+	policies   *policyRules
 	live       *policy.Liveness
 	decisions  *policy.DecisionLog
 }
@@ -73,8 +74,20 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	ctl := policy.NewController(s.elections, live, policy.FirstISR{}, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
+	rules, err := newPolicyRules(ctx, cfg, log.With("component", "policy"))
+	if err != nil {
+		cancel()
+		ln.Close()
+		ks.Close()
+		store.Close()
+		return nil, err
+	}
+	s.policies = rules
+	ctl := policy.NewController(s.elections, live, rules, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
+	// Each rule's module gets its own deadline; the controller's bound
+	// covers a batch that spans every rule.
+	ctl.PolicyDeadline = cfg.Election.PolicyTimeout.Duration*time.Duration(len(cfg.Election.Rules)+1) + 50*time.Millisecond
 	ctl.Decisions = s.decisions
 	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
 	s.controller = ctl
@@ -84,8 +97,13 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	go quorum.run(ctx)
 	go s.elections.wake(ctx)
 	go ctl.Run(ctx)
+	go rules.watch(ctx, policyScanInterval)
 	return s, nil
 }
+
+// policyScanInterval is how often the policy folder is checked for new
+// or changed modules.
+const policyScanInterval = 2 * time.Second
 
 // decisionLogSize is how many elections the decision log keeps.
 const decisionLogSize = 200
@@ -179,6 +197,7 @@ func (s *Server) Close() {
 		s.log.Error("kafka: close partition logs", "err", err)
 	}
 	s.store.Close()
+	s.policies.close(ctx)
 }
 
 // serve runs a node until SIGINT or SIGTERM.
@@ -195,7 +214,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -206,19 +225,26 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 				"admin", "http://"+s.AdminAddr())
 		}
 	}()
-	select {
-	case got := <-sig:
-		log.Info("reeve stopping", "signal", got.String())
-		if got == syscall.SIGTERM && s.store.Ready() {
-			s.controlledShutdown()
-		}
-		s.Close()
-		return nil
-	case err := <-s.done:
-		s.Close()
-		if err == nil || errors.Is(err, http.ErrServerClosed) {
+	for {
+		select {
+		case got := <-sig:
+			if got == syscall.SIGHUP {
+				log.Info("reeve reloading election policies", "signal", got.String())
+				s.policies.Reload(ctx)
+				continue
+			}
+			log.Info("reeve stopping", "signal", got.String())
+			if got == syscall.SIGTERM && s.store.Ready() {
+				s.controlledShutdown()
+			}
+			s.Close()
 			return nil
+		case err := <-s.done:
+			s.Close()
+			if err == nil || errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
 		}
-		return err
 	}
 }

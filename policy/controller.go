@@ -52,13 +52,15 @@ type Metadata interface {
 // failover takes the timeout plus one Raft commit, not the timeout plus a
 // polling interval.
 type Controller struct {
-	md       Metadata
-	live     *Liveness
-	policy   Policy
-	self     uint64
-	timeout  time.Duration
-	deadline time.Duration // per policy call
-	log      *slog.Logger
+	md      Metadata
+	live    *Liveness
+	policy  Policy
+	self    uint64
+	timeout time.Duration
+	log     *slog.Logger
+	// PolicyDeadline bounds one Decide call; default 50 ms. A policy that
+	// misses it is replaced by first-isr for that round.
+	PolicyDeadline time.Duration
 	// Decisions, if set, records every election this controller runs.
 	Decisions *DecisionLog
 	// RebalanceInterval, if positive, is how often partitions whose
@@ -85,7 +87,7 @@ func NewController(md Metadata, live *Liveness, p Policy, self uint64, timeout t
 	if p == nil {
 		p = FirstISR{}
 	}
-	return &Controller{md: md, live: live, policy: p, self: self, timeout: timeout, deadline: 50 * time.Millisecond, log: log}
+	return &Controller{md: md, live: live, policy: p, self: self, timeout: timeout, PolicyDeadline: 50 * time.Millisecond, log: log}
 }
 
 // offlineRetry bounds how long an offline partition waits before its
@@ -202,22 +204,27 @@ func (c *Controller) Elect(ctx context.Context, parts []PartitionState, reason R
 	for i, p := range parts {
 		in[i] = c.input(p, reason)
 	}
-	pctx, cancel := context.WithTimeout(ctx, c.deadline)
+	pctx, cancel := context.WithTimeout(ctx, c.PolicyDeadline)
 	decisions, err := c.policy.Decide(pctx, in)
 	cancel()
 	policyName := c.policy.Name()
 	if err != nil || len(decisions) != len(in) {
 		c.log.Warn("election policy failed; using first-isr for this round", "policy", policyName, "err", err)
+		c.Decisions.countFallback()
 		decisions, _ = FirstISR{}.Decide(ctx, in)
 		policyName = FirstISR{}.Name()
 	}
 	names := make([]string, len(decisions))
 	for i, d := range decisions {
 		names[i] = policyName
+		if d.Policy != "" {
+			names[i] = d.Policy
+		}
 		if err := Validate(in[i], d); err != nil {
 			c.log.Warn("election policy decision refused; using first-isr", "policy", policyName,
 				"topic", parts[i].Topic, "partition", parts[i].Partition, "err", err)
-			decisions[i], names[i] = firstISR(in[i]), FirstISR{}.Name()+" (fallback)"
+			c.Decisions.countFallback()
+			decisions[i], names[i] = firstISR(in[i]), FirstISR{}.Name()+" (fallback: "+names[i]+" chose an ineligible leader)"
 		}
 	}
 	return c.commit(ctx, start, parts, in, decisions, names, reason)
@@ -322,7 +329,7 @@ func (c *Controller) input(p PartitionState, reason Reason) Input {
 		}
 		in.Replicas = append(in.Replicas, Replica{
 			ID: r, Alive: alive, HeartbeatAge: now.Sub(c.live.LastSeen(r)),
-			InISR: slices.Contains(p.ISR, r), Labels: c.md.Labels(r),
+			InISR: slices.Contains(p.ISR, r), Labels: c.md.Labels(r), LogEndOffset: -1,
 		})
 	}
 	return in

@@ -27,9 +27,30 @@ type DecisionRecord struct {
 
 // DecisionLog keeps the last decisions this node made, newest last.
 type DecisionLog struct {
-	mu   sync.Mutex
-	max  int
-	recs []DecisionRecord
+	mu        sync.Mutex
+	max       int
+	recs      []DecisionRecord
+	fallbacks int
+}
+
+func (l *DecisionLog) countFallback() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.fallbacks++
+	l.mu.Unlock()
+}
+
+// Fallbacks counts decisions the controller replaced with first-isr's
+// because the policy failed or chose an ineligible leader.
+func (l *DecisionLog) Fallbacks() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fallbacks
 }
 
 // NewDecisionLog keeps up to max records.

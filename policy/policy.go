@@ -26,6 +26,8 @@ type Replica struct {
 	HeartbeatAge time.Duration // since this node last heard from it; 0 for the deciding node itself
 	InISR        bool
 	Labels       map[string]string
+	// LogEndOffset is the replica's log-end offset if known, else -1.
+	LogEndOffset int64
 }
 
 // Input is one partition to decide.
@@ -49,6 +51,9 @@ type Decision struct {
 	// Keep leaves the current leader in place.
 	Keep   bool
 	Reason string // a short explanation for the decision log
+	// Policy names who decided when a Policy delegates (a rule's module,
+	// or first-isr after that module failed); "" means the Policy itself.
+	Policy string
 }
 
 // Policy chooses partition leaders. Decide gets a batch and answers one

@@ -1,0 +1,287 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reeve-edge/reeve/config"
+	"github.com/reeve-edge/reeve/policy"
+	"github.com/reeve-edge/reeve/wasm"
+	"github.com/reeve-edge/reeve/wasm/abi"
+)
+
+// policyRules is the policy.Policy the controllers run: each partition
+// goes to the policy of the first [[election.rules]] entry whose pattern
+// matches its topic (first-isr when none does), modules run through
+// package wasm, and a batch whose module fails is decided by first-isr.
+// Every decision names the policy that made it.
+type policyRules struct {
+	log   *slog.Logger
+	rt    *wasm.Runtime  // nil without a policy folder
+	reg   *wasm.Registry // nil without a policy folder
+	rules []*rule
+
+	reloadMu  sync.Mutex
+	loaded    atomic.Int64 // modules swapped in
+	refused   atomic.Int64 // modules refused at load
+	fallbacks atomic.Int64 // batches decided by first-isr because a module failed
+}
+
+// rule is one [[election.rules]] entry and the policy instance it runs.
+type rule struct {
+	cfg config.PolicyRule
+	cur atomic.Pointer[wasm.Policy] // nil: built-in, or no good module yet
+}
+
+var _ policy.Policy = (*policyRules)(nil)
+
+// newPolicyRules sets up the rules and, with a policy folder, the wasm
+// runtime (its compilation cache under the data dir) and a first load.
+func newPolicyRules(ctx context.Context, cfg *config.Config, log *slog.Logger) (*policyRules, error) {
+	pr := &policyRules{log: log}
+	for _, r := range cfg.Election.Rules {
+		pr.rules = append(pr.rules, &rule{cfg: r})
+	}
+	e := cfg.Election
+	if e.PolicyDir == "" {
+		return pr, nil
+	}
+	rt, err := wasm.NewRuntime(ctx, wasm.Config{
+		CacheDir:    filepath.Join(cfg.Node.DataDir, "policy-cache"),
+		MemoryLimit: uint64(e.PolicyMemoryMiB) << 20,
+		Timeout:     e.PolicyTimeout.Duration,
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	pr.rt, pr.reg = rt, wasm.NewRegistry(rt, e.PolicyDir)
+	pr.Reload(ctx)
+	return pr, nil
+}
+
+// Reload rescans the policy folder and swaps in every new or changed
+// module a rule uses, once it has been instantiated with the rule's
+// settings and passed its self-test. A module that fails leaves the rule
+// on its previous module (or on first-isr if it never had one).
+func (pr *policyRules) Reload(ctx context.Context) {
+	if pr.reg == nil {
+		return
+	}
+	pr.reloadMu.Lock()
+	defer pr.reloadMu.Unlock()
+	res, err := pr.reg.Scan(ctx)
+	if err != nil {
+		pr.log.Error("election policies: cannot read the policy folder; keeping the loaded policies", "err", err)
+		return
+	}
+	for name, err := range res.Refused {
+		pr.refused.Add(1)
+		pr.log.Error("election policy rejected; the previous version stays in use", "policy", name, "err", err)
+	}
+	var retired []*wasm.Policy
+	for _, r := range pr.rules {
+		if r.cfg.Policy == config.BuiltinPolicy {
+			continue
+		}
+		mod, loadErr := pr.reg.Module(r.cfg.Policy)
+		cur := r.cur.Load()
+		if mod == nil {
+			if loadErr == nil {
+				loadErr = fmt.Errorf("no file %s in %s", r.cfg.Policy, pr.reg.Dir())
+			}
+			pr.log.Warn("election policy not available; first-isr decides its topics", "policy", r.cfg.Policy,
+				"topics", r.cfg.Topics, "err", loadErr)
+			continue
+		}
+		if cur != nil && cur.Module() == mod {
+			continue
+		}
+		p, err := mod.Instantiate(ctx, settingsOf(r.cfg.Settings))
+		if err != nil {
+			pr.refused.Add(1)
+			pr.log.Error("election policy rejected; the previous version stays in use", "policy", r.cfg.Policy,
+				"topics", r.cfg.Topics, "digest", mod.Digest(), "err", err)
+			continue
+		}
+		r.cur.Store(p)
+		pr.loaded.Add(1)
+		pr.log.Info("election policy loaded", "policy", r.cfg.Policy, "topics", r.cfg.Topics, "digest", mod.Digest())
+		if cur != nil {
+			retired = append(retired, cur)
+		}
+	}
+	// A retired instance may be mid-call; Close waits for it. Its module is
+	// closed when no rule runs it any more.
+	for _, old := range retired {
+		old.Close(ctx)
+		inUse := false
+		for _, r := range pr.rules {
+			if p := r.cur.Load(); p != nil && p.Module() == old.Module() {
+				inUse = true
+			}
+		}
+		if !inUse {
+			old.Module().Close(ctx)
+		}
+	}
+}
+
+// watch reloads every interval until ctx ends (the folder is polled: it is
+// small, and polling needs no inotify limits or extra dependency).
+func (pr *policyRules) watch(ctx context.Context, interval time.Duration) {
+	if pr.reg == nil {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pr.Reload(ctx)
+		}
+	}
+}
+
+func (pr *policyRules) close(ctx context.Context) {
+	if pr.rt != nil {
+		pr.rt.Close(ctx)
+	}
+}
+
+func settingsOf(m map[string]string) []abi.Label {
+	out := make([]abi.Label, 0, len(m))
+	for k, v := range m {
+		out = append(out, abi.Label{Key: k, Value: v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Name implements policy.Policy; decisions carry their own policy's name.
+func (pr *policyRules) Name() string {
+	if len(pr.rules) == 0 {
+		return policy.FirstISR{}.Name()
+	}
+	return "rules"
+}
+
+// ruleFor returns the index of the first rule matching topic, or -1.
+func (pr *policyRules) ruleFor(topic string) int {
+	for i, r := range pr.rules {
+		if ok, _ := path.Match(r.cfg.Topics, topic); ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// Decide implements policy.Policy.
+func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.Decision, error) {
+	out := make([]policy.Decision, len(in))
+	groups := map[int][]int{}
+	for i, p := range in {
+		g := pr.ruleFor(p.Topic)
+		groups[g] = append(groups[g], i)
+	}
+	for g, idx := range groups {
+		var mod *wasm.Policy
+		name := policy.FirstISR{}.Name()
+		if g >= 0 && pr.rules[g].cfg.Policy != config.BuiltinPolicy {
+			mod, name = pr.rules[g].cur.Load(), pr.rules[g].cfg.Policy
+		}
+		var ds []policy.Decision
+		var err error
+		switch {
+		case g >= 0 && name != policy.FirstISR{}.Name() && mod == nil:
+			err = fmt.Errorf("%s is not loaded", name)
+		case mod != nil:
+			ds, err = decideWith(ctx, mod, in, idx)
+		}
+		if ds == nil {
+			sub := make([]policy.Input, len(idx))
+			for j, i := range idx {
+				sub[j] = in[i]
+			}
+			ds, _ = policy.FirstISR{}.Decide(ctx, sub)
+			if err != nil {
+				pr.fallbacks.Add(1)
+				pr.log.Warn("election policy failed; first-isr decides this round", "policy", name, "partitions", len(idx), "err", err)
+				name = policy.FirstISR{}.Name() + " (fallback: " + name + ": " + err.Error() + ")"
+			}
+		}
+		for j, i := range idx {
+			ds[j].Policy = name
+			out[i] = ds[j]
+		}
+	}
+	return out, nil
+}
+
+// decideWith runs a module on the inputs at idx.
+func decideWith(ctx context.Context, p *wasm.Policy, in []policy.Input, idx []int) ([]policy.Decision, error) {
+	b := &abi.Batch{Partitions: make([]abi.Partition, 0, len(idx))}
+	nodeIndex := map[uint64]uint32{}
+	for _, i := range idx {
+		pin := in[i]
+		ap := abi.Partition{Topic: pin.Topic, Partition: pin.Partition, Reason: abiReason(pin.Reason), Unclean: pin.Unclean,
+			Leader: pin.Leader, LeaderEpoch: pin.LeaderEpoch, Replicas: make([]abi.Replica, 0, len(pin.Replicas))}
+		for _, r := range pin.Replicas {
+			ni, ok := nodeIndex[r.ID]
+			if !ok {
+				ni = uint32(len(b.Nodes))
+				nodeIndex[r.ID] = ni
+				b.Nodes = append(b.Nodes, abi.Node{ID: r.ID, HeartbeatAgeMs: ageMs(r.HeartbeatAge), Labels: settingsOf(r.Labels)})
+			}
+			ap.Replicas = append(ap.Replicas, abi.Replica{Node: ni, Alive: r.Alive, InISR: r.InISR, LogEndOffset: r.LogEndOffset})
+		}
+		b.Partitions = append(b.Partitions, ap)
+	}
+	ads, err := p.Decide(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]policy.Decision, len(ads))
+	for j, d := range ads {
+		switch d.Kind {
+		case abi.DecideKeep:
+			out[j] = policy.Decision{Keep: true, Reason: d.Reason}
+		case abi.DecideLeader:
+			out[j] = policy.Decision{Leader: d.Leader, Reason: d.Reason}
+		default:
+			out[j] = policy.Decision{Reason: d.Reason}
+		}
+	}
+	return out, nil
+}
+
+func abiReason(r policy.Reason) abi.Reason {
+	switch r {
+	case policy.ReasonControlledShutdown:
+		return abi.ReasonControlledShutdown
+	case policy.ReasonRebalance:
+		return abi.ReasonRebalance
+	case policy.ReasonManual:
+		return abi.ReasonManual
+	}
+	return abi.ReasonLeaderTimeout
+}
+
+func ageMs(d time.Duration) uint32 {
+	switch {
+	case d <= 0:
+		return 0
+	case d >= time.Duration(abi.NeverHeard-1)*time.Millisecond:
+		return abi.NeverHeard
+	}
+	return uint32(d / time.Millisecond)
+}
