@@ -8,6 +8,23 @@ package kafka
 // any other value finds the first record whose timestamp is at or after it,
 // looking inside the batch (decompressing) so the answer is exact. v0 has
 // its own shape: a list of at most max_num_offsets offsets.
+//
+// Replica id -2 (Kafka's ListOffsetsRequest.DEBUGGING_REPLICA_ID) reads the
+// local replica, as Kafka does: ReplicaManager passes fetchOnlyFromLeader =
+// false for it, so a follower answers as well as the leader, and only a node
+// that holds no replica of the partition answers NOT_LEADER_OR_FOLLOWER.
+// The current leader epoch, if given, is checked against this node's view
+// first (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH). Latest is then the
+// local log end offset, not the high watermark: Kafka bounds "latest" by an
+// isolation level (HW for read_uncommitted, LSO for read_committed) only for
+// consumer requests (replica id -1); for any other replica id it passes no
+// isolation level and Partition.fetchOffsetForTimestamp answers the log end
+// offset. That counts what a follower has appended whether or not it is
+// fsynced yet, as Kafka's log end offset does (a follower tells its leader
+// it has records only once they are durable, so its LEO can be a batch
+// ahead of what the leader knows). The election controller uses this to learn each surviving
+// replica's log end (see ReplicaLogEndOffsets). Every other replica id is
+// served as a consumer's request: by the leader only, latest being the HW.
 
 import (
 	"errors"
@@ -31,7 +48,7 @@ func handleListOffsets(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 			if !ok {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			} else {
-				s.listOffset(req.Version, t, rp, &sp)
+				s.listOffset(req.Version, req.ReplicaID, t, rp, &sp)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -40,13 +57,24 @@ func handleListOffsets(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 	return resp
 }
 
-func (s *Server) listOffset(version int16, t *Topic, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
+// debuggingReplicaID is Kafka's ListOffsetsRequest.DEBUGGING_REPLICA_ID: the
+// request reads whichever replica of the partition this node holds.
+const debuggingReplicaID = -2
+
+func (s *Server) listOffset(version int16, replica int32, t *Topic, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
 	if rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions) {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return
 	}
 	meta := t.Partitions[rp.Partition]
-	if meta.Leader != s.cluster.LocalNode() {
+	self := s.cluster.LocalNode()
+	local := replica == debuggingReplicaID
+	switch {
+	case local && meta.Leader != self && !containsID(meta.Replicas, self):
+		// Kafka: a partition this broker does not host.
+		sp.ErrorCode = kerr.NotLeaderForPartition.Code
+		return
+	case !local && meta.Leader != self:
 		sp.ErrorCode = notLeaderCode(meta)
 		return
 	}
@@ -65,7 +93,11 @@ func (s *Server) listOffset(version int16, t *Topic, rp kmsg.ListOffsetsRequestT
 	case -2, -4:
 		offset = l.LogStartOffset()
 	case -1:
-		offset = p.highWatermark()
+		if local {
+			offset = l.LogEndOffset() // no isolation bound for a replica's request
+		} else {
+			offset = p.highWatermark()
+		}
 	case -3:
 		offset, ts, err = maxTimestamp(l)
 	default:
