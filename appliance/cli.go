@@ -31,6 +31,8 @@ Usage:
   reeve node add --id N --raft-address HOST:PORT
   reeve node remove ID
   reeve elect --topic T --partition P [--to NODE]   elect a partition's leader (default: the policy's choice)
+  reeve policy check FILE.wasm [--setting K=V]...    compile, check and self-test a policy module; exit 2 if refused
+  reeve policy test FILE.wasm|first-isr --scenario S.toml [--json]   decide a described cluster state
   reeve status [--json]                 nodes, partition health and recent elections
   reeve version
 
@@ -62,6 +64,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdElect(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(rest, stdout, stderr)
+	case "policy":
+		return cmdPolicy(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "reeve %s\n", Version)
 		return exitOK

@@ -200,6 +200,12 @@ func (d *decoder) value(p path, x any, v reflect.Value) bool {
 		return true
 	}
 	switch t.Kind() {
+	case reflect.Pointer: // an optional value: nil when the key is absent
+		e := reflect.New(t.Elem())
+		if !d.value(p, x, e.Elem()) {
+			return false
+		}
+		v.Set(e)
 	case reflect.Struct:
 		m, ok := x.(map[string]any)
 		if !ok {

@@ -103,7 +103,7 @@ func (r *Runtime) Timeout() time.Duration { return r.cfg.Timeout }
 var allowedImports = map[string]map[string]bool{
 	"reeve": {"log": true, "now_unix_ms": true},
 	wasi_snapshot_preview1.ModuleName: {
-		"fd_write": true, "fd_close": true, "fd_fdstat_get": true, "fd_prestat_get": true, "fd_prestat_dir_name": true,
+		"fd_write": true, "fd_close": true, "fd_fdstat_get": true, "fd_fdstat_set_flags": true, "fd_prestat_get": true, "fd_prestat_dir_name": true,
 		"args_get": true, "args_sizes_get": true, "environ_get": true, "environ_sizes_get": true,
 		"clock_time_get": true, "clock_res_get": true, "random_get": true, "poll_oneoff": true,
 		"sched_yield": true, "proc_exit": true,
