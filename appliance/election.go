@@ -4,20 +4,64 @@ import (
 	"context"
 	"time"
 
+	"github.com/reeve-edge/reeve/kafka"
 	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/raft"
 )
 
-// policyMetadata adapts the Raft store to the election controller.
+// policyMetadata adapts the Raft store (and, for log-end offsets, the
+// Kafka server) to the election controller.
 type policyMetadata struct {
 	store   *raft.Store
+	kafka   *kafka.Server
 	changed chan struct{}
 }
 
 var _ policy.Metadata = (*policyMetadata)(nil)
 
-func newPolicyMetadata(store *raft.Store) *policyMetadata {
-	return &policyMetadata{store: store, changed: make(chan struct{}, 1)}
+func newPolicyMetadata(store *raft.Store, ks *kafka.Server) *policyMetadata {
+	return &policyMetadata{store: store, kafka: ks, changed: make(chan struct{}, 1)}
+}
+
+var _ policy.OffsetSource = (*policyMetadata)(nil)
+
+// LogEndOffsets asks every replica node, in parallel, where its copies of
+// parts end; nodes that do not answer within ctx stay unknown.
+func (m *policyMetadata) LogEndOffsets(ctx context.Context, parts []policy.PartitionState) []map[uint64]int64 {
+	byNode := map[uint64][]kafka.TopicPartition{}
+	for _, p := range parts {
+		for _, r := range p.Replicas {
+			byNode[r] = append(byNode[r], kafka.TopicPartition{Topic: p.Topic, Partition: p.Partition})
+		}
+	}
+	type answer struct {
+		node uint64
+		offs map[kafka.TopicPartition]int64
+	}
+	answers := make(chan answer, len(byNode))
+	for node, tps := range byNode {
+		go func() {
+			offs, _ := m.kafka.ReplicaLogEndOffsets(ctx, int32(node), tps) // partial answers are still used
+			answers <- answer{node, offs}
+		}()
+	}
+	out := make([]map[uint64]int64, len(parts))
+	for i := range out {
+		out[i] = map[uint64]int64{}
+	}
+	index := map[kafka.TopicPartition]int{}
+	for i, p := range parts {
+		index[kafka.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = i
+	}
+	for range byNode {
+		a := <-answers
+		for tp, off := range a.offs {
+			if i, ok := index[tp]; ok {
+				out[i][a.node] = off
+			}
+		}
+	}
+	return out
 }
 
 // notify wakes the controller; it never blocks.

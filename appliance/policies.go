@@ -167,6 +167,18 @@ func settingsOf(m map[string]string) []abi.Label {
 	return out
 }
 
+// WantsLogEndOffsets implements policy.OffsetUser: modules may use
+// replicas' log-end offsets; first-isr does not, so a cluster without
+// modules never spends time looking them up.
+func (pr *policyRules) WantsLogEndOffsets() bool {
+	for _, r := range pr.rules {
+		if r.cfg.Policy != config.BuiltinPolicy {
+			return true
+		}
+	}
+	return false
+}
+
 // Name implements policy.Policy; decisions carry their own policy's name.
 func (pr *policyRules) Name() string {
 	if len(pr.rules) == 0 {

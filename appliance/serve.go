@@ -68,7 +68,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log, store: store, kafka: ks, ln: ln, done: make(chan error, 2), stop: cancel,
-		live: live, decisions: policy.NewDecisionLog(decisionLogSize), elections: newPolicyMetadata(store)}
+		live: live, decisions: policy.NewDecisionLog(decisionLogSize), elections: newPolicyMetadata(store, ks)}
 	s.admin = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -46,6 +46,24 @@ type Metadata interface {
 	Changed() <-chan struct{}
 }
 
+// OffsetSource is implemented by Metadata that can tell where each
+// replica's log ends. Elect asks it, bounded by offsetLookup, only when
+// the policy wants the offsets (OffsetUser).
+type OffsetSource interface {
+	// LogEndOffsets returns, per partition index in parts, the known
+	// log-end offset of each replica node; missing entries are unknown.
+	LogEndOffsets(ctx context.Context, parts []PartitionState) []map[uint64]int64
+}
+
+// OffsetUser is implemented by a Policy that decides on log-end offsets.
+type OffsetUser interface {
+	WantsLogEndOffsets() bool
+}
+
+// offsetLookup bounds the log-end offset lookup of one election round: a
+// replica that does not answer in time is "unknown", never a delay.
+const offsetLookup = 100 * time.Millisecond
+
 // Controller elects leaders for the partitions whose Raft group this node
 // leads. For each partition it keeps a deadline at the leader's last
 // heartbeat plus the timeout and sleeps until the earliest one, so a
@@ -204,6 +222,7 @@ func (c *Controller) Elect(ctx context.Context, parts []PartitionState, reason R
 	for i, p := range parts {
 		in[i] = c.input(p, reason)
 	}
+	c.addOffsets(ctx, parts, in)
 	pctx, cancel := context.WithTimeout(ctx, c.PolicyDeadline)
 	decisions, err := c.policy.Decide(pctx, in)
 	cancel()
@@ -314,6 +333,29 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 		c.Decisions.Add(recs[j])
 	}
 	return recs
+}
+
+// addOffsets fills in replicas' log-end offsets when the policy uses them
+// and the metadata can find them.
+func (c *Controller) addOffsets(ctx context.Context, parts []PartitionState, in []Input) {
+	u, wants := c.policy.(OffsetUser)
+	src, can := c.md.(OffsetSource)
+	if !wants || !can || !u.WantsLogEndOffsets() {
+		return
+	}
+	octx, cancel := context.WithTimeout(ctx, offsetLookup)
+	defer cancel()
+	offs := src.LogEndOffsets(octx, parts)
+	for i := range in {
+		if i >= len(offs) {
+			break
+		}
+		for j, r := range in[i].Replicas {
+			if o, ok := offs[i][r.ID]; ok {
+				in[i].Replicas[j].LogEndOffset = o
+			}
+		}
+	}
 }
 
 // commitTimeout bounds one batch of leader changes.
