@@ -2,7 +2,9 @@
 # Interop tier: starts a one-node reeve from bin/reeve and drives its Kafka
 # listener with real clients, kcat (librdkafka) and kafka-python, each from
 # Debian's packages (test/interop/deps.sh installs them; `make interop` runs
-# both). Prints PASS/FAIL/SKIP per case and closes with "N passed, N failed".
+# both). The policy_c cases build the C example election policy
+# (wasm/examples/c) with Debian's clang and check it with `reeve policy`.
+# Prints PASS/FAIL/SKIP per case and closes with "N passed, N failed".
 #
 #   test/interop/run.sh               # every case
 #   test/interop/run.sh kcat_gzip ... # only the named cases
@@ -512,9 +514,153 @@ test_python_group() {
 		fail "kafka-python group case failed (exit $?; client output above)"
 }
 
+# ---- an election policy written in C ---------------------------------------
+# wasm/examples/c/first_isr.c is first-ISR in freestanding C with no SDK:
+# built with clang for wasm32, `reeve policy check` must accept it, and on
+# test/interop/policy-scenario.toml `reeve policy test` must give the same
+# decision (kind and leader) for every partition as the built-in first-ISR.
+
+POLICY_DIR=$WORK/policy-c
+
+# reeve_policy_cmd: fails the case, saying so, when bin/reeve has no
+# `policy` command.
+reeve_policy_cmd() {
+	local out rc=0
+	out=$("$REEVE" policy --help 2>&1) || rc=$?
+	if grep -qiE 'unknown command "?policy' <<<"$out"; then
+		fail "$REEVE has no 'policy' command (reeve policy check/test); build a reeve that has it"
+	fi
+	return 0
+}
+
+# build_c_policy: $POLICY_DIR/first_isr.wasm from the C source, once.
+build_c_policy() {
+	[ -s "$POLICY_DIR/first_isr.wasm" ] && return 0
+	command -v clang >/dev/null || fail "clang missing; run test/interop/deps.sh"
+	command -v wasm-ld >/dev/null || fail "wasm-ld missing (Debian package lld); run test/interop/deps.sh"
+	mkdir -p "$POLICY_DIR"
+	clang --target=wasm32 -O2 -ffreestanding -nostdlib -Wall -Wextra -Werror \
+		-Wl,--no-entry -o "$POLICY_DIR/first_isr.wasm" "$ROOT/wasm/examples/c/first_isr.c" \
+		>"$POLICY_DIR/clang.out" 2>&1 || {
+		cat "$POLICY_DIR/clang.out"
+		rm -f "$POLICY_DIR/first_isr.wasm"
+		fail "clang could not build wasm/examples/c/first_isr.c for wasm32 (output above)"
+	}
+	echo "built first_isr.wasm ($(wc -c <"$POLICY_DIR/first_isr.wasm") bytes) with $(clang --version | head -n 1)"
+}
+
+# policy check accepts the C module; it refuses one importing a WASI call
+# outside the allowlist (path_open) with exit 2 and a reason.
+test_policy_c_check() {
+	local d=$POLICY_DIR rc=0
+	build_c_policy
+	reeve_policy_cmd
+	timeout 30 "$REEVE" policy check "$d/first_isr.wasm" >"$d/check.out" 2>&1 || rc=$?
+	cat "$d/check.out"
+	[ "$rc" -eq 0 ] || fail "reeve policy check first_isr.wasm exited $rc, want 0 (output above)"
+	grep -q '^ok' "$d/check.out" || fail "reeve policy check first_isr.wasm printed no line starting with \"ok\""
+
+	cat >"$d/bad_import.c" <<'EOF_C'
+__attribute__((import_module("wasi_snapshot_preview1"), import_name("path_open"))) int
+path_open(int, int, const char *, int, int, long long, long long, int, int *);
+__attribute__((export_name("reeve_abi_version"))) int reeve_abi_version(void) { return 1; }
+__attribute__((export_name("reeve_alloc"))) int reeve_alloc(int n) { return path_open(3, 0, "x", 1, 0, 0, 0, 0, 0) + n; }
+__attribute__((export_name("reeve_decide"))) long long reeve_decide(int p, int n) { return -1; }
+EOF_C
+	clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -o "$d/bad_import.wasm" "$d/bad_import.c" ||
+		fail "clang could not build the module that imports path_open"
+	rc=0
+	timeout 30 "$REEVE" policy check "$d/bad_import.wasm" >"$d/check-bad.out" 2>&1 || rc=$?
+	cat "$d/check-bad.out"
+	[ "$rc" -eq 2 ] || fail "reeve policy check on a module importing wasi path_open exited $rc, want 2"
+	grep -q 'path_open' "$d/check-bad.out" || fail "reeve policy check's refusal does not name the import path_open"
+}
+
+# policy_test WHAT NAME: `reeve policy test WHAT --scenario ... --json` into
+# $POLICY_DIR/NAME.json (stderr in NAME.err).
+policy_test() {
+	local rc=0
+	timeout 30 "$REEVE" policy test "$1" --scenario "$HERE/policy-scenario.toml" --json \
+		>"$POLICY_DIR/$2.json" 2>"$POLICY_DIR/$2.err" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		cat "$POLICY_DIR/$2.err"
+		fail "reeve policy test $1 --scenario policy-scenario.toml --json exited $rc (stderr above)"
+	fi
+}
+
+test_policy_c_decide() {
+	build_c_policy
+	reeve_policy_cmd
+	policy_test "$POLICY_DIR/first_isr.wasm" c
+	policy_test first-isr builtin
+	# The comparison prints a line per partition; its verdict on failure
+	# goes to compare.err and becomes the case's reason.
+	"$PY" -I - "$HERE/policy-scenario.toml" "$POLICY_DIR/c.json" "$POLICY_DIR/builtin.json" \
+		2>"$POLICY_DIR/compare.err" <<'EOF_PY' || {
+import json, re, sys
+
+try:
+    import tomllib
+except ImportError:
+    sys.exit(f"{sys.executable} has no tomllib (Python 3.11+ needed to read the scenario)")
+
+scenario_path, c_path, builtin_path = sys.argv[1:]
+with open(scenario_path, "rb") as f:
+    parts = tomllib.load(f).get("partition", [])
+with open(scenario_path) as f:
+    expects = re.findall(r"^# expect: (leader \d+|keep|none)$", f.read(), re.M)
+if len(expects) != len(parts):
+    sys.exit(f"scenario has {len(parts)} partitions but {len(expects)} '# expect:' lines")
+
+def load(path, what):
+    try:
+        with open(path) as f:
+            got = json.load(f)
+    except ValueError as e:
+        sys.exit(f"{what}: output is not JSON ({e}): {open(path).read()[:300]!r}")
+    if not isinstance(got, list) or len(got) != len(parts):
+        sys.exit(f"{what}: want a JSON array of {len(parts)} decisions, got {type(got).__name__} of {len(got) if isinstance(got, list) else '?'}")
+    return got
+
+c, builtin = load(c_path, "C module"), load(builtin_path, "built-in first-isr")
+
+def show(d):
+    return f"{d.get('kind')} {d.get('leader')}" if d.get("kind") == "leader" else str(d.get("kind"))
+
+problems = 0
+for i, (p, want, dc, db) in enumerate(zip(parts, expects, c, builtin)):
+    tp = f"{p['topic']}-{p['partition']}"
+    bad = []
+    for what, d in (("C", dc), ("built-in", db)):
+        if (d.get("topic"), d.get("partition")) != (p["topic"], p["partition"]):
+            bad.append(f"{what} answered for {d.get('topic')}-{d.get('partition')}, out of scenario order")
+        if d.get("valid") is not True:
+            bad.append(f"{what} decision not valid")
+        if d.get("error"):
+            bad.append(f"{what} error: {d['error']}")
+    if (dc.get("kind"), dc.get("leader")) != (db.get("kind"), db.get("leader")):
+        bad.append(f"C {show(dc)} != built-in {show(db)}")
+    if show(db) != want:
+        bad.append(f"built-in {show(db)}, scenario expects {want}")
+    note = "" if dc.get("reason") == db.get("reason") else f"  (reasons differ: C {dc.get('reason')!r}, built-in {db.get('reason')!r})"
+    print(f"{'ok  ' if not bad else 'FAIL'} {tp:12} {p.get('reason', 'leader_timeout'):19} C: {show(dc):9} built-in: {show(db):9} {dc.get('reason', '')!r}{note}")
+    for b in bad:
+        print(f"       {b}")
+    problems += bool(bad)
+if problems:
+    sys.exit(f"{problems} of {len(parts)} partitions: the C module and the built-in first-ISR disagree or are wrong (above)")
+print(f"{len(parts)} partitions: the C module decided every one like the built-in first-ISR")
+EOF_PY
+		local why
+		cat "$POLICY_DIR/compare.err"
+		why=$(tail -n 1 "$POLICY_DIR/compare.err")
+		fail "${why:-comparing the decisions failed (output above)}"
+	}
+}
+
 ALL=(kcat_plain kcat_gzip kcat_snappy kcat_lz4 kcat_zstd kcat_metadata
 	python_plain python_gzip python_lz4 python_snappy python_zstd python_admin
-	kcat_autocreate kcat_group python_group)
+	kcat_autocreate kcat_group python_group policy_c_check policy_c_decide)
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=("${ALL[@]}")
 
