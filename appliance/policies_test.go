@@ -1,0 +1,394 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reeve-edge/reeve/config"
+	"github.com/reeve-edge/reeve/policy"
+	"github.com/reeve-edge/reeve/wasm"
+)
+
+// guests caches policy modules built from Go source for the tests.
+var guests sync.Map // dir -> []byte or error
+
+// buildGuest builds the Go policy module in dir (relative to the repo root)
+// with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared and returns its bytes.
+func buildGuest(t testing.TB, dir string) []byte {
+	t.Helper()
+	if v, ok := guests.Load(dir); ok {
+		if err, bad := v.(error); bad {
+			t.Fatal(err)
+		}
+		return v.([]byte)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(dir)+".wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+dir)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		err = fmt.Errorf("build %s: %v\n%s", dir, err, msg)
+		guests.Store(dir, err)
+		t.Fatal(err)
+	}
+	code, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guests.Store(dir, code)
+	return code
+}
+
+// loadGuest compiles and instantiates a guest with settings.
+func loadGuest(t testing.TB, dir string, settings map[string]string) *wasm.Policy {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := wasm.NewRuntime(ctx, wasm.Config{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	m, err := rt.Compile(ctx, filepath.Base(dir)+".wasm", buildGuest(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Instantiate(ctx, settingsOf(settings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// corpus generates partitions in every state a controller may see: 1 to 5
+// replicas over 6 nodes, any liveness and ISR membership, every reason,
+// with or without a leader, unclean allowed or not.
+func corpus(r *rand.Rand, n int) []policy.Input {
+	reasons := []policy.Reason{policy.ReasonLeaderTimeout, policy.ReasonControlledShutdown, policy.ReasonRebalance, policy.ReasonManual}
+	out := make([]policy.Input, n)
+	for i := range out {
+		perm := r.Perm(6)
+		nr := 1 + r.IntN(5)
+		in := policy.Input{Topic: fmt.Sprintf("t%d.x-y_z", r.IntN(50)), Partition: int32(r.IntN(64)),
+			Reason: reasons[r.IntN(len(reasons))], Unclean: r.IntN(4) == 0, LeaderEpoch: int32(r.IntN(100))}
+		for j := range nr {
+			in.Replicas = append(in.Replicas, policy.Replica{ID: uint64(perm[j] + 1), Alive: r.IntN(3) > 0, InISR: r.IntN(3) > 0,
+				HeartbeatAge: time.Duration(r.IntN(20000)) * time.Millisecond, LogEndOffset: int64(r.IntN(1000)) - 1,
+				Labels: map[string]string{"power": []string{"mains", "battery"}[perm[j]%2]}})
+		}
+		if r.IntN(5) > 0 {
+			in.Leader = in.Replicas[r.IntN(nr)].ID
+		}
+		if in.Reason == policy.ReasonLeaderTimeout || in.Reason == policy.ReasonControlledShutdown {
+			for j := range in.Replicas {
+				if in.Replicas[j].ID == in.Leader {
+					in.Replicas[j].Alive = false
+				}
+			}
+		}
+		out[i] = in
+	}
+	return out
+}
+
+func indexes(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// TestFirstISRModule_decidesAsTheBuiltIn is the differential test: the
+// SDK's first-isr example and the native policy agree on every partition
+// of a generated corpus, in batches of 1, 100 and 10,000.
+func TestFirstISRModule_decidesAsTheBuiltIn(t *testing.T) {
+	p := loadGuest(t, "wasm/examples/first-isr", nil)
+	r := rand.New(rand.NewPCG(1, 2))
+	ctx := context.Background()
+	total := 0
+	for _, batch := range []int{1, 100, 10000} {
+		for round := 0; round < max(1, 2000/batch); round++ {
+			in := corpus(r, batch)
+			want, _ := policy.FirstISR{}.Decide(ctx, in)
+			got, err := decideWith(ctx, p, in, indexes(len(in)))
+			if err != nil {
+				t.Fatalf("batch of %d: %v", batch, err)
+			}
+			for i := range in {
+				if got[i].Keep != want[i].Keep || got[i].Leader != want[i].Leader {
+					t.Fatalf("%+v:\nmodule decided %+v, built-in %+v", in[i], got[i], want[i])
+				}
+			}
+			total += len(in)
+		}
+	}
+	t.Logf("%d partitions decided identically", total)
+}
+
+// BenchmarkPolicyDecide reports the cost of one partition decision for the
+// built-in first-isr and for the SDK's first-isr module (memory cap and
+// deadline on, as in production), in batches of 1, 100 and 10,000.
+//
+//	go test -run '^$' -bench BenchmarkPolicyDecide ./appliance/
+func BenchmarkPolicyDecide(b *testing.B) {
+	p := loadGuest(b, "wasm/examples/first-isr", nil)
+	ctx := context.Background()
+	for _, batch := range []int{1, 100, 10000} {
+		in := corpus(rand.New(rand.NewPCG(3, 4)), batch)
+		b.Run(fmt.Sprintf("native/batch-%d", batch), func(b *testing.B) {
+			for b.Loop() {
+				policy.FirstISR{}.Decide(ctx, in)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/decision")
+		})
+		b.Run(fmt.Sprintf("wasm/batch-%d", batch), func(b *testing.B) {
+			idx := indexes(batch)
+			for b.Loop() {
+				if _, err := decideWith(ctx, p, in, idx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/decision")
+		})
+	}
+}
+
+// BenchmarkPolicyCompile reports the time to compile the SDK's first-isr
+// module with no cache (a fresh runtime each time) and from the on-disk
+// compilation cache.
+//
+//	go test -run '^$' -bench BenchmarkPolicyCompile ./appliance/
+func BenchmarkPolicyCompile(b *testing.B) {
+	code := buildGuest(b, "wasm/examples/first-isr")
+	ctx := context.Background()
+	compile := func(b *testing.B, cacheDir string) {
+		rt, err := wasm.NewRuntime(ctx, wasm.Config{CacheDir: cacheDir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rt.Close(ctx)
+		if _, err := rt.Compile(ctx, "first-isr.wasm", code); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			compile(b, "")
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		dir := b.TempDir()
+		compile(b, dir) // fill the cache
+		for b.Loop() {
+			compile(b, dir)
+		}
+	})
+}
+
+// testRules makes a policyRules over a folder with one rule for every
+// topic, logging into a buffer the test can read.
+func testRules(t *testing.T, dir, module string, timeout time.Duration) (*policyRules, *lockedBuffer) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Node.DataDir = t.TempDir()
+	cfg.Election.PolicyDir = dir
+	cfg.Election.PolicyTimeout = config.Duration{Duration: timeout}
+	cfg.Election.Rules = []config.PolicyRule{{Topics: "*", Policy: module}}
+	buf := &lockedBuffer{}
+	pr, err := newPolicyRules(context.Background(), cfg, slog.New(slog.NewTextHandler(buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.close(context.Background()) })
+	return pr, buf
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// writeAtomically replaces a file the way an operator's deploy should (and
+// as most tools do): a new file renamed over the old.
+func writeAtomically(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPolicyRules_hotReloadUnderLoad swaps the module behind a rule 50
+// times while elections run without pause: every round is decided by one
+// whole module (never a mix, never a half-loaded one), none falls back to
+// first-isr, and every swap takes effect.
+func TestPolicyRules_hotReloadUnderLoad(t *testing.T) {
+	firstISR, leastLag := buildGuest(t, "wasm/examples/first-isr"), buildGuest(t, "wasm/examples/least-lag")
+	refFirst, refLag := loadGuest(t, "wasm/examples/first-isr", nil), loadGuest(t, "wasm/examples/least-lag", nil)
+	dir := t.TempDir()
+	writeAtomically(t, filepath.Join(dir, "p.wasm"), firstISR)
+	pr, logs := testRules(t, dir, "p.wasm", 2*time.Second)
+	if pr.loaded.Load() != 1 {
+		t.Fatalf("first load: %d modules loaded; log:\n%s", pr.loaded.Load(), logs)
+	}
+	ctx := context.Background()
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	var rounds, byFirst, byLag int
+	go func() {
+		defer close(errs)
+		r := rand.New(rand.NewPCG(5, 6))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			in := corpus(r, 100)
+			got, _ := pr.Decide(ctx, in)
+			a, errA := decideWith(ctx, refFirst, in, indexes(len(in)))
+			b, errB := decideWith(ctx, refLag, in, indexes(len(in)))
+			if errA != nil || errB != nil {
+				errs <- fmt.Errorf("reference policies: %v %v", errA, errB)
+				return
+			}
+			same := func(x []policy.Decision) bool {
+				for i := range got {
+					if got[i].Keep != x[i].Keep || got[i].Leader != x[i].Leader {
+						return false
+					}
+				}
+				return true
+			}
+			for i := range got {
+				if got[i].Policy != "p.wasm" {
+					errs <- fmt.Errorf("round %d: partition %d decided by %q, want p.wasm", rounds, i, got[i].Policy)
+					return
+				}
+			}
+			switch {
+			case same(a):
+				byFirst++
+			case same(b):
+				byLag++
+			default:
+				errs <- fmt.Errorf("round %d: the decisions match neither module: a mix or a half-loaded module", rounds)
+				return
+			}
+			rounds++
+		}
+	}()
+	for i := range 50 {
+		code := leastLag
+		if i%2 == 1 {
+			code = firstISR
+		}
+		writeAtomically(t, filepath.Join(dir, "p.wasm"), code)
+		pr.Reload(ctx)
+		if got := pr.loaded.Load(); got != int64(i+2) {
+			t.Fatalf("swap %d: %d modules loaded, want %d; log:\n%s", i, got, i+2, logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if pr.fallbacks.Load() != 0 || pr.refused.Load() != 0 {
+		t.Errorf("%d fallbacks, %d refusals during the swaps; log:\n%s", pr.fallbacks.Load(), pr.refused.Load(), logs)
+	}
+	t.Logf("%d rounds during 50 swaps: %d by first-isr, %d by least-lag", rounds, byFirst, byLag)
+}
+
+// TestPolicyRules_hostileModules loads each hostile module behind a rule
+// and runs an election round: the round always completes within the
+// deadline with decisions the safety check accepts (first-isr's where the
+// module failed), and the log names the policy and why it failed.
+func TestPolicyRules_hostileModules(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	for _, tc := range []struct {
+		module string
+		// loadLog is in the log when the module is refused at load; ""
+		// when it loads and misbehaves only in its answers.
+		loadLog string
+		// decideLog is in the log after a round, for modules that load.
+		decideLog string
+	}{
+		{module: "loop", loadLog: "deadline"},
+		{module: "grow", loadLog: "trapped"},
+		{module: "trap", loadLog: "trapped"},
+		{module: "forbidden-import", loadLog: "may not use"},
+		{module: "wrong-abi", loadLog: "ABI version 2"},
+		{module: "garbage", loadLog: "bad answer"},
+		{module: "outside-isr"},
+		{module: "dead-node"},
+		{module: "loop-later", decideLog: "deadline"},
+		{module: "trap-later", decideLog: "trapped"},
+	} {
+		t.Run(tc.module, func(t *testing.T) {
+			dir := t.TempDir()
+			writeAtomically(t, filepath.Join(dir, tc.module+".wasm"), buildGuest(t, "wasm/testdata/hostile/"+tc.module))
+			pr, logs := testRules(t, dir, tc.module+".wasm", timeout)
+			if tc.loadLog != "" {
+				if pr.loaded.Load() != 0 || !strings.Contains(logs.String(), tc.loadLog) || !strings.Contains(logs.String(), tc.module+".wasm") {
+					t.Fatalf("want %s refused at load with %q in the log; loaded %d; log:\n%s", tc.module, tc.loadLog, pr.loaded.Load(), logs)
+				}
+			} else if pr.loaded.Load() != 1 {
+				t.Fatalf("want %s loaded; log:\n%s", tc.module, logs)
+			}
+			in := corpus(rand.New(rand.NewPCG(7, 8)), 200)
+			for round := range 3 { // a module that failed is replaced by a fresh instance each round
+				start := time.Now()
+				ds, err := pr.Decide(context.Background(), in)
+				took := time.Since(start)
+				if err != nil || len(ds) != len(in) {
+					t.Fatalf("round %d: Decide = %d decisions, %v", round, len(ds), err)
+				}
+				if took > timeout+500*time.Millisecond {
+					t.Errorf("round %d took %v; the deadline is %v", round, took, timeout)
+				}
+				refused := 0
+				for i, d := range ds {
+					if policy.Validate(in[i], d) != nil {
+						refused++ // the controller replaces it with first-isr's choice
+					}
+				}
+				if tc.module == "outside-isr" || tc.module == "dead-node" {
+					if refused == 0 {
+						t.Errorf("round %d: no decision of %s was refused by the safety check", round, tc.module)
+					}
+				} else if refused != 0 {
+					t.Errorf("round %d: %d decisions fail the safety check after the fallback", round, refused)
+				}
+			}
+			if tc.decideLog != "" && (!strings.Contains(logs.String(), tc.decideLog) || pr.fallbacks.Load() == 0) {
+				t.Errorf("want a fallback with %q in the log; fallbacks %d; log:\n%s", tc.decideLog, pr.fallbacks.Load(), logs)
+			}
+		})
+	}
+}

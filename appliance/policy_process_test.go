@@ -1,0 +1,118 @@
+package appliance_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// buildPolicy builds an example policy module into dir as name.
+func buildPolicy(t *testing.T, example, dir, name string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(dir, name), "./wasm/examples/"+example)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build policy %s: %v\n%s", example, err, out)
+	}
+}
+
+// TestPolicy_failoverElectsTheLabelledReplica is the failover test with
+// the prefer-label module selected: when the leader dies, the replica whose
+// node carries the label leads, not the first in-sync replica first-isr
+// would choose.
+func TestPolicy_failoverElectsTheLabelledReplica(t *testing.T) {
+	dir := t.TempDir()
+	buildPolicy(t, "prefer-label", dir, "prefer-label.wasm")
+	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...),
+		fmt.Sprintf("policy_dir = %q", dir), "[[election.rules]]", `topics = "line*"`, `policy = "prefer-label.wasm"`,
+		`settings = { label = "zone", value = "z3" }`)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 3, 3, nil, "line1"); err != nil {
+		t.Fatal(err)
+	}
+	waitTopic(t, procs[0], "line1", 3)
+	// A partition whose replicas are [a, b, 3]: with a dead, first-isr
+	// would elect b; prefer-label must elect 3 (node 3 is in zone z3).
+	var d struct {
+		PartitionStates []struct {
+			Partition int      `json:"partition"`
+			Leader    uint64   `json:"leader"`
+			Replicas  []uint64 `json:"replicas"`
+			ISR       []uint64 `json:"isr"`
+		} `json:"partition_states"`
+	}
+	if _, err := httpGetJSON("http://"+procs[0].admin+"/v1/topics/line1", &d); err != nil {
+		t.Fatal(err)
+	}
+	part, victim := -1, uint64(0)
+	for _, ps := range d.PartitionStates {
+		if len(ps.Replicas) == 3 && ps.Replicas[2] == 3 {
+			part, victim = ps.Partition, ps.Replicas[0]
+		}
+	}
+	if part < 0 {
+		t.Fatalf("no partition with node 3 last among its replicas: %+v", d.PartitionStates)
+	}
+	moveLeader(t, procs[0], "line1", part, victim)
+	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("line1"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range 50 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i)), Partition: int32(part)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	procs[victim-1].kill(t, syscall.SIGKILL)
+	var watcher *proc
+	for _, p := range procs {
+		if uint64(p.id) != victim {
+			watcher = p
+		}
+	}
+	deadline := time.Now().Add(testLeaderTimeout + 10*time.Second)
+	for {
+		ls, ok := partitionLeaders(watcher, "line1")
+		if ok && len(ls) == 3 && ls[part][0] != 0 && uint64(ls[part][0]) != victim {
+			if ls[part][0] != 3 {
+				t.Fatalf("line1-%d: node %d elected; prefer-label (zone=z3) should have chosen node 3", part, ls[part][0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("line1-%d: no new leader after node %d was killed", part, victim)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The decision log names the module.
+	found := false
+	for _, p := range procs {
+		if uint64(p.id) == victim {
+			continue
+		}
+		var recs []struct {
+			Topic     string `json:"topic"`
+			Partition int    `json:"partition"`
+			Policy    string `json:"policy"`
+			To        uint64 `json:"to"`
+		}
+		httpGetJSON("http://"+p.admin+"/v1/elections", &recs)
+		for _, r := range recs {
+			found = found || (r.Topic == "line1" && r.Partition == part && r.To == 3 && r.Policy == "prefer-label.wasm")
+		}
+	}
+	if !found {
+		t.Errorf("no decision-log record of line1-%d elected to node 3 by prefer-label.wasm", part)
+	}
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("after"), Partition: int32(part)}).FirstErr(); err != nil {
+		t.Errorf("produce after the failover: %v", err)
+	}
+}

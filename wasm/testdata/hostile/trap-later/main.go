@@ -1,0 +1,43 @@
+// Command trap-later passes reeve's self-test, then panics (a trap) in every
+// real election round: it tests that a trapping module is replaced.
+// It uses the raw ABI (no SDK).
+package main
+
+import (
+	"strings"
+	"unsafe"
+
+	"github.com/reeve-edge/reeve/wasm/abi"
+)
+
+var in, out []byte
+
+//go:wasmexport reeve_abi_version
+func abiVersion() int32 { return abi.Version }
+
+//go:wasmexport reeve_alloc
+func alloc(n int32) int32 {
+	in = make([]byte, max(n, 1))
+	return int32(uintptr(unsafe.Pointer(&in[0])))
+}
+
+//go:wasmexport reeve_decide
+func decide(ptr, n int32) int64 {
+	b, err := abi.DecodeBatch(unsafe.Slice((*byte)(unsafe.Pointer(uintptr(ptr))), n))
+	if err != nil {
+		return -1
+	}
+	for _, p := range b.Partitions {
+		if !strings.HasPrefix(p.Topic, "reeve") {
+			panic("trap-later: a real round")
+		}
+	}
+	ds := make([]abi.Decision, len(b.Partitions))
+	for i := range ds {
+		ds[i] = abi.Decision{Kind: abi.DecideKeep, Reason: "self-test"}
+	}
+	out = abi.AppendDecisions(out[:0], ds)
+	return int64(uintptr(unsafe.Pointer(&out[0])))<<32 | int64(len(out))
+}
+
+func main() {}
