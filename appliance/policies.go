@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path"
 	"path/filepath"
 	"sort"
@@ -296,4 +297,48 @@ func ageMs(d time.Duration) uint32 {
 		return abi.NeverHeard
 	}
 	return uint32(d / time.Millisecond)
+}
+
+// PoliciesInfo is the body of GET /v1/policies.
+type PoliciesInfo struct {
+	PolicyDir string       `json:"policy_dir,omitempty"`
+	Rules     []RuleStatus `json:"rules"`
+	Loaded    int64        `json:"modules_loaded"`  // swapped in since start
+	Refused   int64        `json:"modules_refused"` // refused at load since start
+	Fallbacks int64        `json:"fallbacks"`       // rounds a module failed and first-isr decided
+}
+
+// RuleStatus is one [[election.rules]] entry and what it runs.
+type RuleStatus struct {
+	Topics   string            `json:"topics"`
+	Policy   string            `json:"policy"`
+	Settings map[string]string `json:"settings,omitempty"`
+	Digest   string            `json:"digest,omitempty"`     // of the module running, "" for the built-in or none
+	Running  bool              `json:"running"`              // the rule's policy decides (false: first-isr stands in)
+	Resets   int               `json:"instance_resets"`      // instances replaced after traps or deadlines
+	Error    string            `json:"last_error,omitempty"` // why the file's latest version was refused
+}
+
+func (pr *policyRules) info() PoliciesInfo {
+	out := PoliciesInfo{Rules: []RuleStatus{}, Loaded: pr.loaded.Load(), Refused: pr.refused.Load(), Fallbacks: pr.fallbacks.Load()}
+	if pr.reg != nil {
+		out.PolicyDir = pr.reg.Dir()
+	}
+	for _, r := range pr.rules {
+		rs := RuleStatus{Topics: r.cfg.Topics, Policy: r.cfg.Policy, Settings: r.cfg.Settings, Running: r.cfg.Policy == config.BuiltinPolicy}
+		if p := r.cur.Load(); p != nil {
+			rs.Digest, rs.Running, rs.Resets = p.Module().Digest(), true, p.Resets()
+		}
+		if pr.reg != nil && r.cfg.Policy != config.BuiltinPolicy {
+			if _, err := pr.reg.Module(r.cfg.Policy); err != nil {
+				rs.Error = err.Error()
+			}
+		}
+		out.Rules = append(out.Rules, rs)
+	}
+	return out
+}
+
+func (s *Server) listPolicies(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.policies.info())
 }

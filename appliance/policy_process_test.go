@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,6 +43,17 @@ func TestPolicy_failoverElectsTheLabelledReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTopic(t, procs[0], "line1", 3)
+	var pol struct {
+		Rules []struct {
+			Policy  string `json:"policy"`
+			Digest  string `json:"digest"`
+			Running bool   `json:"running"`
+		} `json:"rules"`
+	}
+	if _, err := httpGetJSON("http://"+procs[0].admin+"/v1/policies", &pol); err != nil || len(pol.Rules) != 1 ||
+		!pol.Rules[0].Running || !strings.HasPrefix(pol.Rules[0].Digest, "sha256:") {
+		t.Fatalf("GET /v1/policies = %+v, %v; want prefer-label.wasm running", pol, err)
+	}
 	// A partition whose replicas are [a, b, 3]: with a dead, first-isr
 	// would elect b; prefer-label must elect 3 (node 3 is in zone z3).
 	var d struct {
