@@ -17,7 +17,7 @@ export CGO_ENABLED := 0
 RACE := $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TEST_CGO := $(if $(RACE),1,0)
 
-.PHONY: all build run cluster test lint bench fuzz install clean help interop
+.PHONY: all build run cluster test lint bench fuzz install clean help interop policies FORCE
 
 all: build
 
@@ -31,9 +31,22 @@ help:
 	@echo "make bench    Raft commit rate/latency, produce/fetch against kfake, storage appends, idle memory, failover time, election storm"
 	@echo "make fuzz     the fuzz targets, FUZZTIME each (default 30s)"
 	@echo "make install  binary, sample config, unit file, policy folder (PREFIX, DESTDIR)"
+	@echo "make policies the example election policies (wasm/examples) as WebAssembly in bin/policies/"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+# policies builds each Go example policy (each wasm/examples folder with a
+# main.go; the interop tests build wasm/examples/c) as a WASI reactor.
+POLICIES := $(patsubst wasm/examples/%/main.go,%,$(wildcard wasm/examples/*/main.go))
+policies: $(POLICIES:%=bin/policies/%.wasm)
+
+# Go knows best what is stale, so every module goes to go build.
+bin/policies/%.wasm: FORCE
+	@mkdir -p $(@D)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -buildmode=c-shared -o $@ ./wasm/examples/$*
+
+FORCE:
 
 run: build
 	./$(BIN) serve
