@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -240,24 +241,34 @@ func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.
 	return out, nil
 }
 
-// decideWith runs a module on the inputs at idx.
+// decideWith runs a module on the inputs at idx. Nodes are listed once per
+// batch (their labels converted once), and replicas share one backing
+// array, so the conversion costs little next to the call.
 func decideWith(ctx context.Context, p *wasm.Policy, in []policy.Input, idx []int) ([]policy.Decision, error) {
-	b := &abi.Batch{Partitions: make([]abi.Partition, 0, len(idx))}
-	nodeIndex := map[uint64]uint32{}
+	total := 0
 	for _, i := range idx {
-		pin := in[i]
-		ap := abi.Partition{Topic: pin.Topic, Partition: pin.Partition, Reason: abiReason(pin.Reason), Unclean: pin.Unclean,
-			Leader: pin.Leader, LeaderEpoch: pin.LeaderEpoch, Replicas: make([]abi.Replica, 0, len(pin.Replicas))}
-		for _, r := range pin.Replicas {
-			ni, ok := nodeIndex[r.ID]
-			if !ok {
-				ni = uint32(len(b.Nodes))
-				nodeIndex[r.ID] = ni
+		total += len(in[i].Replicas)
+	}
+	b := &abi.Batch{Partitions: make([]abi.Partition, len(idx))}
+	reps := make([]abi.Replica, total)
+	var nodeIDs [8]uint64 // batches name few nodes: a linear scan beats a map
+	nodes := nodeIDs[:0]
+	for j, i := range idx {
+		pin := &in[i]
+		rs := reps[:len(pin.Replicas):len(pin.Replicas)]
+		reps = reps[len(pin.Replicas):]
+		for k := range pin.Replicas {
+			r := &pin.Replicas[k]
+			ni := slices.Index(nodes, r.ID)
+			if ni < 0 {
+				ni = len(nodes)
+				nodes = append(nodes, r.ID)
 				b.Nodes = append(b.Nodes, abi.Node{ID: r.ID, HeartbeatAgeMs: ageMs(r.HeartbeatAge), Labels: settingsOf(r.Labels)})
 			}
-			ap.Replicas = append(ap.Replicas, abi.Replica{Node: ni, Alive: r.Alive, InISR: r.InISR, LogEndOffset: r.LogEndOffset})
+			rs[k] = abi.Replica{Node: uint32(ni), Alive: r.Alive, InISR: r.InISR, LogEndOffset: r.LogEndOffset}
 		}
-		b.Partitions = append(b.Partitions, ap)
+		b.Partitions[j] = abi.Partition{Topic: pin.Topic, Partition: pin.Partition, Reason: abiReason(pin.Reason), Unclean: pin.Unclean,
+			Leader: pin.Leader, LeaderEpoch: pin.LeaderEpoch, Replicas: rs}
 	}
 	ads, err := p.Decide(ctx, b)
 	if err != nil {

@@ -26,6 +26,8 @@ type Policy struct {
 	alloc   api.Function
 	decide  api.Function
 	in      []byte // the encoded batch, reused
+	bufPtr  uint32 // the guest's input buffer, from reeve_alloc
+	bufCap  int    // its size; 0 when there is none (a new instance)
 	resets  int    // instances discarded after a trap or deadline
 	closing bool
 }
@@ -67,6 +69,7 @@ func (p *Policy) instantiate(ctx context.Context) error {
 		return fmt.Errorf("%w: %s speaks policy ABI version %d; this reeve speaks version %d", ErrRefused, m.name, v, abi.Version)
 	}
 	p.inst, p.alloc, p.decide = inst, inst.ExportedFunction("reeve_alloc"), inst.ExportedFunction("reeve_decide")
+	p.bufPtr, p.bufCap = 0, 0
 	if init := inst.ExportedFunction("reeve_init"); init != nil {
 		data := abi.AppendSettings(nil, p.settings)
 		ptr, err := p.write(ctx, data)
@@ -85,17 +88,28 @@ func (p *Policy) instantiate(ctx context.Context) error {
 	return nil
 }
 
-// write copies data into guest memory it allocated.
+// write copies data into the guest's input buffer. The buffer stays valid
+// until the next reeve_alloc (the ABI says so), so it is asked for only when
+// data outgrows it, rounded up to a power of two: most rounds then cost one
+// call into the module, not two.
 func (p *Policy) write(ctx context.Context, data []byte) (uint32, error) {
-	res, err := p.alloc.Call(ctx, uint64(len(data)))
-	if err != nil {
-		return 0, fmt.Errorf("reeve_alloc(%d): %w", len(data), err)
+	if len(data) > p.bufCap || p.bufCap == 0 {
+		size := 4096
+		for size < len(data) {
+			size *= 2
+		}
+		res, err := p.alloc.Call(ctx, uint64(size))
+		if err != nil {
+			return 0, fmt.Errorf("reeve_alloc(%d): %w", size, err)
+		}
+		p.bufPtr, p.bufCap = uint32(res[0]), size
 	}
-	ptr := uint32(res[0])
-	if !p.inst.Memory().Write(ptr, data) {
+	if !p.inst.Memory().Write(p.bufPtr, data) {
+		ptr := p.bufPtr
+		p.bufCap = 0
 		return 0, fmt.Errorf("%w: reeve_alloc(%d) returned %#x, outside its memory", ErrBadAnswer, len(data), ptr)
 	}
-	return ptr, nil
+	return p.bufPtr, nil
 }
 
 // Decide asks the module about a batch. The error wraps ErrTrap,

@@ -168,13 +168,22 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	b.Partitions = make([]Partition, 0, np)
 	for range np {
 		p := Partition{Topic: r.str(), Partition: int32(r.u32())}
-		p.Reason, p.Unclean = Reason(r.u8()), r.u8()&1 != 0
+		reason, flags := r.u8(), r.u8()
+		// Reasons past ReasonManual are kept (a later host may add some;
+		// a module may refuse them); unknown flag bits are not.
+		if r.err == nil && flags&^1 != 0 {
+			return nil, fmt.Errorf("%w: %s-%d: unknown partition flags %#x", ErrMalformed, p.Topic, p.Partition, flags)
+		}
+		p.Reason, p.Unclean = Reason(reason), flags&1 != 0
 		p.Leader, p.LeaderEpoch = r.u64(), int32(r.u32())
 		nr := r.count16(MaxReplicas, 13)
 		p.Replicas = make([]Replica, 0, nr)
 		for range nr {
 			rep := Replica{Node: r.u32()}
 			f := r.u8()
+			if r.err == nil && f&^3 != 0 {
+				return nil, fmt.Errorf("%w: %s-%d: unknown replica flags %#x", ErrMalformed, p.Topic, p.Partition, f)
+			}
 			rep.Alive, rep.InISR = f&1 != 0, f&2 != 0
 			rep.LogEndOffset = int64(r.u64())
 			if r.err == nil && int(rep.Node) >= len(b.Nodes) {
@@ -211,8 +220,17 @@ func DecodeDecisions(data []byte, want int) ([]Decision, error) {
 		return nil, fmt.Errorf("%w: %d decisions for %d partitions", ErrMalformed, n, want)
 	}
 	out := make([]Decision, 0, n)
+	// Policies repeat a few reason texts across a batch: one string each.
+	reasons := map[string]string{}
 	for range n {
-		d := Decision{Kind: DecisionKind(r.u8()), Leader: r.u64(), Reason: r.str()}
+		d := Decision{Kind: DecisionKind(r.u8()), Leader: r.u64()}
+		rb := r.take(int(r.u16()))
+		if s, ok := reasons[string(rb)]; ok {
+			d.Reason = s
+		} else if r.err == nil {
+			d.Reason = string(rb)
+			reasons[d.Reason] = d.Reason
+		}
 		if r.err == nil && d.Kind > DecideLeader {
 			return nil, fmt.Errorf("%w: decision %d: unknown kind %d", ErrMalformed, len(out), d.Kind)
 		}

@@ -110,6 +110,9 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 			return nil, fmt.Errorf("%w: partition at byte %d: %d replicas leave too few bytes for the %d partitions after it",
 				abi.ErrMalformed, len(data)-len(rest), nr, len(ins)-i-1)
 		}
+		if f[5]&^1 != 0 {
+			return nil, fmt.Errorf("%w: partition at byte %d: unknown partition flags %#x", abi.ErrMalformed, len(data)-len(rest), f[5])
+		}
 		in := Input{
 			Topic:       e.lastTopic,
 			Partition:   int32(binary.LittleEndian.Uint32(f)),
@@ -127,6 +130,9 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 			node := binary.LittleEndian.Uint32(b)
 			if int(node) >= len(nodes) {
 				return nil, fmt.Errorf("%w: %s-%d: replica node index %d of %d nodes", abi.ErrMalformed, in.Topic, in.Partition, node, len(nodes))
+			}
+			if b[4]&^3 != 0 {
+				return nil, fmt.Errorf("%w: %s-%d: unknown replica flags %#x", abi.ErrMalformed, in.Topic, in.Partition, b[4])
 			}
 			rep := nodes[node]
 			rep.Alive, rep.InISR, rep.LogEndOffset = b[4]&1 != 0, b[4]&2 != 0, int64(binary.LittleEndian.Uint64(b[5:]))
