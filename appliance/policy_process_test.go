@@ -128,3 +128,74 @@ func TestPolicy_failoverElectsTheLabelledReplica(t *testing.T) {
 		t.Errorf("produce after the failover: %v", err)
 	}
 }
+
+// TestPolicy_sighupLoadsANewModuleAndKeepsAGoodOneOverABadOne runs a node
+// whose rule names a module not yet in the folder: first-isr stands in.
+// The module is dropped in and SIGHUP loads it; then garbage replaces the
+// file and SIGHUP refuses it, keeping the loaded module running.
+func TestPolicy_sighupLoadsANewModuleAndKeepsAGoodOneOverABadOne(t *testing.T) {
+	pdir := t.TempDir()
+	staging := t.TempDir()
+	buildPolicy(t, "prefer-label", staging, "prefer-label.wasm")
+	p, _ := kafkaNodeTB(t, fmt.Sprintf("\n[election]\npolicy_dir = %q\n[[election.rules]]\ntopics = \"*\"\npolicy = \"prefer-label.wasm\"\nsettings = { label = \"zone\", value = \"z1\" }\n", pdir))
+	type rules struct {
+		Rules []struct {
+			Digest  string `json:"digest"`
+			Running bool   `json:"running"`
+			Error   string `json:"last_error"`
+		} `json:"rules"`
+	}
+	get := func() rules {
+		var r rules
+		if _, err := httpGetJSON("http://"+p.admin+"/v1/policies", &r); err != nil || len(r.Rules) != 1 {
+			t.Fatalf("GET /v1/policies = %+v, %v", r, err)
+		}
+		return r
+	}
+	if r := get(); r.Rules[0].Running {
+		t.Fatalf("rule running with no module in the folder: %+v", r)
+	}
+	code, err := os.ReadFile(filepath.Join(staging, "prefer-label.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pdir, "prefer-label.wasm"), code, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	var digest string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if r := get(); r.Rules[0].Running {
+			digest = r.Rules[0].Digest
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("module not loaded after SIGHUP: %+v", get())
+		}
+	}
+	if err := os.WriteFile(filepath.Join(pdir, "prefer-label.wasm"), []byte("\x00asm garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := get()
+		if r.Rules[0].Error != "" {
+			if !r.Rules[0].Running || r.Rules[0].Digest != digest {
+				t.Fatalf("a refused module replaced the good one: %+v", r)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("garbage module not reported refused: %+v", r)
+		}
+	}
+	logs, _ := os.ReadFile(p.logPath)
+	for _, want := range []string{"reeve reloading election policies", "election policy loaded", "election policy rejected"} {
+		if !strings.Contains(string(logs), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if p.cmd.ProcessState != nil {
+		t.Errorf("the node exited: %v", p.cmd.ProcessState)
+	}
+}
