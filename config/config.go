@@ -17,6 +17,7 @@ type Config struct {
 	Admin    Admin    `toml:"admin"`
 	Log      Log      `toml:"log"`
 	Election Election `toml:"election"`
+	Events   Events   `toml:"events"`
 	// Source is the file the config came from, or "" for embedded defaults.
 	Source string `toml:"-"`
 }
@@ -176,6 +177,35 @@ type PolicyRule struct {
 	Settings map[string]string `toml:"settings"`
 }
 
+// Events configures the NATS events: leader changes, offline partitions,
+// ISR changes, nodes up and down, policy loads and fallbacks.
+type Events struct {
+	// Enabled publishes events, default true.
+	Enabled *bool `toml:"enabled"`
+	// NATSURL is the NATS server(s) to publish to, comma-separated
+	// ("nats://host:4222,nats://host2:4222"); "" starts an embedded server.
+	NATSURL string `toml:"nats_url"`
+	// SubjectPrefix is the first subject token(s), default "reeve".
+	SubjectPrefix string `toml:"subject_prefix"`
+	// CredentialsFile is a NATS .creds file (JWT and nkey seed).
+	CredentialsFile string `toml:"credentials_file"`
+	// NKeySeedFile is a file holding an nkey seed ("SU...").
+	NKeySeedFile string `toml:"nkey_seed_file"`
+	// TLSCAFile, TLSCertFile and TLSKeyFile set up TLS to the server.
+	TLSCAFile   string `toml:"tls_ca_file"`
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+	// EmbeddedListen is where the embedded server listens, default
+	// "127.0.0.1:4222"; port 0 picks a free one.
+	EmbeddedListen string `toml:"embedded_listen"`
+	// EmbeddedJetStream turns on JetStream in the embedded server, with a
+	// stream capturing the events (file storage, synced on every write).
+	EmbeddedJetStream bool `toml:"embedded_jetstream"`
+}
+
+// EventsEnabled reports whether events are published.
+func (e Events) EventsEnabled() bool { return e.Enabled == nil || *e.Enabled }
+
 // Admin configures the admin HTTP listener.
 type Admin struct {
 	// Listen is the bind address, default "127.0.0.1:9644".
@@ -300,7 +330,8 @@ func base() *Config {
 			RebalanceInterval: Duration{5 * time.Minute},
 			HoldDown:          Duration{30 * time.Second},
 		},
-		Log: Log{Level: defaultLogLevel, Format: defaultLogFormat},
+		Log:    Log{Level: defaultLogLevel, Format: defaultLogFormat},
+		Events: Events{SubjectPrefix: "reeve", EmbeddedListen: "127.0.0.1:4222"},
 	}
 }
 

@@ -725,6 +725,7 @@ func TestDefault(t *testing.T) {
 		Election: Election{HeartbeatInterval: Duration{time.Second}, LeaderTimeout: Duration{10 * time.Second},
 			RebalanceInterval: Duration{5 * time.Minute}, HoldDown: Duration{30 * time.Second},
 			PolicyMemoryMiB: 16, PolicyTimeout: Duration{50 * time.Millisecond}},
+		Events: Events{SubjectPrefix: "reeve", EmbeddedListen: "127.0.0.1:4222"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n\t%+v\nwant\n\t%+v", c, want)

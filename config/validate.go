@@ -73,6 +73,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateListeners(c)
 	d.validateKafka(c)
 	d.validateElection(c)
+	d.validateEvents(c)
 	if d.ok("log.level") && !slices.Contains(logLevels, c.Log.Level) {
 		d.errorf("log.level", "unknown level %q%s; use one of %s", c.Log.Level, didYouMean(c.Log.Level, logLevels), strings.Join(logLevels, ", "))
 	}
@@ -473,5 +474,33 @@ func (d *decoder) validateElection(c *Config) {
 	if to := e.LeaderTimeout.Duration; d.ok("election.leader_timeout", "raft.rtt", "raft.election_rtt") && to < raftElection {
 		d.errorf("election.leader_timeout", "%s is shorter than a worst-case Raft election (2 × raft.election_rtt × raft.rtt = %s), which a failover of a node that was also a controller waits for; raise it, or lower raft.rtt",
 			durationText(to), durationText(raftElection))
+	}
+}
+
+var subjectTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func (d *decoder) validateEvents(c *Config) {
+	e := c.Events
+	if d.ok("events.subject_prefix") {
+		for _, tok := range strings.Split(e.SubjectPrefix, ".") {
+			if !subjectTokenRE.MatchString(tok) {
+				d.errorf("events.subject_prefix", "%q is not a NATS subject prefix; use tokens of A-Z, a-z, 0-9, '_', '-' joined by '.', e.g. \"reeve\" or \"site1.reeve\"", e.SubjectPrefix)
+				break
+			}
+		}
+	}
+	if e.NATSURL == "" && d.ok("events.embedded_listen") {
+		if err := checkAddr(e.EmbeddedListen, false); err != nil {
+			d.errorf("events.embedded_listen", "%v", err)
+		}
+	}
+	if e.NATSURL != "" && e.EmbeddedJetStream && d.ok("events.embedded_jetstream") {
+		d.errorf("events.embedded_jetstream", "applies to the embedded server only; events.nats_url points at an external one, where the stream is the operator's to create")
+	}
+	if (e.TLSCertFile == "") != (e.TLSKeyFile == "") && d.ok("events.tls_cert_file", "events.tls_key_file") {
+		d.errorf("events.tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
+	}
+	if e.CredentialsFile != "" && e.NKeySeedFile != "" && d.ok("events.credentials_file", "events.nkey_seed_file") {
+		d.errorf("events.nkey_seed_file", "set credentials_file or nkey_seed_file, not both")
 	}
 }
