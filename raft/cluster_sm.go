@@ -29,6 +29,9 @@ type clusterState struct {
 	Rotation uint64 `json:"rotation"`
 	// NextProducerID is the first producer id not yet handed out.
 	NextProducerID int64 `json:"next_producer_id"`
+	// Outbox holds the events that are not partition changes: node up and
+	// down, policy loaded, rejected and fell back.
+	Outbox outbox `json:"outbox,omitzero"`
 }
 
 func newClusterState() clusterState {
@@ -55,13 +58,18 @@ func newClusterSM(f *feed) *clusterSM { return &clusterSM{feed: f, st: newCluste
 // Update applies one committed entry.
 func (c *clusterSM) Update(e sm.Entry) (sm.Result, error) {
 	c.mu.Lock()
+	last := c.st.Outbox.LastSeq
 	res, changes := c.apply(e)
 	c.index = e.Index
+	appended := c.st.Outbox.LastSeq != last
 	c.mu.Unlock()
 	for i := range changes {
 		changes[i].Group, changes[i].Index = ClusterGroup, e.Index
 	}
 	c.feed.publish(changes...)
+	if appended {
+		c.feed.outbox.fire()
+	}
 	data, err := json.Marshal(res)
 	if err != nil {
 		return sm.Result{}, fmt.Errorf("encode result: %w", err)
@@ -147,6 +155,8 @@ func (c *clusterSM) apply(e sm.Entry) (result, []Change) {
 		return result{Topic: t.clone()}, []Change{{Kind: ChangeTopicDeleted, Topic: t.Name, TopicID: t.ID}}
 	case kindAllocateProducerIDs:
 		return c.allocateProducerIDs(body)
+	case kindAppendEvents, kindAckEvents:
+		return applyOutbox(&st.Outbox, k, body), nil
 	case kindForgetTopic:
 		var cmd forgetTopicCmd
 		if err := json.Unmarshal(body, &cmd); err != nil {
@@ -423,6 +433,7 @@ func (c *clusterSM) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-ch
 	c.st, c.index = st, snap.Index
 	c.mu.Unlock()
 	c.feed.publish(Change{Group: ClusterGroup, Kind: ChangeReset})
+	c.feed.outbox.fire()
 	return nil
 }
 

@@ -40,6 +40,12 @@ const (
 	kindDeleteOffsets    kind = 24
 )
 
+// Kinds every group applies: the event outbox (outbox.go).
+const (
+	kindAppendEvents kind = 30
+	kindAckEvents    kind = 31
+)
+
 // bootstrapCmd fixes the cluster's name and partition-group count. The first
 // one applied wins; a later one with the same settings is a no-op.
 type bootstrapCmd struct {
@@ -107,6 +113,12 @@ type removePartitionsCmd struct {
 
 type updatePartitionsCmd struct {
 	Updates []PartitionUpdate `json:"updates"`
+	// Outbox is set by every binary that keeps the event outbox: only then
+	// does an applied update append events. Entries written before the
+	// outbox existed append none, so a replica that replays them after an
+	// upgrade (from whichever old snapshot it had) builds the same outbox,
+	// with the same sequence numbers, as every other replica.
+	Outbox bool `json:"outbox,omitempty"`
 }
 
 // PartitionUpdate is a compare-and-set on one partition: it applies only when
@@ -125,6 +137,33 @@ type PartitionUpdate struct {
 	// Unclean allows a leader outside the ISR; the ISR then becomes that
 	// leader alone.
 	Unclean bool `json:"unclean,omitempty"`
+	// Time is when the proposer made the change, in Unix milliseconds; the
+	// state machine copies it into the events the change appends and never
+	// reads a clock itself. UpdatePartitions sets it when it is zero.
+	Time int64 `json:"time,omitempty"`
+	// Election, when set, is the controller's account of a leader change;
+	// it is carried into the leader_changed or partition_offline event.
+	Election *ElectionInfo `json:"election,omitempty"`
+}
+
+// ElectionInfo is what the controller that decided a leader change knows
+// about it and the state machine does not. All of it is optional.
+type ElectionInfo struct {
+	// Reason is why the election ran: leader_timeout, controlled_shutdown,
+	// rebalance or manual.
+	Reason string `json:"reason,omitempty"`
+	// Policy names the policy that decided (e.g. "first-isr", a module's
+	// name, "operator"), and PolicyDigest the module's digest, if any.
+	Policy       string `json:"policy,omitempty"`
+	PolicyDigest string `json:"policy_digest,omitempty"`
+	// Detail is the policy's explanation of its decision, as the decision
+	// log's "why"; the event keeps its first maxEventText bytes.
+	Detail string `json:"detail,omitempty"`
+	// Controller is the node that decided and proposed the change.
+	Controller uint64 `json:"controller,omitempty"`
+	// LatencyMs is how long the decision took, from the election's start
+	// to the proposal, in milliseconds.
+	LatencyMs float64 `json:"latency_ms,omitempty"`
 }
 
 // result is what a state machine returns for one command (or one item of a
@@ -137,6 +176,9 @@ type result struct {
 	Items     []result   `json:"items,omitempty"`
 	// ProducerIDs is the block an allocation got.
 	ProducerIDs *idBlock `json:"producer_ids,omitempty"`
+	// EventsDropped counts the unpublished events this command pushed out
+	// of a full outbox, so that the proposer, and only it, logs the loss.
+	EventsDropped uint64 `json:"events_dropped,omitempty"`
 }
 
 func (r result) err() error {

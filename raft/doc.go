@@ -10,6 +10,11 @@
 // applied twice. The leader of each partition group is the controller of
 // that group's partitions.
 //
+// Every group also keeps an event outbox (outbox.go): partition groups
+// append leader and ISR changes in the same apply as the change, anyone can
+// append node and policy events, and the group's leader publishes them and
+// acknowledges its progress through Raft, so a new leader resumes there.
+//
 // Usage:
 //
 //	s, err := raft.Open(raft.Config{NodeID: 1, ClusterName: "site-a",
@@ -21,6 +26,16 @@
 //	if err := s.WaitReady(ctx); err != nil { ... }
 //	t, err := s.CreateTopic(ctx, raft.TopicSpec{Name: "orders", Partitions: 6, ReplicationFactor: 3})
 //	feed := s.Changes() // committed changes, in apply order per group
+//
+//	// An event publisher, while this node leads group g:
+//	for {
+//		wake := s.OutboxChanged() // before reading, so no append is missed
+//		events, _ := s.PendingEvents(g, 256)
+//		if n := publish(events); n > 0 { // each with Nats-Msg-Id: events[i].ID
+//			err = s.AckEvents(ctx, g, events[n-1].Seq)
+//		}
+//		<-wake
+//	}
 //
 // # Notes
 //

@@ -20,6 +20,7 @@ var (
 	ErrUnsupportedCommand = errors.New("unsupported command")
 	ErrIdentity           = errors.New("data directory belongs to another node or cluster")
 	ErrClosed             = errors.New("store closed")
+	ErrUnknownGroup       = errors.New("no such raft group on this node")
 )
 
 // errCodes gives each sentinel a stable code for the wire between the state

@@ -42,6 +42,10 @@ const maxPending = 1 << 16
 type feed struct {
 	mu   sync.Mutex
 	subs map[*Subscription]struct{}
+
+	// outbox wakes event publishers (Store.OutboxChanged): fired when an
+	// outbox gains events or is restored, and when a group's leader changes.
+	outbox broadcast
 }
 
 func newFeed() *feed { return &feed{subs: make(map[*Subscription]struct{})} }
@@ -124,3 +128,28 @@ func (s *Subscription) Close() {
 }
 
 var errSubscriptionClosed = errors.New("subscription closed")
+
+// broadcast wakes every waiter at once, without a subscription: wait
+// returns a channel that the next fire closes. The zero value is ready.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) fire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+}

@@ -18,9 +18,10 @@ type partitionSM struct {
 	group uint64
 	feed  *feed
 
-	mu      sync.RWMutex // guards parts, offsets and index for the local view
+	mu      sync.RWMutex // guards parts, offsets, out and index for the local view
 	parts   map[partKey]*Partition
 	offsets map[string]map[offsetKey]GroupOffset // consumer group -> committed offsets
+	out     outbox
 	index   uint64
 }
 
@@ -34,13 +35,18 @@ func newPartitionSM(group uint64, f *feed) *partitionSM {
 // Update applies one committed entry.
 func (g *partitionSM) Update(e sm.Entry) (sm.Result, error) {
 	g.mu.Lock()
+	last := g.out.LastSeq
 	res, changes := g.apply(e.Cmd)
 	g.index = e.Index
+	appended := g.out.LastSeq != last
 	g.mu.Unlock()
 	for i := range changes {
 		changes[i].Group, changes[i].Index = g.group, e.Index
 	}
 	g.feed.publish(changes...)
+	if appended {
+		g.feed.outbox.fire()
+	}
 	data, err := json.Marshal(res)
 	if err != nil {
 		return sm.Result{}, fmt.Errorf("encode result: %w", err)
@@ -91,46 +97,58 @@ func (g *partitionSM) apply(cmd []byte) (result, []Change) {
 		return g.commitOffsets(body)
 	case kindDeleteOffsets:
 		return g.deleteOffsets(body)
+	case kindAppendEvents, kindAckEvents:
+		return applyOutbox(&g.out, k, body), nil
 	case kindUpdatePartitions:
 		var c updatePartitionsCmd
 		if err := json.Unmarshal(body, &c); err != nil {
 			return failed(ErrUnsupportedCommand, "update partitions: %v", err), nil
 		}
 		res := result{Items: make([]result, len(c.Updates))}
-		var changes []Change
+		var (
+			changes []Change
+			events  []Event
+		)
 		for i, u := range c.Updates {
-			r, changed := g.update(u)
+			r, prev, changed := g.update(u)
 			res.Items[i] = r
 			if changed {
 				changes = append(changes, Change{Kind: ChangePartition, Topic: r.Partition.Topic, TopicID: u.TopicID, Partition: u.Partition})
+				if c.Outbox {
+					events = append(events, partitionEvents(&prev, r.Partition, u)...)
+				}
 			}
+		}
+		if len(events) > 0 {
+			res.EventsDropped = g.out.add(events)
 		}
 		return res, changes
 	}
 	return failed(ErrUnsupportedCommand, "command kind %d is not a partition-group command; upgrade reeve on this node", k), nil
 }
 
-// update applies one compare-and-set. The checks here are the structural
-// invariants every replica enforces whoever proposed the change; policy
-// checks (is the new leader alive?) belong to the proposer.
-func (g *partitionSM) update(u PartitionUpdate) (result, bool) {
+// update applies one compare-and-set and returns its result, the partition
+// as it was before, and whether anything changed. The checks here are the
+// structural invariants every replica enforces whoever proposed the change;
+// policy checks (is the new leader alive?) belong to the proposer.
+func (g *partitionSM) update(u PartitionUpdate) (result, Partition, bool) {
 	p, ok := g.parts[partKey{u.TopicID, u.Partition}]
 	if !ok {
-		return failed(ErrUnknownPartition, "partition %s/%d is not in group %d", u.TopicID, u.Partition, g.group), false
+		return failed(ErrUnknownPartition, "partition %s/%d is not in group %d", u.TopicID, u.Partition, g.group), Partition{}, false
 	}
 	where := fmt.Sprintf("%s-%d", p.Topic, p.Partition)
 	if u.ExpectedLeaderEpoch != p.LeaderEpoch || u.ExpectedPartitionEpoch != p.PartitionEpoch {
 		r := failed(ErrStale, "%s: expected leader epoch %d and partition epoch %d, have %d and %d",
 			where, u.ExpectedLeaderEpoch, u.ExpectedPartitionEpoch, p.LeaderEpoch, p.PartitionEpoch)
 		r.Partition = p.clone()
-		return r, false
+		return r, Partition{}, false
 	}
 	leader, isr := p.Leader, p.ISR
 	if u.ISR != nil {
 		isr = slices.Clone(u.ISR)
 		for i, id := range isr {
 			if !slices.Contains(p.Replicas, id) || slices.Contains(isr[:i], id) {
-				return failed(ErrInvalidUpdate, "%s: ISR %v must be distinct replicas of %v", where, u.ISR, p.Replicas), false
+				return failed(ErrInvalidUpdate, "%s: ISR %v must be distinct replicas of %v", where, u.ISR, p.Replicas), Partition{}, false
 			}
 		}
 	}
@@ -139,19 +157,20 @@ func (g *partitionSM) update(u PartitionUpdate) (result, bool) {
 		switch {
 		case leader == NoLeader:
 		case !slices.Contains(p.Replicas, leader):
-			return failed(ErrInvalidUpdate, "%s: leader %d is not a replica of %v", where, leader, p.Replicas), false
+			return failed(ErrInvalidUpdate, "%s: leader %d is not a replica of %v", where, leader, p.Replicas), Partition{}, false
 		case !slices.Contains(isr, leader) && !u.Unclean:
-			return failed(ErrInvalidUpdate, "%s: leader %d is not in the ISR %v and the update is not unclean", where, leader, isr), false
+			return failed(ErrInvalidUpdate, "%s: leader %d is not in the ISR %v and the update is not unclean", where, leader, isr), Partition{}, false
 		case !slices.Contains(isr, leader):
 			isr = []uint64{leader}
 		}
 	}
 	if leader != NoLeader && !slices.Contains(isr, leader) {
-		return failed(ErrInvalidUpdate, "%s: ISR %v leaves out leader %d", where, isr, leader), false
+		return failed(ErrInvalidUpdate, "%s: ISR %v leaves out leader %d", where, isr, leader), Partition{}, false
 	}
 	if len(isr) == 0 && leader != NoLeader {
-		return failed(ErrInvalidUpdate, "%s: empty ISR with leader %d", where, leader), false
+		return failed(ErrInvalidUpdate, "%s: empty ISR with leader %d", where, leader), Partition{}, false
 	}
+	prev := *p // the slices are replaced below, never written to
 	changed := false
 	if leader != p.Leader {
 		p.Leader = leader
@@ -165,7 +184,7 @@ func (g *partitionSM) update(u PartitionUpdate) (result, bool) {
 	if changed {
 		p.PartitionEpoch++
 	}
-	return result{Partition: p.clone()}, changed
+	return result{Partition: p.clone()}, prev, changed
 }
 
 // Lookup serves linearizable reads (through SyncRead): a partitionQuery
@@ -206,18 +225,21 @@ func (g *partitionSM) listLocked(keep func(*Partition) bool) []Partition {
 }
 
 // groupSnapshot is the snapshot form: a sorted list, so the bytes are the
-// same on every replica, and the index it was taken at.
+// same on every replica, and the index it was taken at. Snapshots written
+// before the outbox existed have none, and load as an empty outbox.
 type groupSnapshot struct {
 	Index      uint64                 `json:"index"`
 	Partitions []Partition            `json:"partitions"`
 	Offsets    []groupOffsetsSnapshot `json:"offsets,omitempty"`
+	Outbox     outbox                 `json:"outbox,omitzero"`
 }
 
 // SaveSnapshot implements sm.IStateMachine.
 func (g *partitionSM) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-chan struct{}) error {
 	g.mu.RLock()
 	snap := groupSnapshot{Index: g.index, Partitions: g.listLocked(func(*Partition) bool { return true }),
-		Offsets: g.offsetsSnapshotLocked()}
+		Offsets: g.offsetsSnapshotLocked(), Outbox: g.out}
+	snap.Outbox.Events = slices.Clone(g.out.Events) // trim clears the array it shares
 	g.mu.RUnlock()
 	return writeSnapshot(w, &snap)
 }
@@ -242,9 +264,10 @@ func (g *partitionSM) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-
 		offsets[grp.Group] = m
 	}
 	g.mu.Lock()
-	g.parts, g.offsets, g.index = parts, offsets, snap.Index
+	g.parts, g.offsets, g.out, g.index = parts, offsets, snap.Outbox, snap.Index
 	g.mu.Unlock()
 	g.feed.publish(Change{Group: g.group, Kind: ChangeReset})
+	g.feed.outbox.fire()
 	return nil
 }
 

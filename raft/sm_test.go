@@ -871,7 +871,9 @@ func parseDataDriven(t *testing.T, path string) (cases []ddCase, trailer []strin
 //	show [T]  every partition (of topic T)
 //
 // init, update and remove print their result, one line per item for update,
-// then "changes:" and what the command published. A topic's id is idFor(name).
+// then "changes:" and what the command published; update then prints the
+// events it appended to the outbox, one "event:" line each, or "events:
+// none". A topic's id is idFor(name).
 func TestPartitionSM_dataDriven(t *testing.T) {
 	files, err := filepath.Glob("testdata/partition_*.txt")
 	if err != nil {
@@ -924,6 +926,7 @@ func runPartitionCase(t *testing.T, d *driver, path string, c ddCase) []string {
 	}
 	verb, arg, _ := strings.Cut(c.cmd, " ")
 	var out []string
+	lastSeq := d.m.(*partitionSM).out.LastSeq
 	switch verb {
 	case "init":
 		var parts []Partition
@@ -944,7 +947,7 @@ func runPartitionCase(t *testing.T, d *driver, path string, c ddCase) []string {
 			}
 			updates = append(updates, u)
 		}
-		r := d.do(kindUpdatePartitions, updatePartitionsCmd{Updates: updates})
+		r := d.do(kindUpdatePartitions, updatePartitionsCmd{Updates: updates, Outbox: true})
 		if r.Code != "" || len(r.Items) != len(updates) {
 			out = append(out, fmt.Sprintf("%s with %d items for %d updates", resultLine(r), len(r.Items), len(updates)))
 			break
@@ -989,7 +992,36 @@ func runPartitionCase(t *testing.T, d *driver, path string, c ddCase) []string {
 	if changes == nil {
 		changes = []string{"none"}
 	}
-	return append(out, "changes: "+strings.Join(changes, ", "))
+	out = append(out, "changes: "+strings.Join(changes, ", "))
+	if verb != "update" {
+		return out
+	}
+	n := len(out)
+	for _, e := range d.m.(*partitionSM).out.Events {
+		if e.Seq > lastSeq {
+			out = append(out, "event: "+eventLine(e))
+		}
+	}
+	if len(out) == n {
+		out = append(out, "events: none")
+	}
+	return out
+}
+
+// eventLine renders a partition event for the data-driven tests.
+func eventLine(e Event) string {
+	leader := func(id uint64) string {
+		if id == NoLeader {
+			return "none"
+		}
+		return strconv.FormatUint(id, 10)
+	}
+	s := fmt.Sprintf("#%d %s %s/%d leader=%s->%s isr=%s->%s epochs=%d/%d", e.Seq, e.Type, e.Topic, e.Partition,
+		leader(e.PreviousLeader), leader(e.Leader), idList(e.PreviousISR), idList(e.ISR), e.LeaderEpoch, e.PartitionEpoch)
+	if e.Unclean {
+		s += " unclean"
+	}
+	return s
 }
 
 func resultLine(r result) string {

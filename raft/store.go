@@ -67,6 +67,9 @@ type Store struct {
 	pidMu           sync.Mutex // guards the local block of producer ids
 	pidNext, pidEnd int64
 
+	dropMu sync.Mutex // guards drops
+	drops  map[uint64]*dropReport
+
 	registered atomic.Bool
 	ready      chan struct{} // closed once groups run and this node is registered
 	stop       chan struct{}
@@ -96,6 +99,7 @@ func Open(cfg Config) (*Store, error) {
 		log:    cfg.Logger.With("node_id", cfg.NodeID),
 		feed:   newFeed(),
 		groups: make(map[uint64]*partitionSM),
+		drops:  make(map[uint64]*dropReport),
 		ready:  make(chan struct{}),
 		stop:   make(chan struct{}),
 
@@ -408,15 +412,16 @@ func (s *Store) retry(ctx context.Context, what string, timeoutsToo bool, f func
 // propose commits one command and returns the state machine's result.
 // Commands are conditional or idempotent, so a try that timed out (it may or
 // may not have applied) is repeated, except for partition updates and topic
-// deletes, whose repeat would report a misleading rejection: those return
-// the timeout and the caller re-reads the state.
+// deletes, whose repeat would report a misleading rejection, and event
+// appends, whose repeat would append the events twice: those return the
+// timeout and the caller re-reads the state.
 func (s *Store) propose(ctx context.Context, group uint64, k kind, body any) (result, error) {
 	cmd, err := encode(k, body)
 	if err != nil {
 		return result{}, err
 	}
 	var res result
-	repeatable := k != kindUpdatePartitions && k != kindDeleteTopic
+	repeatable := k != kindUpdatePartitions && k != kindDeleteTopic && k != kindAppendEvents
 	err = s.retry(ctx, fmt.Sprintf("raft group %d: propose", group), repeatable, func(ctx context.Context) error {
 		r, err := s.nh.SyncPropose(ctx, s.nh.GetNoOPSession(group), cmd)
 		if err != nil {
@@ -455,6 +460,7 @@ func (l *leaderListener) LeaderUpdated(info raftio.LeaderInfo) {
 	case l.leaderChanged <- struct{}{}:
 	default:
 	}
+	l.feed.outbox.fire() // a new leader may have events to publish
 }
 
 // LeaderChanged is signalled when some Raft group's leader changes, e.g.

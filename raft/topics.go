@@ -158,7 +158,8 @@ type PartitionResult struct {
 // UpdatePartitions applies compare-and-set updates, as one Raft entry per
 // group, and returns a result per update in input order. The error is for
 // failures of the whole call (no quorum, closed); per-update rejections are
-// in the results.
+// in the results. Each applied change appends its events to its group's
+// outbox; an update's Time, when zero, is set to now.
 func (s *Store) UpdatePartitions(ctx context.Context, updates []PartitionUpdate) ([]PartitionResult, error) {
 	out := make([]PartitionResult, len(updates))
 	if s.PartitionGroups() == 0 {
@@ -169,7 +170,11 @@ func (s *Store) UpdatePartitions(ctx context.Context, updates []PartitionUpdate)
 		updates []PartitionUpdate
 	}
 	batches := make(map[uint64]*batch)
+	now := time.Now().UnixMilli()
 	for i, u := range updates {
+		if u.Time == 0 {
+			u.Time = now
+		}
 		g := s.GroupOf(u.TopicID, u.Partition)
 		b := batches[g]
 		if b == nil {
@@ -185,10 +190,11 @@ func (s *Store) UpdatePartitions(ctx context.Context, updates []PartitionUpdate)
 	}
 	err := s.eachGroup(groups, func(g uint64, _ []Partition) error {
 		b := batches[g]
-		res, err := s.propose(ctx, g, kindUpdatePartitions, updatePartitionsCmd{Updates: b.updates})
+		res, err := s.propose(ctx, g, kindUpdatePartitions, updatePartitionsCmd{Updates: b.updates, Outbox: true})
 		if err != nil {
 			return err
 		}
+		s.noteDropped(g, res.EventsDropped)
 		if len(res.Items) != len(b.updates) {
 			return fmt.Errorf("raft group %d: %d results for %d updates", g, len(res.Items), len(b.updates))
 		}
