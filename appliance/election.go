@@ -106,6 +106,8 @@ func (m *policyMetadata) Elect(ctx context.Context, changes []policy.Change) ([]
 			TopicID: c.Partition.TopicID, Partition: c.Partition.Partition,
 			ExpectedLeaderEpoch: c.Partition.LeaderEpoch, ExpectedPartitionEpoch: c.Partition.PartitionEpoch,
 			Leader: &leader, ISR: c.ISR, Unclean: c.Partition.Unclean,
+			Election: &raft.ElectionInfo{Reason: string(c.Reason), Policy: c.Policy, PolicyDigest: c.PolicyDigest,
+				Detail: c.Detail, Controller: c.Controller, LatencyMs: c.LatencyMs},
 		}
 	}
 	res, err := m.store.UpdatePartitions(ctx, updates)

@@ -45,6 +45,9 @@ listen = %q
 
 [log]
 format = "json"
+
+[events]
+embedded_listen = "127.0.0.1:0"
 `, filepath.Join(dir, "data"), p.raft, kafkaAddr, extra, p.admin)
 	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

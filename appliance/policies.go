@@ -15,6 +15,7 @@ import (
 
 	"github.com/reeve-edge/reeve/config"
 	"github.com/reeve-edge/reeve/policy"
+	"github.com/reeve-edge/reeve/raft"
 	"github.com/reeve-edge/reeve/wasm"
 	"github.com/reeve-edge/reeve/wasm/abi"
 )
@@ -29,6 +30,9 @@ type policyRules struct {
 	rt    *wasm.Runtime  // nil without a policy folder
 	reg   *wasm.Registry // nil without a policy folder
 	rules []*rule
+	// emit, if set, records a policy event (loaded, rejected, fell back);
+	// it must not block.
+	emit func(raft.Event)
 
 	reloadMu  sync.Mutex
 	loaded    atomic.Int64 // modules swapped in
@@ -87,6 +91,7 @@ func (pr *policyRules) Reload(ctx context.Context) {
 	for name, err := range res.Refused {
 		pr.refused.Add(1)
 		pr.log.Error("election policy rejected; the previous version stays in use", "policy", name, "err", err)
+		pr.event(raft.Event{Type: raft.EventPolicyRejected, Policy: name, Detail: err.Error()})
 	}
 	var retired []*wasm.Policy
 	for _, r := range pr.rules {
@@ -111,11 +116,14 @@ func (pr *policyRules) Reload(ctx context.Context) {
 			pr.refused.Add(1)
 			pr.log.Error("election policy rejected; the previous version stays in use", "policy", r.cfg.Policy,
 				"topics", r.cfg.Topics, "digest", mod.Digest(), "err", err)
+			pr.event(raft.Event{Type: raft.EventPolicyRejected, Policy: r.cfg.Policy, PolicyDigest: mod.Digest(), Detail: err.Error()})
 			continue
 		}
 		r.cur.Store(p)
 		pr.loaded.Add(1)
 		pr.log.Info("election policy loaded", "policy", r.cfg.Policy, "topics", r.cfg.Topics, "digest", mod.Digest())
+		pr.event(raft.Event{Type: raft.EventPolicyLoaded, Policy: r.cfg.Policy, PolicyDigest: mod.Digest(),
+			Detail: "topics " + r.cfg.Topics})
 		if cur != nil {
 			retired = append(retired, cur)
 		}
@@ -157,6 +165,23 @@ func (pr *policyRules) watch(ctx context.Context, interval time.Duration) {
 func (pr *policyRules) close(ctx context.Context) {
 	if pr.rt != nil {
 		pr.rt.Close(ctx)
+	}
+}
+
+// announce emits a policy_loaded event for every module running now: the
+// ones loaded before events could be sent.
+func (pr *policyRules) announce() {
+	for _, r := range pr.rules {
+		if p := r.cur.Load(); p != nil {
+			pr.event(raft.Event{Type: raft.EventPolicyLoaded, Policy: r.cfg.Policy, PolicyDigest: p.Module().Digest(),
+				Detail: "topics " + r.cfg.Topics})
+		}
+	}
+}
+
+func (pr *policyRules) event(ev raft.Event) {
+	if pr.emit != nil {
+		pr.emit(ev)
 	}
 }
 
@@ -209,7 +234,7 @@ func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.
 	}
 	for g, idx := range groups {
 		var mod *wasm.Policy
-		name := policy.FirstISR{}.Name()
+		name, digest := policy.FirstISR{}.Name(), ""
 		if g >= 0 && pr.rules[g].cfg.Policy != config.BuiltinPolicy {
 			mod, name = pr.rules[g].cur.Load(), pr.rules[g].cfg.Policy
 		}
@@ -220,6 +245,7 @@ func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.
 			err = fmt.Errorf("%s is not loaded", name)
 		case mod != nil:
 			ds, err = decideWith(ctx, mod, in, idx)
+			digest = mod.Module().Digest()
 		}
 		if ds == nil {
 			sub := make([]policy.Input, len(idx))
@@ -230,11 +256,13 @@ func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.
 			if err != nil {
 				pr.fallbacks.Add(1)
 				pr.log.Warn("election policy failed; first-isr decides this round", "policy", name, "partitions", len(idx), "err", err)
+				pr.event(raft.Event{Type: raft.EventPolicyFellBack, Policy: name, PolicyDigest: digest, Detail: err.Error()})
 				name = policy.FirstISR{}.Name() + " (fallback: " + name + ": " + err.Error() + ")"
 			}
+			digest = ""
 		}
 		for j, i := range idx {
-			ds[j].Policy = name
+			ds[j].Policy, ds[j].PolicyDigest = name, digest
 			out[i] = ds[j]
 		}
 	}

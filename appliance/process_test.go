@@ -161,8 +161,16 @@ func newProcCluster(t testing.TB, n int, kafkaExtra ...string) []*proc {
 func writeNodeConfig(t testing.TB, p *proc, dataDir, clusterLine string, kafkaExtra ...string) {
 	t.Helper()
 	raftLines := []string{`rtt = "10ms"`}
+	host, _, _ := net.SplitHostPort(p.raft)
+	// Each node's embedded NATS server on a free port, unless the test
+	// points the node at its own server with "events:nats_url = ...".
+	eventLines := []string{fmt.Sprintf("embedded_listen = %q", host+":0")}
 	var rest []string
 	for _, l := range kafkaExtra {
+		if ev, ok := strings.CutPrefix(l, "events:"); ok {
+			eventLines = append(eventLines, ev)
+			continue
+		}
 		if r, ok := strings.CutPrefix(l, "raft:"); ok {
 			if strings.HasPrefix(r, "rtt") {
 				raftLines[0] = r
@@ -174,7 +182,6 @@ func writeNodeConfig(t testing.TB, p *proc, dataDir, clusterLine string, kafkaEx
 		}
 	}
 	kafkaExtra = rest
-	host, _, _ := net.SplitHostPort(p.raft)
 	if p.kafka == "" {
 		p.kafka = freePort(t, host)
 	}
@@ -204,7 +211,11 @@ listen = %q
 [log]
 level = "info"
 format = "json"
-`, p.id, dataDir, p.id, clusterLine, p.raft, strings.Join(raftLines, "\n"), p.kafka, strings.Join(kafkaExtra, "\n"), p.admin)
+
+[events]
+%s
+`, p.id, dataDir, p.id, clusterLine, p.raft, strings.Join(raftLines, "\n"), p.kafka, strings.Join(kafkaExtra, "\n"), p.admin,
+		strings.Join(eventLines, "\n"))
 	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ type Server struct {
 	elections  *policyMetadata
 	controller *policy.Controller
 	policies   *policyRules
+	nats       *natsLink // nil with events off
 	live       *policy.Liveness
 	decisions  *policy.DecisionLog
 }
@@ -83,6 +84,28 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.policies = rules
+	if cfg.Events.EventsEnabled() {
+		link, err := connectNATS(ctx, cfg, log.With("component", "events"))
+		if err != nil {
+			rules.close(ctx)
+			cancel()
+			ln.Close()
+			ks.Close()
+			store.Close()
+			return nil, err
+		}
+		s.nats = link
+		pub := &publisher{store: store, conn: link.conn, prefix: cfg.Events.SubjectPrefix, log: log.With("component", "events")}
+		go pub.run(ctx)
+		go s.watchNodes(ctx)
+		rules.emit = func(ev raft.Event) {
+			ev.Node = cfg.Node.ID
+			go s.emit(ctx, ev)
+		}
+		rules.announce()
+	} else {
+		go discardEvents(ctx, store)
+	}
 	ctl := policy.NewController(s.elections, live, rules, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
 	// Each rule's module gets its own deadline; the controller's bound
@@ -198,6 +221,7 @@ func (s *Server) Close() {
 	}
 	s.store.Close()
 	s.policies.close(ctx)
+	s.nats.close()
 }
 
 // serve runs a node until SIGINT or SIGTERM.

@@ -490,7 +490,11 @@ func (d *decoder) validateEvents(c *Config) {
 		}
 	}
 	if e.NATSURL == "" && d.ok("events.embedded_listen") {
-		if err := checkAddr(e.EmbeddedListen, false); err != nil {
+		addr := e.EmbeddedListen
+		if host, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+			addr = net.JoinHostPort(host, "4222") // port 0: any free port
+		}
+		if err := checkAddr(addr, false); err != nil {
 			d.errorf("events.embedded_listen", "%v", err)
 		}
 	}

@@ -26,6 +26,13 @@ type Change struct {
 	Partition PartitionState // as the decision saw it
 	Leader    uint64         // 0 takes the partition offline
 	ISR       []uint64
+	// Why the change was made, for the event it publishes.
+	Reason       Reason
+	Policy       string
+	PolicyDigest string
+	Detail       string // the policy's explanation
+	Controller   uint64
+	LatencyMs    float64
 }
 
 // Metadata is what a controller reads and changes. appliance adapts the
@@ -297,11 +304,16 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 			// for it.
 			isr = slices.DeleteFunc(slices.Clone(p.ISR), func(r uint64) bool { return r == p.Leader })
 		}
-		changes = append(changes, Change{Partition: p, Leader: d.Leader, ISR: isr})
+		changes = append(changes, Change{Partition: p, Leader: d.Leader, ISR: isr, Reason: reason, Policy: policies[i],
+			PolicyDigest: d.PolicyDigest, Detail: d.Reason, Controller: c.self})
 		idx = append(idx, i)
 	}
 	if len(changes) == 0 {
 		return nil
+	}
+	decided := float64(time.Since(start).Microseconds()) / 1000
+	for j := range changes {
+		changes[j].LatencyMs = decided
 	}
 	ectx, cancel := context.WithTimeout(ctx, commitTimeout)
 	errs, err := c.md.Elect(ectx, changes)

@@ -54,6 +54,8 @@ type Decision struct {
 	// Policy names who decided when a Policy delegates (a rule's module,
 	// or first-isr after that module failed); "" means the Policy itself.
 	Policy string
+	// PolicyDigest identifies the module that decided, if one did.
+	PolicyDigest string
 }
 
 // Policy chooses partition leaders. Decide gets a batch and answers one

@@ -92,6 +92,9 @@ listen = "$ADMIN"
 [log]
 level = "info"
 format = "logfmt"
+
+[events]
+embedded_listen = "127.0.0.1:0"
 EOF
 
 log_tail() {

@@ -1,0 +1,207 @@
+package appliance_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// natsServer runs a real nats-server in the test process, with JetStream
+// and a stream capturing every reeve event with a 2-minute duplicate
+// window, and returns its client URL.
+func natsServer(t *testing.T) (*server.Server, string) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"reeve.>"},
+		Duplicates: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	return ns, ns.ClientURL()
+}
+
+// received is one event message as a subscriber saw it.
+type received struct {
+	at     time.Time
+	msgID  string
+	header nats.Header
+	env    struct {
+		SpecVersion string    `json:"specversion"`
+		ID          string    `json:"id"`
+		Type        string    `json:"type"`
+		Source      string    `json:"source"`
+		Time        time.Time `json:"time"`
+		Subject     string    `json:"subject"`
+		Data        struct {
+			Type           string   `json:"type"`
+			Topic          string   `json:"topic"`
+			Partition      int32    `json:"partition"`
+			PreviousLeader uint64   `json:"previous_leader"`
+			Leader         uint64   `json:"leader"`
+			LeaderEpoch    int32    `json:"leader_epoch"`
+			ISR            []uint64 `json:"isr"`
+			Replicas       []uint64 `json:"replicas"`
+			Reason         string   `json:"reason"`
+			Policy         string   `json:"policy"`
+			Controller     uint64   `json:"controller"`
+			LatencyMs      float64  `json:"latency_ms"`
+			Unclean        bool     `json:"unclean"`
+		} `json:"data"`
+	}
+}
+
+// subscribe collects the events published on subject.
+func subscribe(t *testing.T, url, subject string) func() []received {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	var mu sync.Mutex
+	var got []received
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		r := received{at: time.Now(), msgID: m.Header.Get(nats.MsgIdHdr), header: m.Header}
+		if err := json.Unmarshal(m.Data, &r.env); err != nil {
+			t.Errorf("event on %s: %v: %s", m.Subject, err, m.Data)
+		}
+		mu.Lock()
+		got = append(got, r)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	return func() []received {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+// TestEvents_failoverPublishesOneLeaderChangedEvent is the failover test
+// with a subscriber on a real nats-server: the election is published once
+// (by id), with every field right, within 1 s of its commit, and a
+// JetStream stream holds it once.
+func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
+	_, url := natsServer(t)
+	events := subscribe(t, url, "reeve.proc-test.leader_changed.fail~over.0")
+	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), fmt.Sprintf("events:nats_url = %q", url))...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "fail.over"); err != nil {
+		t.Fatal(err)
+	}
+	waitTopic(t, procs[0], "fail.over", 1)
+	if leader, _ := leaderOf(t, procs[0], "fail.over"); leader != 1 {
+		moveLeader(t, procs[0], "fail.over", 0, 1)
+	}
+	_, epoch := leaderOf(t, procs[0], "fail.over")
+	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("fail.over"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	procs[0].kill(t, syscall.SIGKILL)
+	var newLeader uint64
+	for deadline := time.Now().Add(testLeaderTimeout + 5*time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if newLeader, _ = leaderOf(t, procs[1], "fail.over"); newLeader != 0 && newLeader != 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no new leader")
+		}
+	}
+	// The commit's time, from the deciding controller's decision log.
+	var committed time.Time
+	var controller uint64
+	for _, p := range procs[1:] {
+		var recs []struct {
+			Time      time.Time `json:"time"`
+			Topic     string    `json:"topic"`
+			Reason    string    `json:"reason"`
+			Committed bool      `json:"committed"`
+		}
+		httpGetJSON("http://"+p.admin+"/v1/elections", &recs)
+		for _, r := range recs {
+			if r.Topic == "fail.over" && r.Reason == "leader_timeout" && r.Committed {
+				committed, controller = r.Time, uint64(p.id)
+			}
+		}
+	}
+	if committed.IsZero() {
+		t.Fatal("no committed election in the survivors' decision logs")
+	}
+	time.Sleep(2 * time.Second) // let any duplicate arrive
+	ids := map[string][]received{}
+	for _, r := range events() {
+		if r.env.Data.Reason == "leader_timeout" {
+			ids[r.env.ID] = append(ids[r.env.ID], r)
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("%d leader_timeout events (by id), want 1: %+v", len(ids), ids)
+	}
+	for id, rs := range ids {
+		r := rs[0]
+		if d := r.at.Sub(committed); d > time.Second {
+			t.Errorf("event %s arrived %v after the commit, want within 1s", id, d)
+		} else {
+			t.Logf("event %s arrived %v after the commit (%d copies)", id, d.Round(time.Millisecond), len(rs))
+		}
+		e, d := r.env, r.env.Data
+		checks := []struct {
+			what string
+			ok   bool
+		}{
+			{"Nats-Msg-Id = id", r.msgID == id && id != ""},
+			{"specversion 1.0", e.SpecVersion == "1.0"},
+			{"type io.reeve.leader_changed.v1", e.Type == "io.reeve.leader_changed.v1" && d.Type == "leader_changed"},
+			{"source names the cluster", e.Source != "" && strings.Contains(e.Source, "proc-test")},
+			{"subject fail.over/0", e.Subject == "fail.over/0"},
+			{"topic and partition", d.Topic == "fail.over" && d.Partition == 0},
+			{"previous leader 1", d.PreviousLeader == 1},
+			{"new leader", d.Leader == newLeader},
+			{"epoch one higher", d.LeaderEpoch == epoch+1},
+			{"dead leader out of the ISR", !slices.Contains(d.ISR, 1) && slices.Contains(d.ISR, newLeader)},
+			{"three replicas", len(d.Replicas) == 3},
+			{"policy first-isr", d.Policy == "first-isr"},
+			{"controller", d.Controller == controller},
+			{"latency", d.LatencyMs > 0},
+			{"clean", !d.Unclean},
+			{"time", !e.Time.IsZero() && e.Time.Sub(committed).Abs() < 5*time.Second},
+		}
+		for _, c := range checks {
+			if !c.ok {
+				t.Errorf("event %s: want %s; got %+v", id, c.what, e)
+			}
+		}
+	}
+}
