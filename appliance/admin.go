@@ -100,6 +100,8 @@ type GroupInfo struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	Partitions   int    `json:"partitions"`
 	raft.GroupLog
+	// Outbox is the group's event outbox: pending, published mark, drops.
+	Outbox *raft.OutboxStatus `json:"outbox,omitempty"`
 }
 
 func (s *Server) getCluster(w http.ResponseWriter, _ *http.Request) {
@@ -112,6 +114,9 @@ func (s *Server) getCluster(w http.ResponseWriter, _ *http.Request) {
 		leader, _ := st.GroupLeader(g)
 		gi := GroupInfo{ID: g, Leader: leader, AppliedIndex: st.AppliedIndex(g)}
 		gi.GroupLog, _ = st.Log(g)
+		if ob, ok := st.Outbox(g); ok {
+			gi.Outbox = &ob
+		}
 		if g != raft.ClusterGroup {
 			gi.Partitions = len(st.GroupPartitions(g))
 		}

@@ -33,6 +33,7 @@ Usage:
   reeve elect --topic T --partition P [--to NODE]   elect a partition's leader (default: the policy's choice)
   reeve policy check FILE.wasm [--setting K=V]...    compile, check and self-test a policy module; exit 2 if refused
   reeve policy test FILE.wasm|first-isr --scenario S.toml [--json]   decide a described cluster state
+  reeve events --follow [-c FILE] [--nats URL] [--json]   print the cluster's events as they come
   reeve status [--json]                 nodes, partition health and recent elections
   reeve version
 
@@ -66,6 +67,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(rest, stdout, stderr)
 	case "policy":
 		return cmdPolicy(rest, stdout, stderr)
+	case "events":
+		return cmdEvents(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "reeve %s\n", Version)
 		return exitOK

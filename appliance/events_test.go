@@ -1,9 +1,11 @@
 package appliance_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -129,6 +131,20 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	// reeve events --follow, piped, prints JSON lines.
+	follow := exec.Command(reeveBin, "events", "--follow", "--nats", url, "--subject", "reeve.proc-test.>")
+	var followOut bytes.Buffer
+	var followMu sync.Mutex
+	follow.Stdout = writerFunc(func(b []byte) (int, error) {
+		followMu.Lock()
+		defer followMu.Unlock()
+		return followOut.Write(b)
+	})
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+	time.Sleep(300 * time.Millisecond) // subscribed
 	procs[0].kill(t, syscall.SIGKILL)
 	var newLeader uint64
 	for deadline := time.Now().Add(testLeaderTimeout + 5*time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -160,6 +176,28 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 		t.Fatal("no committed election in the survivors' decision logs")
 	}
 	time.Sleep(2 * time.Second) // let any duplicate arrive
+	follow.Process.Signal(syscall.SIGTERM)
+	follow.Wait()
+	followMu.Lock()
+	lines := strings.Split(strings.TrimSpace(followOut.String()), "\n")
+	followMu.Unlock()
+	printed := false
+	for _, l := range lines {
+		var env struct {
+			Type string `json:"type"`
+			Data struct {
+				Topic  string `json:"topic"`
+				Reason string `json:"reason"`
+			} `json:"data"`
+		}
+		if json.Unmarshal([]byte(l), &env) == nil && env.Type == "io.reeve.leader_changed.v1" && env.Data.Topic == "fail.over" &&
+			env.Data.Reason == "leader_timeout" {
+			printed = true
+		}
+	}
+	if !printed {
+		t.Errorf("reeve events --follow printed no leader_changed line for the failover:\n%s", strings.Join(lines, "\n"))
+	}
 	ids := map[string][]received{}
 	for _, r := range events() {
 		if r.env.Data.Reason == "leader_timeout" {
@@ -205,3 +243,7 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 		}
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
