@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,6 +26,26 @@ type publisher struct {
 	conn   *nats.Conn
 	prefix string
 	log    *slog.Logger
+
+	// testHook, from REEVE_TEST_EVENTS_HOOK, names a file a test creates to
+	// make this node misbehave as a crash would: "hold" publishes nothing
+	// (the node died right after the commit), "noack" publishes once but
+	// never records it (the node died after publishing). Unset in
+	// production.
+	testHook  string
+	published map[string]bool // with "noack": what was sent and not recorded
+}
+
+// hook returns the test hook's current mode, "" normally.
+func (p *publisher) hook() string {
+	if p.testHook == "" {
+		return ""
+	}
+	b, err := os.ReadFile(p.testHook)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // publishBatch bounds the events one drain publishes before recording its
@@ -61,11 +83,24 @@ func (p *publisher) drain(ctx context.Context, g uint64) bool {
 	if !p.conn.IsConnected() {
 		return false
 	}
+	hook := p.hook()
+	if hook == "hold" {
+		return false
+	}
 	evs, _ := p.store.PendingEvents(g, publishBatch)
 	if len(evs) == 0 {
 		return false
 	}
 	for _, ev := range evs {
+		if hook == "noack" {
+			if p.published == nil {
+				p.published = map[string]bool{}
+			}
+			if p.published[p.store.EventID(g, ev.Seq)] {
+				continue
+			}
+			p.published[p.store.EventID(g, ev.Seq)] = true
+		}
 		msg, err := p.message(g, ev)
 		if err != nil {
 			p.log.Error("events: cannot encode an event; skipping it", "group", g, "seq", ev.Seq, "err", err)
@@ -79,6 +114,9 @@ func (p *publisher) drain(ctx context.Context, g uint64) bool {
 	// The server has them once a flush round trip returns.
 	if err := p.conn.FlushTimeout(2 * time.Second); err != nil {
 		p.log.Debug("events: flush failed; will retry", "group", g, "err", err)
+		return false
+	}
+	if hook == "noack" {
 		return false
 	}
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -247,3 +248,122 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// groupLeaderOf returns the Raft group of topic's partition 0 and the node
+// leading it (the node that publishes that group's events).
+func groupLeaderOf(t *testing.T, p *proc, topic string) (uint64, uint64) {
+	t.Helper()
+	d := waitTopic(t, p, topic, 1)
+	g := d.PartitionStates[0].Group
+	var info struct {
+		Groups []struct {
+			ID     uint64 `json:"id"`
+			Leader uint64 `json:"leader"`
+		} `json:"groups"`
+	}
+	if _, err := httpGetJSON("http://"+p.admin+"/v1/cluster", &info); err != nil {
+		t.Fatal(err)
+	}
+	for _, gi := range info.Groups {
+		if gi.ID == g && gi.Leader != 0 {
+			return g, gi.Leader
+		}
+	}
+	t.Fatalf("group %d has no leader", g)
+	return 0, 0
+}
+
+// TestEvents_publisherKilledAfterTheCommitStillDelivers kills the node that
+// publishes a group's events right after an election's commit, twice: once
+// before it published (the event must still arrive, from the group's next
+// leader) and once after it published but before it recorded that (the
+// event arrives twice, with one id, and the JetStream stream keeps one).
+func TestEvents_publisherKilledAfterTheCommitStillDelivers(t *testing.T) {
+	ns, url := natsServer(t)
+	_ = ns
+	const subject = "reeve.proc-test.leader_changed.repub.0"
+	events := subscribe(t, url, subject)
+	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), fmt.Sprintf("events:nats_url = %q", url))...)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "repub"); err != nil {
+		t.Fatal(err)
+	}
+	waitFullISR(t, procs[0], "repub", 3, 30*time.Second)
+	for _, mode := range []string{"hold", "noack"} {
+		live := procs[0]
+		_, publisherID := groupLeaderOf(t, live, "repub")
+		pub := procs[publisherID-1]
+		for _, p := range procs {
+			if p != pub && p.cmd.ProcessState == nil {
+				live = p
+			}
+		}
+		if err := os.WriteFile(pub.eventsHook(), []byte(mode), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := len(events())
+		ps, _ := partitionViews(live, "repub", true)
+		to := ps[0].ISR[0]
+		for _, r := range ps[0].ISR {
+			if r != ps[0].Leader {
+				to = r
+			}
+		}
+		electTo(t, live, "repub", 0, to)
+		time.Sleep(time.Second)
+		got := events()[before:]
+		if mode == "hold" && len(got) != 0 {
+			t.Fatalf("%s: the held publisher published %d events", mode, len(got))
+		}
+		if mode == "noack" && len(got) != 1 {
+			t.Fatalf("%s: want the event published once before the kill, got %d", mode, len(got))
+		}
+		pub.kill(t, syscall.SIGKILL)
+		os.Remove(pub.eventsHook())
+		killed := time.Now()
+		want := 1
+		if mode == "noack" {
+			want = 2
+		}
+		for len(events()[before:]) < want {
+			if time.Since(killed) > 30*time.Second {
+				t.Fatalf("%s: %d copies of the event after node %d (the publisher) was killed, want %d", mode, len(events()[before:]), pub.id, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		got = events()[before:]
+		for _, r := range got {
+			if r.env.ID != got[0].env.ID || r.env.Data.Leader != to || r.env.Data.Reason != "manual" {
+				t.Errorf("%s: copies differ or describe another change: %+v", mode, got)
+			}
+		}
+		t.Logf("%s: event %s delivered %d time(s), the last %v after the publisher was killed", mode, got[0].env.ID, len(got),
+			got[len(got)-1].at.Sub(killed).Round(time.Millisecond))
+		pub.start(t) // back for the next round's quorum
+		pub.waitReady(t)
+		waitFullISR(t, live, "repub", 3, 60*time.Second)
+	}
+	// The stream holds each event once.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(ctx, "EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	distinct := map[string]bool{}
+	for _, r := range events() {
+		distinct[r.env.ID] = true
+	}
+	if n := info.State.Subjects[subject]; n != uint64(len(distinct)) {
+		t.Errorf("the stream holds %d messages on %s for %d distinct events", n, subject, len(distinct))
+	}
+}

@@ -72,7 +72,12 @@ type proc struct {
 	kafka   string
 	cmd     *exec.Cmd
 	logPath string
+	env     []string // extra environment, e.g. a test hook
 }
+
+// eventsHook is the file that switches the node's event publisher test
+// hook, next to its log.
+func (p *proc) eventsHook() string { return p.logPath + ".events-hook" }
 
 func (p *proc) start(t testing.TB) {
 	t.Helper()
@@ -81,6 +86,7 @@ func (p *proc) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	p.cmd = exec.Command(reeveBin, "serve", "-c", p.cfgPath)
+	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start node %d: %v", p.id, err)
@@ -139,6 +145,9 @@ func newProcCluster(t testing.TB, n int, kafkaExtra ...string) []*proc {
 	for i := 1; i <= n; i++ {
 		ip := fmt.Sprintf("127.0.0.%d", i)
 		p := &proc{id: i, raft: freePort(t, ip), admin: freePort(t, ip), logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
+		// A test makes a node's event publisher misbehave by writing
+		// "hold" or "noack" to this file (see appliance/events.go).
+		p.env = []string{"REEVE_TEST_EVENTS_HOOK=" + p.eventsHook()}
 		procs = append(procs, p)
 		members = append(members, fmt.Sprintf("%q", fmt.Sprintf("%d@%s", i, p.raft)))
 	}

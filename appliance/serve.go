@@ -95,7 +95,8 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 		s.nats = link
-		pub := &publisher{store: store, conn: link.conn, prefix: cfg.Events.SubjectPrefix, log: log.With("component", "events")}
+		pub := &publisher{store: store, conn: link.conn, prefix: cfg.Events.SubjectPrefix, log: log.With("component", "events"),
+			testHook: os.Getenv("REEVE_TEST_EVENTS_HOOK")}
 		go pub.run(ctx)
 		go s.watchNodes(ctx)
 		rules.emit = func(ev raft.Event) {
