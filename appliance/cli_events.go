@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
@@ -102,34 +101,16 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 
 // eventLine is one event for a person to read.
 func eventLine(m *nats.Msg) string {
-	var env struct {
-		Time time.Time `json:"time"`
-		Data struct {
-			Type           string   `json:"type"`
-			Topic          string   `json:"topic"`
-			Partition      int32    `json:"partition"`
-			PreviousLeader uint64   `json:"previous_leader"`
-			Leader         uint64   `json:"leader"`
-			LeaderEpoch    int32    `json:"leader_epoch"`
-			ISR            []uint64 `json:"isr"`
-			PreviousISR    []uint64 `json:"previous_isr"`
-			Reason         string   `json:"reason"`
-			Policy         string   `json:"policy"`
-			LatencyMs      float64  `json:"latency_ms"`
-			Unclean        bool     `json:"unclean"`
-			Node           uint64   `json:"node"`
-			Detail         string   `json:"detail"`
-		} `json:"data"`
-	}
+	var env Envelope
 	if err := json.Unmarshal(m.Data, &env); err != nil {
 		return fmt.Sprintf("%s (undecodable: %v)", m.Subject, err)
 	}
 	d := env.Data
 	ts := env.Time.Local().Format("15:04:05.000")
 	switch {
-	case strings.HasPrefix(d.Type, "policy_"):
+	case strings.HasPrefix(string(d.Type), "policy_"):
 		return fmt.Sprintf("%s %-17s %s on node %d: %s", ts, d.Type, d.Policy, d.Node, d.Detail)
-	case strings.HasPrefix(d.Type, "node_"):
+	case strings.HasPrefix(string(d.Type), "node_"):
 		return fmt.Sprintf("%s %-17s node %d", ts, d.Type, d.Node)
 	case d.Type == "leader_changed" || d.Type == "partition_offline":
 		to := fmt.Sprint(d.Leader)
@@ -142,7 +123,7 @@ func eventLine(m *nats.Msg) string {
 		}
 		return fmt.Sprintf("%s %-17s %s-%d: %d -> %s epoch %d isr %s (%s, %s, %.1f ms)%s", ts, d.Type, d.Topic, d.Partition,
 			d.PreviousLeader, to, d.LeaderEpoch, ids(d.ISR), d.Reason, d.Policy, d.LatencyMs, unclean)
-	case strings.HasPrefix(d.Type, "isr_"):
+	case strings.HasPrefix(string(d.Type), "isr_"):
 		return fmt.Sprintf("%s %-17s %s-%d: isr %s -> %s", ts, d.Type, d.Topic, d.Partition, ids(d.PreviousISR), ids(d.ISR))
 	}
 	return fmt.Sprintf("%s %-17s %s", ts, d.Type, m.Subject)

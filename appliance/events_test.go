@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -19,6 +20,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/reeve-edge/reeve/appliance"
 )
 
 // natsServer runs a real nats-server in the test process, with JetStream
@@ -56,29 +59,7 @@ type received struct {
 	at     time.Time
 	msgID  string
 	header nats.Header
-	env    struct {
-		SpecVersion string    `json:"specversion"`
-		ID          string    `json:"id"`
-		Type        string    `json:"type"`
-		Source      string    `json:"source"`
-		Time        time.Time `json:"time"`
-		Subject     string    `json:"subject"`
-		Data        struct {
-			Type           string   `json:"type"`
-			Topic          string   `json:"topic"`
-			Partition      int32    `json:"partition"`
-			PreviousLeader uint64   `json:"previous_leader"`
-			Leader         uint64   `json:"leader"`
-			LeaderEpoch    int32    `json:"leader_epoch"`
-			ISR            []uint64 `json:"isr"`
-			Replicas       []uint64 `json:"replicas"`
-			Reason         string   `json:"reason"`
-			Policy         string   `json:"policy"`
-			Controller     uint64   `json:"controller"`
-			LatencyMs      float64  `json:"latency_ms"`
-			Unclean        bool     `json:"unclean"`
-		} `json:"data"`
-	}
+	env    appliance.Envelope
 }
 
 // subscribe collects the events published on subject.
@@ -366,4 +347,121 @@ func TestEvents_publisherKilledAfterTheCommitStillDelivers(t *testing.T) {
 	if n := info.State.Subjects[subject]; n != uint64(len(distinct)) {
 		t.Errorf("the stream holds %d messages on %s for %d distinct events", n, subject, len(distinct))
 	}
+}
+
+// TestEvents_natsOutageHoldsEventsInOrder stops the NATS server for 60 s
+// during three elections: the elections take no longer than with NATS up,
+// and once NATS is back the three events arrive, in order.
+func TestEvents_natsOutageHoldsEventsInOrder(t *testing.T) {
+	store := t.TempDir()
+	start := func(port int) *server.Server {
+		ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true, JetStream: true, StoreDir: store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats-server did not start")
+		}
+		return ns
+	}
+	ns := start(server.RANDOM_PORT)
+	port := ns.Addr().(*net.TCPAddr).Port
+	url := ns.ClientURL()
+	const subject = "reeve.proc-test.leader_changed.outage.0"
+	// The events are read back from a JetStream stream: a plain
+	// subscriber might reconnect after reeve has published the held ones.
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if _, err := js.CreateStream(sctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"reeve.>"},
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	scancel()
+	// events returns what the stream holds on subject, oldest first.
+	events := func() []received {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cons, err := js.OrderedConsumer(ctx, "EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+		if err != nil {
+			return nil
+		}
+		var out []received
+		for {
+			m, err := cons.Next(jetstream.FetchMaxWait(300 * time.Millisecond))
+			if err != nil {
+				return out
+			}
+			var r received
+			r.msgID = m.Headers().Get(nats.MsgIdHdr)
+			if json.Unmarshal(m.Data(), &r.env) == nil {
+				out = append(out, r)
+			}
+		}
+	}
+	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), fmt.Sprintf("events:nats_url = %q", url))...)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "outage"); err != nil {
+		t.Fatal(err)
+	}
+	waitFullISR(t, procs[0], "outage", 3, 30*time.Second)
+	// elect moves partition 0 to the next in-sync replica and returns how
+	// long the election took.
+	elect := func() time.Duration {
+		ps, err := partitionViews(procs[0], "outage", true)
+		if err != nil || len(ps) != 1 {
+			t.Fatalf("describe outage: %v", err)
+		}
+		to := ps[0].Leader%3 + 1
+		begin := time.Now()
+		electTo(t, procs[0], "outage", 0, to)
+		return time.Since(begin)
+	}
+	var up time.Duration
+	for range 3 {
+		up = max(up, elect())
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(events()) < 3; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("with NATS up, %d of 3 events arrived", len(events()))
+		}
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	stopped := time.Now()
+	var down time.Duration
+	for range 3 {
+		down = max(down, elect())
+		time.Sleep(time.Second)
+	}
+	t.Logf("slowest election: %v with NATS up, %v with NATS down", up.Round(time.Millisecond), down.Round(time.Millisecond))
+	if down > 2*up+500*time.Millisecond {
+		t.Errorf("elections took up to %v with NATS down, %v with it up", down, up)
+	}
+	time.Sleep(time.Until(stopped.Add(60 * time.Second)))
+	ns = start(port)
+	t.Cleanup(ns.Shutdown)
+	for deadline := time.Now().Add(30 * time.Second); len(events()) < 6; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after NATS came back, %d of the 3 held events arrived", len(events())-3)
+		}
+	}
+	all := events()
+	if len(all) != 6 {
+		t.Fatalf("the stream holds %d events, want 3 from before the outage and 3 from during it", len(all))
+	}
+	got := all[3:]
+	for i := 1; i < len(got); i++ {
+		if got[i].env.Data.LeaderEpoch <= got[i-1].env.Data.LeaderEpoch || got[i].env.ID == got[i-1].env.ID {
+			t.Errorf("held events out of order or repeated: %s epoch %d, then %s epoch %d",
+				got[i-1].env.ID, got[i-1].env.Data.LeaderEpoch, got[i].env.ID, got[i].env.Data.LeaderEpoch)
+		}
+	}
+	t.Logf("the 3 held events are in the stream, in order, %v after NATS came back", time.Since(stopped.Add(60*time.Second)).Round(time.Millisecond))
 }

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -197,13 +198,13 @@ func BenchmarkPolicyCompile(b *testing.B) {
 
 // testRules makes a policyRules over a folder with one rule for every
 // topic, logging into a buffer the test can read.
-func testRules(t *testing.T, dir, module string, timeout time.Duration) (*policyRules, *lockedBuffer) {
+func testRules(t *testing.T, dir, module string, timeout time.Duration, settings map[string]string) (*policyRules, *lockedBuffer) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Node.DataDir = t.TempDir()
 	cfg.Election.PolicyDir = dir
 	cfg.Election.PolicyTimeout = config.Duration{Duration: timeout}
-	cfg.Election.Rules = []config.PolicyRule{{Topics: "*", Policy: module}}
+	cfg.Election.Rules = []config.PolicyRule{{Topics: "*", Policy: module, Settings: settings}}
 	buf := &lockedBuffer{}
 	pr, err := newPolicyRules(context.Background(), cfg, slog.New(slog.NewTextHandler(buf, nil)))
 	if err != nil {
@@ -252,7 +253,7 @@ func TestPolicyRules_hotReloadUnderLoad(t *testing.T) {
 	refFirst, refLag := loadGuest(t, "wasm/examples/first-isr", nil), loadGuest(t, "wasm/examples/least-lag", nil)
 	dir := t.TempDir()
 	writeAtomically(t, filepath.Join(dir, "p.wasm"), firstISR)
-	pr, logs := testRules(t, dir, "p.wasm", 2*time.Second)
+	pr, logs := testRules(t, dir, "p.wasm", 2*time.Second, nil)
 	if pr.loaded.Load() != 1 {
 		t.Fatalf("first load: %d modules loaded; log:\n%s", pr.loaded.Load(), logs)
 	}
@@ -332,7 +333,9 @@ func TestPolicyRules_hotReloadUnderLoad(t *testing.T) {
 func TestPolicyRules_hostileModules(t *testing.T) {
 	const timeout = 50 * time.Millisecond
 	for _, tc := range []struct {
-		module string
+		name     string
+		module   string
+		settings map[string]string
 		// loadLog is in the log when the module is refused at load; ""
 		// when it loads and misbehaves only in its answers.
 		loadLog string
@@ -347,13 +350,14 @@ func TestPolicyRules_hostileModules(t *testing.T) {
 		{module: "garbage", loadLog: "bad answer"},
 		{module: "outside-isr"},
 		{module: "dead-node"},
-		{module: "loop-later", decideLog: "deadline"},
-		{module: "trap-later", decideLog: "trapped"},
+		{name: "loop-later", module: "later", settings: map[string]string{"mode": "loop"}, decideLog: "deadline"},
+		{name: "trap-later", module: "later", settings: map[string]string{"mode": "trap"}, decideLog: "trapped"},
 	} {
-		t.Run(tc.module, func(t *testing.T) {
+		name := cmp.Or(tc.name, tc.module)
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeAtomically(t, filepath.Join(dir, tc.module+".wasm"), buildGuest(t, "wasm/testdata/hostile/"+tc.module))
-			pr, logs := testRules(t, dir, tc.module+".wasm", timeout)
+			pr, logs := testRules(t, dir, tc.module+".wasm", timeout, tc.settings)
 			if tc.loadLog != "" {
 				if pr.loaded.Load() != 0 || !strings.Contains(logs.String(), tc.loadLog) || !strings.Contains(logs.String(), tc.module+".wasm") {
 					t.Fatalf("want %s refused at load with %q in the log; loaded %d; log:\n%s", tc.module, tc.loadLog, pr.loaded.Load(), logs)
