@@ -465,3 +465,63 @@ func TestEvents_natsOutageHoldsEventsInOrder(t *testing.T) {
 	}
 	t.Logf("the 3 held events are in the stream, in order, %v after NATS came back", time.Since(stopped.Add(60*time.Second)).Round(time.Millisecond))
 }
+
+// TestEvents_embeddedJetStreamKeepsTheEvents runs nodes with the embedded
+// NATS server and JetStream on: the node publishing a group's events keeps
+// them in the REEVE_EVENTS stream, configured as documented.
+func TestEvents_embeddedJetStreamKeepsTheEvents(t *testing.T) {
+	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), "events:embedded_jetstream = true")...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	waitFullISR(t, procs[0], "kept", 3, 30*time.Second)
+	ps, _ := partitionViews(procs[0], "kept", true)
+	electTo(t, procs[0], "kept", 0, ps[0].Leader%3+1)
+	_, publisher := groupLeaderOf(t, procs[0], "kept")
+	// The publisher's embedded server, from its log.
+	var url string
+	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(100 * time.Millisecond) {
+		data, _ := os.ReadFile(procs[publisher-1].logPath)
+		for _, line := range strings.Split(string(data), "\n") {
+			var l struct {
+				Msg string `json:"msg"`
+				URL string `json:"url"`
+			}
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "events: embedded NATS server listening" {
+				url = l.URL
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no embedded NATS server in the publisher's log")
+		}
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	const subject = "reeve.proc-test.leader_changed.kept.0"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, err := js.Stream(ctx, "REEVE_EVENTS")
+		if err != nil {
+			t.Fatalf("stream REEVE_EVENTS on %s: %v", url, err)
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := info.Config
+		if cfg.Storage != jetstream.FileStorage || cfg.Duplicates != 2*time.Minute || !slices.Equal(cfg.Subjects, []string{"reeve.>"}) {
+			t.Fatalf("stream config = %+v", cfg)
+		}
+		if info.State.Subjects[subject] == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream holds %d messages on %s, want 1", info.State.Subjects[subject], subject)
+		}
+	}
+}
