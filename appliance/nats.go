@@ -73,7 +73,9 @@ func connectNATS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*na
 		// as delivered only once the server has it.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("events: NATS disconnected; events wait in the outbox", "err", errString(err))
+			if err != nil { // nil: our own close at shutdown
+				log.Warn("events: NATS disconnected; events wait in the outbox", "err", err.Error())
+			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("events: NATS reconnected", "url", c.ConnectedUrl()) }),
 	}

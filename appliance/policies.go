@@ -35,6 +35,7 @@ type policyRules struct {
 	emit func(raft.Event)
 
 	reloadMu  sync.Mutex
+	scanErr   string       // the last folder error logged, guarded by reloadMu
 	loaded    atomic.Int64 // modules swapped in
 	refused   atomic.Int64 // modules refused at load
 	fallbacks atomic.Int64 // batches decided by first-isr because a module failed
@@ -42,8 +43,10 @@ type policyRules struct {
 
 // rule is one [[election.rules]] entry and the policy instance it runs.
 type rule struct {
-	cfg config.PolicyRule
-	cur atomic.Pointer[wasm.Policy] // nil: built-in, or no good module yet
+	cfg     config.PolicyRule
+	cur     atomic.Pointer[wasm.Policy] // nil: built-in, or no good module yet
+	missing string                      // why no module was available, as last logged; guarded by reloadMu
+	failed  *wasm.Module                // the last module that failed to instantiate; guarded by reloadMu
 }
 
 var _ policy.Policy = (*policyRules)(nil)
@@ -85,9 +88,13 @@ func (pr *policyRules) Reload(ctx context.Context) {
 	defer pr.reloadMu.Unlock()
 	res, err := pr.reg.Scan(ctx)
 	if err != nil {
-		pr.log.Error("election policies: cannot read the policy folder; keeping the loaded policies", "err", err)
+		if err.Error() != pr.scanErr { // said once, not every scan
+			pr.log.Error("election policies: cannot read the policy folder; keeping the loaded policies", "err", err)
+			pr.scanErr = err.Error()
+		}
 		return
 	}
+	pr.scanErr = ""
 	for name, err := range res.Refused {
 		pr.refused.Add(1)
 		pr.log.Error("election policy rejected; the previous version stays in use", "policy", name, "err", err)
@@ -104,15 +111,20 @@ func (pr *policyRules) Reload(ctx context.Context) {
 			if loadErr == nil {
 				loadErr = fmt.Errorf("no file %s in %s", r.cfg.Policy, pr.reg.Dir())
 			}
-			pr.log.Warn("election policy not available; first-isr decides its topics", "policy", r.cfg.Policy,
-				"topics", r.cfg.Topics, "err", loadErr)
+			if loadErr.Error() != r.missing { // said once, not every scan
+				pr.log.Warn("election policy not available; first-isr decides its topics", "policy", r.cfg.Policy,
+					"topics", r.cfg.Topics, "err", loadErr)
+				r.missing = loadErr.Error()
+			}
 			continue
 		}
-		if cur != nil && cur.Module() == mod {
-			continue
+		r.missing = ""
+		if (cur != nil && cur.Module() == mod) || r.failed == mod {
+			continue // running it, or it failed with these settings already
 		}
 		p, err := mod.Instantiate(ctx, settingsOf(r.cfg.Settings))
 		if err != nil {
+			r.failed = mod
 			pr.refused.Add(1)
 			pr.log.Error("election policy rejected; the previous version stays in use", "policy", r.cfg.Policy,
 				"topics", r.cfg.Topics, "digest", mod.Digest(), "err", err)
@@ -142,6 +154,17 @@ func (pr *policyRules) Reload(ctx context.Context) {
 			old.Module().Close(ctx)
 		}
 	}
+}
+
+// ReloadAll is Reload that also retries modules that failed to
+// instantiate with their rule's settings (SIGHUP: the operator asks).
+func (pr *policyRules) ReloadAll(ctx context.Context) {
+	pr.reloadMu.Lock()
+	for _, r := range pr.rules {
+		r.failed = nil
+	}
+	pr.reloadMu.Unlock()
+	pr.Reload(ctx)
 }
 
 // watch reloads every interval until ctx ends (the folder is polled: it is

@@ -255,7 +255,7 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 		case got := <-sig:
 			if got == syscall.SIGHUP {
 				log.Info("reeve reloading election policies", "signal", got.String())
-				s.policies.Reload(ctx)
+				s.policies.ReloadAll(ctx)
 				continue
 			}
 			log.Info("reeve stopping", "signal", got.String())
