@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -267,7 +268,16 @@ func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.
 		case g >= 0 && name != policy.FirstISR{}.Name() && mod == nil:
 			err = fmt.Errorf("%s is not loaded", name)
 		case mod != nil:
-			ds, err = decideWith(ctx, mod, in, idx)
+			// A reload may retire the instance between the Load and the
+			// call; the call then asks its replacement.
+			for {
+				ds, err = decideWith(ctx, mod, in, idx)
+				next := pr.rules[g].cur.Load()
+				if !errors.Is(err, wasm.ErrClosed) || next == nil || next == mod {
+					break
+				}
+				mod = next
+			}
 			digest = mod.Module().Digest()
 		}
 		if ds == nil {

@@ -10,6 +10,11 @@ dir=${CLUSTER_DIR:-$(mktemp -d /tmp/reeve-cluster.XXXXXX)}
 mkdir -p "$dir"
 members='"1@127.0.0.1:9093", "2@127.0.0.2:9093", "3@127.0.0.3:9093"'
 for n in 1 2 3; do
+  # Node 1's embedded NATS server stands in for the site's NATS: every node
+  # publishes its events there. With node 1 down, events wait in the Raft
+  # outboxes and arrive when it is back.
+  events='nats_url = "nats://127.0.0.1:4222"'
+  [ "$n" = 1 ] && events='embedded_listen = "127.0.0.1:4222"'
   cat > "$dir/node$n.toml" <<TOML
 [node]
 id = $n
@@ -31,10 +36,14 @@ listen = "127.0.0.$n:9644"
 
 [log]
 format = "text"
+
+[events]
+$events
 TOML
 done
 echo "configs and data in $dir"
 echo "Kafka: 127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092   admin: http://127.0.0.N:9644"
+echo "events: $bin events --follow -c $dir/node2.toml   (NATS in node 1 on 127.0.0.1:4222)"
 pids=()
 stop() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

@@ -14,4 +14,7 @@ var (
 	// ErrBadAnswer: the module answered something that does not decode, or
 	// reported failure.
 	ErrBadAnswer = errors.New("policy module gave a bad answer")
+	// ErrClosed: the Policy was closed (replaced by a newer module) before
+	// the call began; the caller should ask the newer one.
+	ErrClosed = errors.New("policy instance closed")
 )

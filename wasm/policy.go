@@ -122,7 +122,7 @@ func (p *Policy) Decide(ctx context.Context, b *abi.Batch) ([]abi.Decision, erro
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closing {
-		return nil, fmt.Errorf("%w: %s: closed", ErrRefused, p.mod.name)
+		return nil, fmt.Errorf("%w: %s", ErrClosed, p.mod.name)
 	}
 	if p.inst == nil {
 		if err := p.instantiate(ctx); err != nil {
