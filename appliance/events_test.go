@@ -242,16 +242,19 @@ func groupLeaderOf(t *testing.T, p *proc, topic string) (uint64, uint64) {
 			Leader uint64 `json:"leader"`
 		} `json:"groups"`
 	}
-	if _, err := httpGetJSON("http://"+p.admin+"/v1/cluster", &info); err != nil {
-		t.Fatal(err)
-	}
-	for _, gi := range info.Groups {
-		if gi.ID == g && gi.Leader != 0 {
-			return g, gi.Leader
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := httpGetJSON("http://"+p.admin+"/v1/cluster", &info); err != nil {
+			t.Fatal(err)
+		}
+		for _, gi := range info.Groups {
+			if gi.ID == g && gi.Leader != 0 {
+				return g, gi.Leader
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %d has no leader", g)
 		}
 	}
-	t.Fatalf("group %d has no leader", g)
-	return 0, 0
 }
 
 // TestEvents_publisherKilledAfterTheCommitStillDelivers kills the node that
@@ -324,6 +327,7 @@ func TestEvents_publisherKilledAfterTheCommitStillDelivers(t *testing.T) {
 		pub.start(t) // back for the next round's quorum
 		pub.waitReady(t)
 		waitFullISR(t, live, "repub", 3, 60*time.Second)
+		waitSettled(t, procs, 60*time.Second)
 	}
 	// The stream holds each event once.
 	nc, err := nats.Connect(url)
