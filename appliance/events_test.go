@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/reeve-edge/reeve/appliance"
@@ -98,12 +97,11 @@ func subscribe(t *testing.T, url, subject string) func() []received {
 func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 	_, url := natsServer(t)
 	events := subscribe(t, url, "reeve.proc-test.leader_changed.fail~over.0")
+	nodeEvents := subscribe(t, url, "reeve.proc-test.node_down.>")
 	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), fmt.Sprintf("events:nats_url = %q", url))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "fail.over"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "fail.over", 1, 3)
 	waitTopic(t, procs[0], "fail.over", 1)
 	if leader, _ := leaderOf(t, procs[0], "fail.over"); leader != 1 {
 		moveLeader(t, procs[0], "fail.over", 0, 1)
@@ -179,6 +177,16 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 	}
 	if !printed {
 		t.Errorf("reeve events --follow printed no leader_changed line for the failover:\n%s", strings.Join(lines, "\n"))
+	}
+	// The dead node was reported down once (by the cluster group's leader).
+	downs := map[string]bool{}
+	for _, r := range nodeEvents() {
+		if r.env.Data.Node == 1 {
+			downs[r.env.ID] = true
+		}
+	}
+	if len(downs) != 1 {
+		t.Errorf("%d node_down events for node 1, want 1", len(downs))
 	}
 	ids := map[string][]received{}
 	for _, r := range events() {
@@ -270,9 +278,7 @@ func TestEvents_publisherKilledAfterTheCommitStillDelivers(t *testing.T) {
 	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), fmt.Sprintf("events:nats_url = %q", url))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "repub"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "repub", 1, 3)
 	waitFullISR(t, procs[0], "repub", 3, 30*time.Second)
 	for _, mode := range []string{"hold", "noack"} {
 		live := procs[0]
@@ -409,11 +415,7 @@ func TestEvents_natsOutageHoldsEventsInOrder(t *testing.T) {
 		}
 	}
 	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), fmt.Sprintf("events:nats_url = %q", url))...)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "outage"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "outage", 1, 3)
 	waitFullISR(t, procs[0], "outage", 3, 30*time.Second)
 	// elect moves partition 0 to the next in-sync replica and returns how
 	// long the election took.
@@ -477,9 +479,7 @@ func TestEvents_embeddedJetStreamKeepsTheEvents(t *testing.T) {
 	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), "events:embedded_jetstream = true")...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "kept"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "kept", 1, 3)
 	waitFullISR(t, procs[0], "kept", 3, 30*time.Second)
 	ps, _ := partitionViews(procs[0], "kept", true)
 	electTo(t, procs[0], "kept", 0, ps[0].Leader%3+1)

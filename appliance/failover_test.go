@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -64,9 +63,7 @@ func TestFailover_killedLeaderIsReplacedAndNothingIsLost(t *testing.T) {
 	procs := newProcCluster(t, 3, electionConfig...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "failover"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "failover", 1, 3)
 	waitTopic(t, procs[0], "failover", 1)
 	if leader, _ := leaderOf(t, procs[0], "failover"); leader != 1 {
 		moveLeader(t, procs[0], "failover", 0, 1)
@@ -168,11 +165,7 @@ func TestFailover_killedLeaderIsReplacedAndNothingIsLost(t *testing.T) {
 // leader over six election timeouts.
 func TestFailover_idleTopicKeepsItsLeader(t *testing.T) {
 	procs := newProcCluster(t, 3, electionConfig...)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 3, 3, nil, "idle"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "idle", 3, 3)
 	waitTopic(t, procs[0], "idle", 3)
 	before := describeEpochs(t, procs[0], "idle")
 	time.Sleep(6 * testLeaderTimeout)
@@ -201,9 +194,7 @@ func TestFailover_rollingRestartWithSIGTERMLosesNothing(t *testing.T) {
 	procs := newProcCluster(t, 3, electionConfig...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 3, 3, nil, "rolling"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "rolling", 3, 3)
 	waitTopic(t, procs[0], "rolling", 3)
 	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("rolling"), kgo.RequiredAcks(kgo.AllISRAcks()))
 	group := clusterClient(t, procs, kgo.ConsumerGroup("rollers"), kgo.ConsumeTopics("rolling"))
@@ -289,9 +280,7 @@ func TestFailover_frozenLeaderReturnsAsFollower(t *testing.T) {
 	procs := newProcCluster(t, 3, electionConfig...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "frozen"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "frozen", 1, 3)
 	waitTopic(t, procs[0], "frozen", 1)
 	leader, _ := leaderOf(t, procs[0], "frozen")
 	old := procs[leader-1]
@@ -358,9 +347,7 @@ func TestFailover_preferredLeaderReturnsAfterHoldDown(t *testing.T) {
 	procs := newProcCluster(t, 3, cfg...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "prefer"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "prefer", 1, 3)
 	waitTopic(t, procs[0], "prefer", 1)
 	preferred, _ := leaderOf(t, procs[0], "prefer") // a new topic's leader is its preferred replica
 	pp := procs[preferred-1]
@@ -447,9 +434,7 @@ func TestFailover_noEligibleLeaderTakesThePartitionOffline(t *testing.T) {
 	procs := newProcCluster(t, 3, electionConfig...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 2, nil, "lonely"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "lonely", 1, 2)
 	d := waitTopic(t, procs[0], "lonely", 1)
 	leader := procs[d.PartitionStates[0].Leader-1]
 	var follower, other *proc

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -64,9 +63,7 @@ func TestLEO_followerAnswersReplicaListOffsetsWithItsLogEnd(t *testing.T) {
 	procs := newProcCluster(t, 3, electionConfig...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 1, 3, nil, "leo"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "leo", 1, 3)
 	waitTopic(t, procs[0], "leo", 1)
 	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("leo"), kgo.RequiredAcks(kgo.AllISRAcks()))
 	const n = 300

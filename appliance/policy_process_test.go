@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -34,14 +33,15 @@ func buildPolicy(t *testing.T, example, dir, name string) {
 func TestPolicy_failoverElectsTheLabelledReplica(t *testing.T) {
 	dir := t.TempDir()
 	buildPolicy(t, "prefer-label", dir, "prefer-label.wasm")
+	_, url := natsServer(t)
+	loaded := subscribe(t, url, "reeve.proc-test.policy_loaded.prefer-label~wasm")
 	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...),
+		fmt.Sprintf("events:nats_url = %q", url),
 		fmt.Sprintf("policy_dir = %q", dir), "[[election.rules]]", `topics = "line*"`, `policy = "prefer-label.wasm"`,
 		`settings = { label = "zone", value = "z3" }`)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, 3, 3, nil, "line1"); err != nil {
-		t.Fatal(err)
-	}
+	createTopic(t, procs, "line1", 3, 3)
 	waitTopic(t, procs[0], "line1", 3)
 	var pol struct {
 		Rules []struct {
@@ -126,6 +126,16 @@ func TestPolicy_failoverElectsTheLabelledReplica(t *testing.T) {
 	}
 	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("after"), Partition: int32(part)}).FirstErr(); err != nil {
 		t.Errorf("produce after the failover: %v", err)
+	}
+	// Every node announced the module it loaded.
+	nodes := map[uint64]bool{}
+	for _, r := range loaded() {
+		if r.env.Data.Policy == "prefer-label.wasm" && strings.HasPrefix(r.env.Data.PolicyDigest, "sha256:") {
+			nodes[r.env.Data.Node] = true
+		}
+	}
+	if len(nodes) != 3 {
+		t.Errorf("policy_loaded events from nodes %v, want all three", nodes)
 	}
 }
 

@@ -31,6 +31,16 @@ func clusterClient(t testing.TB, procs []*proc, opts ...kgo.Opt) *kgo.Client {
 	return kgoClientTB(t, seeds[0], append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
 }
 
+// createTopic creates a topic through the Kafka API of a cluster.
+func createTopic(t testing.TB, procs []*proc, topic string, partitions int32, rf int16) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := kadm.NewClient(clusterClient(t, procs)).CreateTopic(ctx, partitions, rf, nil, topic); err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
 // partitionLogs concatenates a partition's segment files on one node.
 func partitionLogs(t *testing.T, p *proc, topic string, partition int) []byte {
 	t.Helper()
