@@ -73,7 +73,8 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkIdleRSS|BenchmarkKafka|BenchmarkReplicatedProduce|BenchmarkFailover|BenchmarkElectionStorm' -benchtime 1x -timeout 30m -v ./appliance/ | grep -v '^\s*{'
 	$(GO) test -run '^$$' -bench BenchmarkAppend ./kafka/internal/storage/
 
-# fuzz runs each fuzz target for FUZZTIME; CI runs it with a short bound.
+# fuzz runs each fuzz target for FUZZTIME (a duration, or a count such as
+# 200000x); CI runs it with a count (see .ci/run).
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./kafka/
