@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/reeve-edge/reeve/appliance"
@@ -527,5 +529,59 @@ func TestEvents_embeddedJetStreamKeepsTheEvents(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("stream holds %d messages on %s, want 1", info.State.Subjects[subject], subject)
 		}
+	}
+}
+
+// TestEvents_nkeyAuthentication points the nodes at a NATS server that
+// only admits an nkey user: with events.nkey_seed_file they publish, and a
+// leader change arrives.
+func TestEvents_nkeyAuthentication(t *testing.T) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	seedFile := filepath.Join(t.TempDir(), "reeve.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+		Nkeys: []*server.NkeyUser{{Nkey: pub}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	url := ns.ClientURL()
+	// The subscriber authenticates with the same key.
+	opt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	got := make(chan *nats.Msg, 16)
+	nc.ChanSubscribe("reeve.proc-test.leader_changed.auth.0", got)
+	nc.Flush()
+	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...),
+		fmt.Sprintf("events:nats_url = %q", url), fmt.Sprintf("events:nkey_seed_file = %q", seedFile))...)
+	createTopic(t, procs, "auth", 1, 3)
+	waitFullISR(t, procs[0], "auth", 3, 30*time.Second)
+	ps, _ := partitionViews(procs[0], "auth", true)
+	electTo(t, procs[0], "auth", 0, ps[0].Leader%3+1)
+	select {
+	case m := <-got:
+		if m.Header.Get(nats.MsgIdHdr) == "" {
+			t.Errorf("event without Nats-Msg-Id: %s", m.Data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no leader_changed event through the nkey-authenticated connection")
 	}
 }
