@@ -240,33 +240,6 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
-// groupLeaderOf returns the Raft group of topic's partition 0 and the node
-// leading it (the node that publishes that group's events).
-func groupLeaderOf(t *testing.T, p *proc, topic string) (uint64, uint64) {
-	t.Helper()
-	d := waitTopic(t, p, topic, 1)
-	g := d.PartitionStates[0].Group
-	var info struct {
-		Groups []struct {
-			ID     uint64 `json:"id"`
-			Leader uint64 `json:"leader"`
-		} `json:"groups"`
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if _, err := httpGetJSON("http://"+p.admin+"/v1/cluster", &info); err != nil {
-			t.Fatal(err)
-		}
-		for _, gi := range info.Groups {
-			if gi.ID == g && gi.Leader != 0 {
-				return g, gi.Leader
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %d has no leader", g)
-		}
-	}
-}
-
 // TestEvents_publisherKilledAfterTheCommitStillDelivers kills the node that
 // publishes a group's events right after an election's commit, twice: once
 // before it published (the event must still arrive, from the group's next

@@ -18,9 +18,11 @@ import (
 
 // partitionView is one partition as a node's admin API reports it.
 type partitionView struct {
-	Partition int      `json:"partition"`
-	Leader    uint64   `json:"leader"`
-	ISR       []uint64 `json:"isr"`
+	Partition   int      `json:"partition"`
+	Leader      uint64   `json:"leader"`
+	LeaderEpoch int32    `json:"leader_epoch"`
+	ISR         []uint64 `json:"isr"`
+	Group       uint64   `json:"group"` // its Raft group
 }
 
 // partitionViews returns a node's local view of a topic's partitions, or
@@ -133,34 +135,34 @@ func failoverConfig(timeout time.Duration) []string {
 		fmt.Sprintf("heartbeat_interval = %q", hb.String()), fmt.Sprintf("leader_timeout = %q", timeout.String())}
 }
 
-// controllerOf returns the node leading the Raft group of topic's
-// partition 0: its controller.
-func controllerOf(b testing.TB, p *proc, topic string) uint64 {
-	b.Helper()
-	var d struct {
-		PartitionStates []struct {
-			Group uint64 `json:"group"`
-		} `json:"partition_states"`
-	}
+// groupLeaderOf returns the Raft group of topic's partition 0 and the node
+// leading it: the partition's controller, and the node that publishes the
+// group's events. It waits for the group to have a leader.
+func groupLeaderOf(t testing.TB, p *proc, topic string) (group, leader uint64) {
+	t.Helper()
 	var info struct {
 		Groups []struct {
 			ID     uint64 `json:"id"`
 			Leader uint64 `json:"leader"`
 		} `json:"groups"`
 	}
-	if _, err := httpGetJSON("http://"+p.admin+"/v1/topics/"+topic, &d); err != nil || len(d.PartitionStates) == 0 {
-		b.Fatalf("describe %s: %v", topic, err)
-	}
-	if _, err := httpGetJSON("http://"+p.admin+"/v1/cluster", &info); err != nil {
-		b.Fatal(err)
-	}
-	for _, g := range info.Groups {
-		if g.ID == d.PartitionStates[0].Group {
-			return g.Leader
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ps, err := partitionViews(p, topic, true)
+		if err == nil && len(ps) > 0 {
+			group = ps[0].Group
+			if _, err := httpGetJSON("http://"+p.admin+"/v1/cluster", &info); err != nil {
+				t.Fatal(err)
+			}
+			for _, gi := range info.Groups {
+				if gi.ID == group && gi.Leader != 0 {
+					return group, gi.Leader
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s-0: no Raft group leader (group %d, %v)", topic, group, err)
 		}
 	}
-	b.Fatalf("no leader for group %d", d.PartitionStates[0].Group)
-	return 0
 }
 
 // BenchmarkFailover measures what a producer sees when a partition
@@ -197,7 +199,7 @@ func BenchmarkFailover(b *testing.B) {
 				// Even runs kill the partition leader only; odd runs kill a
 				// leader that is also the partition's controller, whose Raft
 				// group must elect a new leader first.
-				ctl := controllerOf(b, procs[0], "fo")
+				_, ctl := groupLeaderOf(b, procs[0], "fo")
 				ps, err := partitionViews(procs[0], "fo", true)
 				if err != nil || len(ps) != 1 || ps[0].Leader == 0 {
 					b.Fatalf("leader of fo-0: %+v, %v", ps, err)

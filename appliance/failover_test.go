@@ -28,18 +28,13 @@ const testLeaderTimeout = 2 * time.Second
 // partitionLeaders returns each partition's leader and leader epoch as a
 // node's admin API reports them (its local view), or false if it cannot.
 func partitionLeaders(p *proc, topic string) ([][2]int64, bool) {
-	var d struct {
-		PartitionStates []struct {
-			Leader      uint64 `json:"leader"`
-			LeaderEpoch int32  `json:"leader_epoch"`
-		} `json:"partition_states"`
-	}
-	if code, err := httpGetJSON("http://"+p.admin+"/v1/topics/"+topic+"?stale=true", &d); err != nil || code != 200 {
+	ps, err := partitionViews(p, topic)
+	if err != nil {
 		return nil, false
 	}
 	var out [][2]int64
-	for _, ps := range d.PartitionStates {
-		out = append(out, [2]int64{int64(ps.Leader), int64(ps.LeaderEpoch)})
+	for _, v := range ps {
+		out = append(out, [2]int64{int64(v.Leader), int64(v.LeaderEpoch)})
 	}
 	return out, true
 }

@@ -261,12 +261,7 @@ func (c *Controller) Elect(ctx context.Context, parts []PartitionState, reason R
 // elections). to 0 asks the policy instead.
 func (c *Controller) ElectTo(ctx context.Context, p PartitionState, to uint64) (DecisionRecord, error) {
 	if to == 0 {
-		recs := c.Elect(ctx, []PartitionState{p}, ReasonManual)
-		if len(recs) == 0 {
-			return DecisionRecord{Topic: p.Topic, Partition: p.Partition, From: p.Leader, To: p.Leader,
-				LeaderEpoch: p.LeaderEpoch, Committed: true, Why: "the current leader is the policy's choice"}, nil
-		}
-		return recs[0], recs[0].err
+		return first(p, c.Elect(ctx, []PartitionState{p}, ReasonManual), "the current leader is the policy's choice")
 	}
 	start := time.Now()
 	in := c.input(p, ReasonManual)
@@ -274,10 +269,16 @@ func (c *Controller) ElectTo(ctx context.Context, p PartitionState, to uint64) (
 	if err := Validate(in, d); err != nil {
 		return DecisionRecord{}, err
 	}
-	recs := c.commit(ctx, start, []PartitionState{p}, []Input{in}, []Decision{d}, []string{"operator"}, ReasonManual)
+	return first(p, c.commit(ctx, start, []PartitionState{p}, []Input{in}, []Decision{d}, []string{"operator"}, ReasonManual),
+		"already the leader")
+}
+
+// first is a one-partition election's record and error; no record means
+// nothing had to change, which is reported as why.
+func first(p PartitionState, recs []DecisionRecord, why string) (DecisionRecord, error) {
 	if len(recs) == 0 {
 		return DecisionRecord{Topic: p.Topic, Partition: p.Partition, From: p.Leader, To: p.Leader,
-			LeaderEpoch: p.LeaderEpoch, Committed: true, Why: "already the leader"}, nil
+			LeaderEpoch: p.LeaderEpoch, Committed: true, Why: why}, nil
 	}
 	return recs[0], recs[0].err
 }
