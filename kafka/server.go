@@ -57,6 +57,10 @@ type Config struct {
 	// (Kafka's connections.max.idle.ms, 10 minutes by default).
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
+	// AcceptedHook, if set, runs on the accept loop after each accepted
+	// connection, before it is served. Tests block in it to wedge the
+	// acceptor; production leaves it nil.
+	AcceptedHook func()
 }
 
 // Server is the Kafka listener of one node.
@@ -174,6 +178,9 @@ func (s *Server) Serve() error {
 				continue
 			}
 			return fmt.Errorf("kafka: accept: %w", err)
+		}
+		if s.cfg.AcceptedHook != nil {
+			s.cfg.AcceptedHook()
 		}
 		s.mu.Lock()
 		if s.closed {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -99,6 +100,7 @@ type Controller struct {
 	inSyncSince map[holdKey]time.Time // when the controller first saw a replica in a partition's ISR
 	lastMoved   map[holdKey]time.Time // last rebalance of a partition (node 0)
 	lastBalance time.Time
+	lastPass    atomic.Int64 // unix nanoseconds at the start of Run's latest pass
 }
 
 type holdKey struct {
@@ -128,6 +130,7 @@ func (c *Controller) Run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		now := time.Now()
+		c.lastPass.Store(now.UnixNano())
 		next := now.Add(c.timeout)
 		var due []PartitionState
 		for _, p := range c.md.Controlled() {
@@ -169,6 +172,17 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-c.md.Changed():
 		}
 	}
+}
+
+// LastPass returns when Run last started a pass over its partitions
+// (zero before Run starts). Run passes at least once per leader timeout,
+// so a much older time means the controller is stuck.
+func (c *Controller) LastPass() time.Time {
+	n := c.lastPass.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // rebalance moves partitions back to their preferred replica (the first in
