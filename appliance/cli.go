@@ -148,7 +148,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	log := newLogger(cfg.Log, os.Stderr)
+	log, _ := newLogger(cfg.Log, os.Stderr)
 	if err := serve(cfg, log); err != nil {
 		log.Error("reeve failed", "err", err)
 		return exitFailure

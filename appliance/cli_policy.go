@@ -46,7 +46,8 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	var mod *wasm.Policy
 	if !(sub == "test" && file == config.BuiltinPolicy) {
-		rt, err := wasm.NewRuntime(ctx, wasm.Config{MemoryLimit: uint64(*memMiB) << 20, Timeout: *timeout, Logger: newLogger(config.Log{Level: "info", Format: "auto"}, stderr)})
+		guestLog, _ := newLogger(config.Log{Level: "info", Format: "auto"}, stderr)
+		rt, err := wasm.NewRuntime(ctx, wasm.Config{MemoryLimit: uint64(*memMiB) << 20, Timeout: *timeout, Logger: guestLog})
 		if err != nil {
 			return fail(stderr, err)
 		}
