@@ -126,6 +126,9 @@ func Open(cfg Config) (*Store, error) {
 		Expert: dbconfig.ExpertConfig{
 			Engine: dbconfig.EngineConfig{ExecShards: 2, CommitShards: 2, ApplyShards: 2, SnapshotShards: 2, CloseShards: 2},
 			LogDB:  smallLogDB(),
+			// reeve's own transport: it notices a restarted peer before the
+			// next send instead of tripping Dragonboat's circuit breaker.
+			TransportFactory: &transportFactory{log: s.log},
 		},
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
