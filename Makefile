@@ -30,7 +30,7 @@ help:
 	@echo "make lint     go vet, gofmt and the package dependency rule"
 	@echo "make bench    Raft commit rate/latency, produce/fetch against kfake, storage appends, idle memory, failover time, election storm"
 	@echo "make fuzz     the fuzz targets, FUZZTIME each (default 30s)"
-	@echo "make install  binary, sample config, unit file, policy folder (PREFIX, DESTDIR)"
+	@echo "make install  binary, systemd unit, sysusers.d and tmpfiles.d snippets, sample $(SYSCONFDIR)/reeve/reeve.toml, policy folder (PREFIX, DESTDIR)"
 	@echo "make policies the example election policies (wasm/examples) as WebAssembly in bin/policies/"
 
 build:
@@ -82,14 +82,28 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./wasm/abi/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./wasm/sdk/
 
+# install lays reeve out under DESTDIR: the binary in PREFIX/bin; the unit,
+# its sysusers.d and tmpfiles.d snippets; the sample configuration (an
+# existing reeve.toml is kept, the new sample going beside it as
+# reeve.toml.sample) and the policy folder under SYSCONFDIR/reeve. Paths in
+# the installed files follow PREFIX and SYSCONFDIR. test/systemd/verify.sh
+# checks the layout and the unit.
+SEDPATHS := sed -e 's|/usr/local/bin/reeve|$(PREFIX)/bin/reeve|g' -e 's|/etc/reeve|$(SYSCONFDIR)/reeve|g'
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/reeve
-	install -D -m 0640 systemd/reeve.toml $(DESTDIR)$(SYSCONFDIR)/reeve/reeve.toml
-	install -d $(DESTDIR)$(UNITDIR)
-	sed -e 's|/usr/local/bin/reeve|$(PREFIX)/bin/reeve|g' -e 's|/etc/reeve/|$(SYSCONFDIR)/reeve/|g' \
-		systemd/reeve.service > $(DESTDIR)$(UNITDIR)/reeve.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/reeve.service
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/reeve
 	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/reeve/policies
+	@conf=$(DESTDIR)$(SYSCONFDIR)/reeve/reeve.toml; \
+	if [ -e $$conf ]; then conf=$$conf.sample; echo "keeping $(DESTDIR)$(SYSCONFDIR)/reeve/reeve.toml; the new sample is $$conf"; fi; \
+	echo "$(SEDPATHS) systemd/reeve.toml > $$conf"; \
+	$(SEDPATHS) systemd/reeve.toml > $$conf && chmod 0640 $$conf
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	$(SEDPATHS) systemd/reeve.service > $(DESTDIR)$(UNITDIR)/reeve.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/reeve.service
+	install -m 0644 systemd/reeve.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/reeve.conf
+	$(SEDPATHS) systemd/reeve.tmpfiles > $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/reeve.conf
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/reeve.conf
+	@echo "installed; then: systemd-sysusers reeve.conf && systemd-tmpfiles --create reeve.conf && systemctl daemon-reload && systemctl enable --now reeve"
 
 clean:
 	rm -rf bin reeve-data
