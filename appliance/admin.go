@@ -29,10 +29,13 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v1/topics/{name}/partitions/{partition}/elect", s.elect)
 	mux.HandleFunc("GET /v1/elections", s.listElections)
 	mux.HandleFunc("GET /v1/status", s.getStatus)
+	mux.HandleFunc("GET /v1/partitions", s.listPartitions)
 	mux.HandleFunc("GET /v1/policies", s.listPolicies)
 	mux.HandleFunc("GET /v1/nodes", s.listNodes)
 	mux.HandleFunc("POST /v1/nodes", s.addNode)
 	mux.HandleFunc("DELETE /v1/nodes/{id}", s.removeNode)
+	mux.Handle("GET /{$}", statusPage) // the status page (statuspage.go)
+	mux.Handle("GET /ui/", statusPage)
 	return mux
 }
 
