@@ -148,8 +148,8 @@ func cmdServe(args []string, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	log, _ := newLogger(cfg.Log, os.Stderr)
-	if err := serve(cfg, log); err != nil {
+	log, level := newLogger(cfg.Log, os.Stderr)
+	if err := serve(cfg, log, level); err != nil {
 		log.Error("reeve failed", "err", err)
 		return exitFailure
 	}

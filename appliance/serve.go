@@ -10,8 +10,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/reeve-edge/reeve/config"
 	"github.com/reeve-edge/reeve/kafka"
@@ -51,6 +54,9 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	live := policy.NewLiveness(cfg.Node.ID)
 	kcfg := kafkaConfig(cfg, log)
 	kcfg.Heartbeats, kcfg.HeartbeatInterval = live, cfg.Election.HeartbeatInterval.Duration
+	if path := os.Getenv("REEVE_TEST_KAFKA_WEDGE"); path != "" {
+		kcfg.AcceptedHook = wedgeWhileExists(path)
+	}
 	ks, err := kafka.New(kcfg, kafkaCluster{store: store, quorum: quorum})
 	if err != nil {
 		store.Close()
@@ -225,8 +231,10 @@ func (s *Server) Close() {
 	s.nats.close()
 }
 
-// serve runs a node until SIGINT or SIGTERM.
-func serve(cfg *config.Config, log *slog.Logger) error {
+// serve runs a node until SIGINT or SIGTERM, telling systemd (when it
+// started the process) when the node is ready, reloading and stopping.
+// level is the logger's level, which a reload may change.
+func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) error {
 	source := cfg.Source
 	if source == "" {
 		source = "embedded defaults"
@@ -234,8 +242,10 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 	log.Info("reeve starting", "version", Version, "config", source, "node_id", cfg.Node.ID,
 		"cluster", cfg.Cluster.Name, "data_dir", cfg.Node.DataDir, "raft_address", cfg.Raft.Address,
 		"kafka_address", cfg.Kafka.Listen, "admin_address", cfg.Admin.Listen)
+	sys := newNotifier(log)
 	s, err := Start(cfg, log)
 	if err != nil {
+		sys.send(status("failed to start: " + err.Error()))
 		return err
 	}
 	sig := make(chan os.Signal, 1)
@@ -244,27 +254,33 @@ func serve(cfg *config.Config, log *slog.Logger) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		if err := s.store.WaitReady(ctx); err == nil {
-			log.Info("reeve ready", "node_id", cfg.Node.ID, "partition_groups", s.store.PartitionGroups(),
-				"admin", "http://"+s.AdminAddr())
-		}
-	}()
+	go s.announce(ctx, sys)
+	go s.watchdog(ctx, sys)
 	for {
 		select {
 		case got := <-sig:
 			if got == syscall.SIGHUP {
-				log.Info("reeve reloading election policies", "signal", got.String())
-				s.policies.ReloadAll(ctx)
+				log.Info("reeve reloading", "signal", got.String())
+				sys.send(daemon.SdNotifyReloading, strings.TrimSuffix(daemon.SdNotifyMonotonicUsec(), "\n"),
+					status("reloading configuration and election policies"))
+				line := "reloaded; "
+				if err := s.reload(ctx, level); err != nil {
+					line = "reload failed (" + err.Error() + "); "
+				}
+				if sys.ready.Load() {
+					sys.send(daemon.SdNotifyReady, status(line+s.status().summary()))
+				}
 				continue
 			}
 			log.Info("reeve stopping", "signal", got.String())
+			sys.send(daemon.SdNotifyStopping, status("stopping: moving leadership to other nodes"))
 			if got == syscall.SIGTERM && s.store.Ready() {
 				s.controlledShutdown()
 			}
 			s.Close()
 			return nil
 		case err := <-s.done:
+			sys.send(daemon.SdNotifyStopping, status("stopping: a listener failed"))
 			s.Close()
 			if err == nil || errors.Is(err, http.ErrServerClosed) {
 				return nil

@@ -53,6 +53,11 @@ const (
 )
 
 func (s *Server) getStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.status())
+}
+
+// status gathers the cluster at a glance from this node's view.
+func (s *Server) status() Status {
 	st := s.store
 	now := time.Now()
 	timeout := s.cfg.Election.LeaderTimeout.Duration
@@ -92,7 +97,31 @@ func (s *Server) getStatus(w http.ResponseWriter, _ *http.Request) {
 	if out.Elections == nil {
 		out.Elections = []policy.DecisionRecord{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
+}
+
+// summary is the status in one line, for systemd's STATUS= and the log.
+func (st Status) summary() string {
+	led := 0
+	for _, n := range st.Nodes {
+		if n.ID == st.NodeID {
+			led = n.PartitionsLed
+		}
+	}
+	p := st.Partitions
+	return fmt.Sprintf("nodes alive %d/%d, leading %d of %d partitions, %d offline, %d under-replicated",
+		st.alive(), len(st.Nodes), led, p.Total, p.Offline, p.UnderReplicated)
+}
+
+// alive counts the active nodes that are alive.
+func (st Status) alive() int {
+	n := 0
+	for _, node := range st.Nodes {
+		if node.Alive && node.State == raft.NodeActive {
+			n++
+		}
+	}
+	return n
 }
 
 // cmdStatus prints GET /v1/status: nodes, partition health, recent
@@ -125,16 +154,10 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 }
 
 func printStatus(w io.Writer, st Status) {
-	alive := 0
-	for _, n := range st.Nodes {
-		if n.Alive && n.State == raft.NodeActive {
-			alive++
-		}
-	}
 	p := st.Partitions
 	fmt.Fprintf(w, "cluster %s  (seen from node %d, %s)\n", st.Cluster, st.NodeID, st.Version)
 	fmt.Fprintf(w, "nodes alive %d/%d  partitions %d  offline %d  under-replicated %d\n\n",
-		alive, len(st.Nodes), p.Total, p.Offline, p.UnderReplicated)
+		st.alive(), len(st.Nodes), p.Total, p.Offline, p.UnderReplicated)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tALIVE\tHEARTBEAT-AGE\tLEADS\tRAFT-GROUPS\tKAFKA\tLABELS")
 	for _, n := range st.Nodes {
