@@ -88,7 +88,7 @@ func TestNewLogger_journalStreamOfAnotherFile(t *testing.T) {
 	_, otherStream := logFile(t, "journal")
 	dev, ino, _ := strings.Cut(stream, ":")
 	for _, env := range []string{
-		otherStream,     // stderr was redirected: the variable was inherited
+		otherStream,      // stderr was redirected: the variable was inherited
 		dev + ":1" + ino, // same device, another inode
 		"",
 		"garbage",
