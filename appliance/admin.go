@@ -20,6 +20,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /livez", livez)
+	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	mux.HandleFunc("GET /v1/cluster", s.getCluster)
 	mux.HandleFunc("GET /v1/topics", s.listTopics)
 	mux.HandleFunc("POST /v1/topics", s.createTopic)

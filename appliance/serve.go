@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/reeve-edge/reeve/config"
@@ -40,19 +41,24 @@ type Server struct {
 	nats       *natsLink // nil with events off
 	live       *policy.Liveness
 	decisions  *policy.DecisionLog
+	metricSet  *metrics.Set // every part's metrics, served at /metrics (metrics.go)
+	// natsSetUp counts the messages the events connection sent before
+	// the publisher ran (a JetStream stream's set-up), which are not events.
+	natsSetUp uint64
 }
 
 // Start opens the node's Raft groups and binds the Kafka and admin
 // listeners. It does not wait for the cluster to form; Ready tells when it
 // has.
 func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	store, err := raft.Open(storeConfig(cfg, log))
+	mset := newMetricSet()
+	store, err := raft.Open(storeConfig(cfg, log, mset))
 	if err != nil {
 		return nil, err
 	}
 	quorum := newQuorumWatch(store, cfg.Raft.RTT.Duration*time.Duration(cfg.Raft.ElectionRTT))
 	live := policy.NewLiveness(cfg.Node.ID)
-	kcfg := kafkaConfig(cfg, log)
+	kcfg := kafkaConfig(cfg, log, mset)
 	kcfg.Heartbeats, kcfg.HeartbeatInterval = live, cfg.Election.HeartbeatInterval.Duration
 	if path := os.Getenv("REEVE_TEST_KAFKA_WEDGE"); path != "" {
 		kcfg.AcceptedHook = wedgeWhileExists(path)
@@ -75,7 +81,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log, store: store, kafka: ks, ln: ln, done: make(chan error, 2), stop: cancel,
-		live: live, decisions: policy.NewDecisionLog(decisionLogSize), elections: newPolicyMetadata(store, ks)}
+		live: live, decisions: policy.NewDecisionLog(decisionLogSize), elections: newPolicyMetadata(store, ks), metricSet: mset}
 	s.admin = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -100,7 +106,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			store.Close()
 			return nil, err
 		}
-		s.nats = link
+		s.nats, s.natsSetUp = link, link.conn.Stats().OutMsgs
 		pub := &publisher{store: store, conn: link.conn, prefix: cfg.Events.SubjectPrefix, log: log.With("component", "events"),
 			testHook: os.Getenv("REEVE_TEST_EVENTS_HOOK")}
 		go pub.run(ctx)
@@ -113,12 +119,13 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	} else {
 		go discardEvents(ctx, store)
 	}
+	rules.emit = s.countFallbacks(rules.emit)
 	ctl := policy.NewController(s.elections, live, rules, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
 	// Each rule's module gets its own deadline; the controller's bound
 	// covers a batch that spans every rule.
 	ctl.PolicyDeadline = cfg.Election.PolicyTimeout.Duration*time.Duration(len(cfg.Election.Rules)+1) + 50*time.Millisecond
-	ctl.Decisions = s.decisions
+	ctl.Decisions, ctl.Metrics = s.decisions, mset
 	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
 	s.controller = ctl
 	go func() { s.done <- s.admin.Serve(ln) }()
@@ -151,7 +158,7 @@ func (s *Server) followChanges(ctx context.Context) {
 	}
 }
 
-func kafkaConfig(cfg *config.Config, log *slog.Logger) kafka.Config {
+func kafkaConfig(cfg *config.Config, log *slog.Logger, mset *metrics.Set) kafka.Config {
 	k := cfg.Kafka
 	fsync, _ := kafka.ParseFsyncMode(k.Fsync) // validated by config
 	retention := k.Retention.Duration
@@ -175,11 +182,12 @@ func kafkaConfig(cfg *config.Config, log *slog.Logger) kafka.Config {
 			RetentionBytes: k.RetentionBytes,
 			RetentionAge:   retention,
 		},
-		Logger: log,
+		Logger:  log,
+		Metrics: mset,
 	}
 }
 
-func storeConfig(cfg *config.Config, log *slog.Logger) raft.Config {
+func storeConfig(cfg *config.Config, log *slog.Logger, mset *metrics.Set) raft.Config {
 	kafka := cfg.Kafka.AdvertisedAddress
 	if kafka == "" {
 		kafka = cfg.Kafka.Listen
@@ -205,6 +213,7 @@ func storeConfig(cfg *config.Config, log *slog.Logger) raft.Config {
 		SnapshotEntries:    cfg.Raft.SnapshotEntries,
 		CompactionOverhead: cfg.Raft.CompactionOverhead,
 		Logger:             log,
+		Metrics:            mset,
 	}
 }
 

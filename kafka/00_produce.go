@@ -201,6 +201,7 @@ func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.Produce
 			"partition", rp.Partition, "client_id", c.clientID, "base_offset", base)
 	} else {
 		p.grew()
+		s.metrics.produced(last-base+1, len(rp.Records))
 	}
 	p.lead(meta.LeaderEpoch, time.Now())
 	p.advanceHW(meta.ISR, meta.Leader)

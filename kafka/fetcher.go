@@ -415,6 +415,7 @@ func (r *replicas) maintainISR(ctx context.Context, lag time.Duration) {
 					s.log.Warn("kafka: ISR change not committed", "topic", tp.Name, "partition", meta.Index, "isr", isr, "err", err)
 					continue
 				}
+				s.metrics.isrChanged(meta.ISR, got.ISR)
 				s.log.Info("kafka: ISR changed", "topic", tp.Name, "partition", meta.Index, "from", meta.ISR, "to", got.ISR,
 					"partition_epoch", got.PartitionEpoch)
 				s.parts.changed()

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/reeve-edge/reeve/kafka/internal/storage"
@@ -61,6 +62,9 @@ type Config struct {
 	// connection, before it is served. Tests block in it to wedge the
 	// acceptor; production leaves it nil.
 	AcceptedHook func()
+	// Metrics receives the listener's request, record and ISR metrics
+	// (docs/metrics.md); nil keeps them in a set nobody reads.
+	Metrics *metrics.Set
 }
 
 // Server is the Kafka listener of one node.
@@ -71,6 +75,7 @@ type Server struct {
 	parts    *partitions
 	groups   *groups
 	replicas *replicas
+	metrics  *serverMetrics
 
 	ln     net.Listener
 	mu     sync.Mutex
@@ -112,6 +117,7 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		cluster: cluster,
+		metrics: newServerMetrics(cfg.Metrics),
 		conns:   make(map[net.Conn]struct{}),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -415,7 +421,9 @@ func (s *Server) handleFrame(c *conn, frame []byte) (kmsg.Response, requestHeade
 	if err := req.ReadFrom(rest); err != nil {
 		return nil, hdr, fmt.Errorf("decode %s v%d: %w", kmsg.NameForKey(hdr.key), hdr.version, err)
 	}
+	start := time.Now()
 	resp := api.handle(s, c, req)
+	s.metrics.request(hdr.key, req, resp, time.Since(start))
 	if resp != nil {
 		resp.SetVersion(hdr.version)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // PartitionState is a partition as a controller sees it.
@@ -96,6 +98,9 @@ type Controller struct {
 	// the ISR for less than this, and from moving a partition more than
 	// once per HoldDown. Elections after a failure never wait for it.
 	HoldDown time.Duration
+	// Metrics receives the controller's election and fallback counters
+	// (docs/metrics.md); NewController gives it a set nobody reads.
+	Metrics *metrics.Set
 
 	inSyncSince map[holdKey]time.Time // when the controller first saw a replica in a partition's ISR
 	lastMoved   map[holdKey]time.Time // last rebalance of a partition (node 0)
@@ -114,7 +119,8 @@ func NewController(md Metadata, live *Liveness, p Policy, self uint64, timeout t
 	if p == nil {
 		p = FirstISR{}
 	}
-	return &Controller{md: md, live: live, policy: p, self: self, timeout: timeout, PolicyDeadline: 50 * time.Millisecond, log: log}
+	return &Controller{md: md, live: live, policy: p, self: self, timeout: timeout, PolicyDeadline: 50 * time.Millisecond, log: log,
+		Metrics: metrics.NewSet()}
 }
 
 // offlineRetry bounds how long an offline partition waits before its
@@ -126,6 +132,7 @@ const commitRetry = 100 * time.Millisecond
 
 // Run elects leaders until ctx ends.
 func (c *Controller) Run(ctx context.Context) {
+	c.registerMetrics()
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
@@ -251,6 +258,7 @@ func (c *Controller) Elect(ctx context.Context, parts []PartitionState, reason R
 	if err != nil || len(decisions) != len(in) {
 		c.log.Warn("election policy failed; using first-isr for this round", "policy", policyName, "err", err)
 		c.Decisions.countFallback()
+		c.countFallback(policyName, fallbackCause(err))
 		decisions, _ = FirstISR{}.Decide(ctx, in)
 		policyName = FirstISR{}.Name()
 	}
@@ -264,6 +272,7 @@ func (c *Controller) Elect(ctx context.Context, parts []PartitionState, reason R
 			c.log.Warn("election policy decision refused; using first-isr", "policy", policyName,
 				"topic", parts[i].Topic, "partition", parts[i].Partition, "err", err)
 			c.Decisions.countFallback()
+			c.countFallback(names[i], "ineligible_leader")
 			decisions[i], names[i] = firstISR(in[i]), FirstISR{}.Name()+" (fallback: "+names[i]+" chose an ineligible leader)"
 		}
 	}
@@ -358,6 +367,7 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 				"policy", policies[i], "why", decisions[i].Reason, "unclean", recs[j].Unclean, "latency", latency.String())
 		}
 		c.Decisions.Add(recs[j])
+		c.countElection(recs[j])
 	}
 	return recs
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/lni/dragonboat/v4"
 	dbconfig "github.com/lni/dragonboat/v4/config"
 	"github.com/lni/dragonboat/v4/raftio"
@@ -45,6 +46,9 @@ type Config struct {
 	// every active registered node is live.
 	Live   func(nodeID uint64) bool
 	Logger *slog.Logger
+	// Metrics receives the store's proposal metrics (docs/metrics.md);
+	// nil keeps them in a set nobody reads.
+	Metrics *metrics.Set
 }
 
 // Store is this node's replica of the cluster's metadata: one Dragonboat
@@ -55,6 +59,7 @@ type Store struct {
 	log  *slog.Logger
 	nh   *dragonboat.NodeHost
 	feed *feed
+	mets storeMetrics
 
 	cluster *clusterSM
 	mu      sync.RWMutex
@@ -98,6 +103,7 @@ func Open(cfg Config) (*Store, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With("node_id", cfg.NodeID),
 		feed:   newFeed(),
+		mets:   newStoreMetrics(cfg.Metrics),
 		groups: make(map[uint64]*partitionSM),
 		drops:  make(map[uint64]*dropReport),
 		ready:  make(chan struct{}),
@@ -425,6 +431,7 @@ func (s *Store) propose(ctx context.Context, group uint64, k kind, body any) (re
 	}
 	var res result
 	repeatable := k != kindUpdatePartitions && k != kindDeleteTopic && k != kindAppendEvents
+	start := time.Now()
 	err = s.retry(ctx, fmt.Sprintf("raft group %d: propose", group), repeatable, func(ctx context.Context) error {
 		r, err := s.nh.SyncPropose(ctx, s.nh.GetNoOPSession(group), cmd)
 		if err != nil {
@@ -435,6 +442,7 @@ func (s *Store) propose(ctx context.Context, group uint64, k kind, body any) (re
 		}
 		return nil
 	})
+	s.mets.proposed(start, err)
 	if err != nil {
 		return result{}, err
 	}

@@ -1,0 +1,189 @@
+package appliance
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/reeve-edge/reeve/policy"
+	"github.com/reeve-edge/reeve/raft"
+	"github.com/reeve-edge/reeve/wasm"
+)
+
+// GET /metrics: the node's metrics in the Prometheus text format. Every
+// family is listed in docs/metrics.md.
+//
+// Three sources make up an answer:
+//
+//   - the Server's metrics.Set, which the Raft store (proposal latency),
+//     the Kafka listener (requests, records, ISR changes), the election
+//     controller (elections, fallbacks) and this package (a module's
+//     fallbacks) write into as things happen. One set per Server, not the
+//     library's global one, so several servers in one process keep apart;
+//   - state read at scrape time (writeState): partitions by health, nodes,
+//     Raft groups, event outboxes, policy modules. Gauges of state are
+//     computed from the node's applied metadata, never kept up to date by
+//     hand, so they cannot drift;
+//   - the Go runtime's and the process's own metrics (go_*, process_*).
+
+// newMetricSet returns the set a Server's parts write their metrics into.
+func newMetricSet() *metrics.Set {
+	// TYPE lines let Prometheus read the histograms as histograms; the
+	// switch is the library's, global, and only adds lines.
+	metrics.ExposeMetadata(true)
+	return metrics.NewSet()
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	var b bytes.Buffer
+	s.metricSet.WritePrometheus(&b)
+	s.writeState(&b)
+	metrics.WriteProcessMetrics(&b)
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Write(b.Bytes())
+}
+
+// livez answers 200 while the process serves HTTP: unlike /readyz it does
+// not depend on the cluster, so a supervisor restarts only a hung process,
+// never one that merely lost its quorum.
+func livez(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }
+
+// writeState writes the figures read from the node's state now.
+func (s *Server) writeState(w io.Writer) {
+	st := s.store
+	self := st.NodeID()
+	timeout := s.cfg.Election.LeaderTimeout.Duration
+
+	gauge(w, `reeve_build_info{version="`+labelValue(Version)+`"}`, 1)
+	gauge(w, "reeve_ready", boolValue(st.Ready()))
+
+	states := map[raft.NodeState]int{raft.NodeActive: 0, raft.NodeJoining: 0, raft.NodeRemoved: 0}
+	alive := 0
+	for _, n := range st.Nodes() {
+		states[n.State]++
+		if n.State != raft.NodeRemoved && s.live.Alive(n.ID, timeout) {
+			alive++
+		}
+	}
+	family(w, "reeve_nodes", "gauge")
+	for _, state := range []raft.NodeState{raft.NodeActive, raft.NodeJoining, raft.NodeRemoved} {
+		fmt.Fprintf(w, "reeve_nodes{state=%q} %d\n", state, states[state])
+	}
+	gauge(w, "reeve_nodes_alive", alive)
+
+	var total, under, offline, leaderless, led int
+	for _, t := range st.Topics() {
+		for _, p := range st.Partitions(t) {
+			total++
+			switch {
+			case p.Leader == raft.NoLeader:
+				offline++
+			case p.Leader == self:
+				led++
+			case !s.live.Alive(p.Leader, timeout):
+				leaderless++
+			}
+			if len(p.ISR) < len(p.Replicas) {
+				under++
+			}
+		}
+	}
+	gauge(w, "reeve_partitions", total)
+	gauge(w, "reeve_partitions_under_replicated", under)
+	gauge(w, "reeve_partitions_offline", offline)
+	gauge(w, "reeve_partitions_leaderless", leaderless)
+	gauge(w, "reeve_partitions_led", led)
+
+	var groupsLed, groupsLeaderless int
+	var outboxes []uint64
+	for _, g := range st.Groups() {
+		switch leader, ok := st.GroupLeader(g); {
+		case !ok || leader == 0:
+			groupsLeaderless++
+		case leader == self:
+			groupsLed++
+		}
+		if _, ok := st.Outbox(g); ok {
+			outboxes = append(outboxes, g)
+		}
+	}
+	gauge(w, "reeve_raft_groups_led", groupsLed)
+	gauge(w, "reeve_raft_groups_leaderless", groupsLeaderless)
+
+	family(w, "reeve_events_outbox_pending", "gauge")
+	for _, g := range outboxes {
+		ob, _ := st.Outbox(g)
+		fmt.Fprintf(w, "reeve_events_outbox_pending{group=\"%d\"} %d\n", g, ob.Pending)
+	}
+	family(w, "reeve_events_outbox_dropped_total", "counter")
+	for _, g := range outboxes {
+		ob, _ := st.Outbox(g)
+		fmt.Fprintf(w, "reeve_events_outbox_dropped_total{group=\"%d\"} %d\n", g, ob.Dropped)
+	}
+	var published uint64
+	if s.nats != nil {
+		published = s.nats.conn.Stats().OutMsgs - s.natsSetUp
+	}
+	metrics.WriteCounterUint64(w, "reeve_events_published_total", published)
+
+	metrics.WriteCounterUint64(w, "reeve_policy_modules_loaded_total", uint64(s.policies.loaded.Load()))
+	metrics.WriteCounterUint64(w, "reeve_policy_modules_refused_total", uint64(s.policies.refused.Load()))
+}
+
+// countFallbacks wraps the policy rules' event hook (next may be nil) so
+// that every round a module failed is counted in
+// reeve_policy_fallbacks_total, with events on or off.
+func (s *Server) countFallbacks(next func(raft.Event)) func(raft.Event) {
+	return func(ev raft.Event) {
+		if ev.Type == raft.EventPolicyFellBack {
+			s.metricSet.GetOrCreateCounter(policy.FallbacksName(ev.Policy, fallbackCause(ev.Detail))).Inc()
+		}
+		if next != nil {
+			next(ev)
+		}
+	}
+}
+
+// fallbackCause names why a module's round fell back, from the error text
+// the fallback event carries: package wasm's errors lead with their kind.
+func fallbackCause(detail string) string {
+	for _, k := range []struct {
+		err   error
+		cause string
+	}{
+		{wasm.ErrTrap, "trap"},
+		{wasm.ErrDeadline, "deadline"},
+		{wasm.ErrBadAnswer, "bad_answer"},
+		{wasm.ErrClosed, "closed"},
+	} {
+		if strings.HasPrefix(detail, k.err.Error()) {
+			return k.cause
+		}
+	}
+	if strings.HasSuffix(detail, " is not loaded") {
+		return "not_loaded"
+	}
+	return "error"
+}
+
+// family writes a family's TYPE line (and its empty HELP) once, before
+// its labelled series.
+func family(w io.Writer, name, typ string) { metrics.WriteMetadataIfNeeded(w, name, typ) }
+
+func gauge(w io.Writer, name string, v int) { metrics.WriteGaugeUint64(w, name, uint64(v)) }
+
+func boolValue(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// labelValue escapes s for use inside a Prometheus label's quotes.
+func labelValue(s string) string { return labelEscaper.Replace(s) }
