@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -27,8 +29,9 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // browser starts a headless Chromium with a fresh profile and returns a tab
-// context. JavaScript exceptions and console errors on the page are
-// collected into the returned function's answer.
+// context. JavaScript exceptions, console errors and the browser's error
+// log entries (failed loads, CSP violations) are collected into the
+// returned function's answer.
 func browser(t *testing.T, ctx context.Context) (tab context.Context, pageErrors func() []string) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
@@ -81,9 +84,18 @@ func browser(t *testing.T, ctx context.Context) (tab context.Context, pageErrors
 				}
 				errs = append(errs, "console.error: "+strings.Join(args, " "))
 			}
+		case *cdplog.EventEntryAdded:
+			// The browser's own complaints: a failed load, a
+			// Content-Security-Policy violation.
+			if e := ev.Entry; e.Level == cdplog.EntryLevelError {
+				errs = append(errs, fmt.Sprintf("%s: %s %s", e.Source, e.Text, e.URL))
+			}
 		}
 	}); err != nil {
 		t.Fatalf("start %s: %v", chromiumPath, err)
+	}
+	if _, err := chromedp.Call(tab, cdplog.Enable, cdp.Empty{}); err != nil {
+		t.Fatalf("%s: enable the log domain: %v", chromiumPath, err)
 	}
 	return tab, func() []string {
 		mu.Lock()
