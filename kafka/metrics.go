@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"encoding/binary"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -9,8 +10,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/reeve-edge/reeve/kafka/internal/storage"
 )
 
 // The Kafka layer's metrics, written into Config.Metrics; their names and
@@ -132,16 +131,20 @@ func (m *serverMetrics) isrChanged(from, to []int32) {
 	}
 }
 
-// countRecords adds up the record counts of the whole batches in b.
+// countRecords adds up the record counts of the whole batches in b. It
+// reads only the two fields it needs (a v2 batch's length at byte 8, its
+// record count at byte 57): a full header parse per batch costs a
+// consumer's fetch of small batches several times more.
 func countRecords(b []byte) int {
+	const batchHeaderLen = 61
 	n := 0
-	for len(b) >= 61 {
-		h, err := storage.ParseBatchHeader(b)
-		if err != nil || h.Length < 61 || int(h.Length) > len(b) {
+	for len(b) >= batchHeaderLen {
+		size := 12 + int(binary.BigEndian.Uint32(b[8:]))
+		if size < batchHeaderLen || size > len(b) {
 			break
 		}
-		n += int(h.RecordCount)
-		b = b[h.Length:]
+		n += int(int32(binary.BigEndian.Uint32(b[57:])))
+		b = b[size:]
 	}
 	return n
 }

@@ -2,9 +2,11 @@ package kafka
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -97,4 +99,41 @@ func TestAPILabel(t *testing.T) {
 			t.Errorf("apiLabel(%d) = %q, want %q", tt.key, got, tt.want)
 		}
 	}
+}
+
+// BenchmarkServerMetrics_request measures what the metrics add to a
+// request: a histogram update for a produce, and for a consumer's fetch the
+// walk over the returned batches' headers to count records (4 partitions
+// of 64 batches each).
+func BenchmarkServerMetrics_request(b *testing.B) {
+	b.Run("produce", func(b *testing.B) {
+		m := newServerMetrics(nil)
+		req := kmsg.NewPtrProduceRequest()
+		for range b.N {
+			m.request(int16(kmsg.Produce), req, nil, time.Millisecond)
+		}
+	})
+	b.Run("fetch-256-batches", func(b *testing.B) {
+		batch := make([]byte, 1024)
+		binary.BigEndian.PutUint32(batch[8:], uint32(len(batch)-12)) // batch length
+		binary.BigEndian.PutUint32(batch[57:], 10)                   // record count
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = -1
+		resp := kmsg.NewPtrFetchResponse()
+		t := kmsg.NewFetchResponseTopic()
+		for range 4 {
+			p := kmsg.NewFetchResponseTopicPartition()
+			p.RecordBatches = bytes.Repeat(batch, 64)
+			t.Partitions = append(t.Partitions, p)
+		}
+		resp.Topics = append(resp.Topics, t)
+		m := newServerMetrics(nil)
+		b.ResetTimer()
+		for range b.N {
+			m.request(int16(kmsg.Fetch), req, resp, time.Millisecond)
+		}
+		if got := m.fetchedRecords.Get(); got != uint64(b.N)*4*64*10 {
+			b.Fatalf("records fetched = %d, want %d", got, b.N*4*64*10)
+		}
+	})
 }
