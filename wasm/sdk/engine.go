@@ -22,15 +22,14 @@ type engine struct {
 	handler  Handler
 	initFunc InitFunc
 
-	in         []byte            // the reeve_alloc buffer
-	out        []byte            // the encoded answer, valid until the next call
-	nodes      []Replica         // per batch: each node's ID, heartbeat and labels, copied into its replicas
-	labelCache []nodeLabels      // each node table entry's labels, kept while they do not change
-	topics     map[string]string // interned topic names
-	lastTopic  string            // the topic name returned last
-	unyielded  int               // partitions and calls since the last yield
-	inputs     []Input           // per batch, one per partition
-	replicas   []Replica         // per batch: every partition's Replicas, back to back
+	in         []byte       // the reeve_alloc buffer
+	out        []byte       // the encoded answer, valid until the next call
+	nodes      []Replica    // per batch: each node's ID, heartbeat and labels, copied into its replicas
+	labelCache []nodeLabels // each node table entry's labels, kept while they do not change
+	topics     topicTable   // interned topic names
+	unyielded  int          // partitions and calls since the last yield
+	inputs     []Input      // per batch, one per partition
+	replicas   []Replica    // per batch: every partition's Replicas, back to back
 }
 
 // maxAlloc bounds reeve_alloc: more than fits in a 32-bit memory is a host

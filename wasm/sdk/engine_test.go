@@ -3,6 +3,7 @@ package sdk
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
@@ -384,4 +385,80 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch.Partitions)), "ns/decision")
+}
+
+func TestEqualBytes(t *testing.T) {
+	for n := range 41 {
+		a := make([]byte, n)
+		for i := range a {
+			a[i] = byte('a' + i%26)
+		}
+		if !equalBytes(a, slices.Clone(a)) {
+			t.Errorf("equalBytes(%q, itself) = false", a)
+		}
+		for i := range n {
+			b := slices.Clone(a)
+			b[i] ^= 0x80
+			if equalBytes(a, b) {
+				t.Errorf("equalBytes(%q, %q) = true", a, b)
+			}
+		}
+		if n > 0 && equalBytes(a, a[:n-1]) {
+			t.Errorf("equalBytes(%q, %q) = true", a, a[:n-1])
+		}
+	}
+}
+
+// TestDecodeBatchTopics decodes topic names of every length up to 40,
+// long names that differ only between their first and last 8 bytes, and
+// more names than the table keeps, batch after batch: every name reads
+// back as sent, and a name seen before is the same string.
+func TestDecodeBatchTopics(t *testing.T) {
+	var names []string
+	for n := range 41 {
+		names = append(names, strings.Repeat("x", n))
+	}
+	for i := range 300 {
+		names = append(names, fmt.Sprintf("sensors.site-%03d.temperature", i), fmt.Sprintf("t%d", i))
+	}
+	var e engine
+	seen := map[string]string{}
+	for round := range 3 {
+		for start := 0; start < len(names); start += 97 {
+			b := &abi.Batch{Nodes: []abi.Node{{ID: 1}}}
+			for _, name := range names[start:min(start+97, len(names))] {
+				b.Partitions = append(b.Partitions, abi.Partition{Topic: name, Replicas: []abi.Replica{{Node: 0}}})
+			}
+			got, err := e.decodeBatch(abi.AppendBatch(nil, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, in := range got {
+				if want := b.Partitions[i].Topic; in.Topic != want {
+					t.Fatalf("round %d: topic %q decoded as %q", round, want, in.Topic)
+				}
+				if s, ok := seen[in.Topic]; ok && unsafe.StringData(s) != unsafe.StringData(in.Topic) {
+					t.Errorf("round %d: topic %q not interned", round, in.Topic)
+				}
+				seen[in.Topic] = in.Topic
+			}
+		}
+	}
+	// Past maxTopics names the table starts again: names still decode.
+	b := &abi.Batch{Nodes: []abi.Node{{ID: 1}}}
+	for i := range maxTopics + 10 {
+		b.Partitions = append(b.Partitions, abi.Partition{Topic: fmt.Sprintf("many-%d", i), Replicas: []abi.Replica{{Node: 0}}})
+	}
+	got, err := e.decodeBatch(abi.AppendBatch(nil, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range got {
+		if in.Topic != b.Partitions[i].Topic {
+			t.Fatalf("topic %q decoded as %q", b.Partitions[i].Topic, in.Topic)
+		}
+	}
+	if e.topics.count > maxTopics {
+		t.Errorf("%d topics interned, more than %d", e.topics.count, maxTopics)
+	}
 }

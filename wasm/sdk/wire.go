@@ -2,9 +2,10 @@ package sdk
 
 import (
 	"encoding/binary"
-	"fmt"
+	"errors"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/reeve-edge/reeve/wasm/abi"
 )
@@ -16,6 +17,18 @@ import (
 // a cycle when the module yields, so a few large batches grew the heap
 // past a 16 MiB cap before it did. The tests check that this decoder
 // accepts exactly what abi.DecodeBatch accepts and reads the same values.
+//
+// It is also written for what code costs in a module that reeve runs
+// under a deadline. Go compiles a function to WebAssembly as a loop around
+// a jump table, so every loop iteration, every taken jump and every entry
+// into a function that has jumps passes a loop header, and with a
+// deadline wazero leaves the machine code for Go at each loop header to
+// check it: about 25 ns each, where the straight-line work of a decision
+// costs a few. So the decoder checks bounds once per node and partition,
+// calls nothing on the way, and compares names a word at a time rather
+// than with Go's string comparison, which loops once per byte. When a
+// check fails it stops and asks abi.DecodeBatch for the error, so that
+// both report the same one.
 
 // The sizes of the smallest node (no labels), of a partition's fields
 // after its topic (partition, reason, flags, leader, leader epoch, replica
@@ -28,10 +41,6 @@ const (
 	minReplicaSize     = 4 + 1 + 8
 )
 
-// maxTopics bounds the engine's interned topic names. A cluster with more
-// topics than this still works; its batches just allocate their names.
-const maxTopics = 4096
-
 // nodeLabels caches one node table entry's label map by its encoding, so a
 // node whose labels did not change since the last batch reuses its map.
 type nodeLabels struct {
@@ -39,14 +48,20 @@ type nodeLabels struct {
 	labels map[string]string
 }
 
+// errDisagree is reported if this decoder refuses a batch that
+// abi.DecodeBatch accepts, which the fuzz tests exist to rule out.
+var errDisagree = errors.New("the SDK's decoder refused a batch that package abi accepts (an SDK bug)")
+
 // decodeBatch decodes a batch into the engine's inputs. The slices it
 // returns are the engine's and are overwritten by the next call.
 func (e *engine) decodeBatch(data []byte) ([]Input, error) {
-	r := newReader(data)
-	if v := r.u16(); r.err == nil && v != abi.Version {
-		return nil, fmt.Errorf("%w: batch version %d, want %d", abi.ErrMalformed, v, abi.Version)
+	if len(data) < 6 || binary.LittleEndian.Uint16(data) != abi.Version {
+		return nil, batchError(data)
 	}
-	nn := r.count(abi.MaxNodes, minNodeSize)
+	nn, rest := int(binary.LittleEndian.Uint32(data[2:])), data[6:]
+	if nn > abi.MaxNodes || nn*minNodeSize > len(rest) {
+		return nil, batchError(data)
+	}
 	e.nodes = grow(e.nodes, nn)
 	if len(e.labelCache) < nn {
 		e.labelCache = append(e.labelCache, make([]nodeLabels, nn-len(e.labelCache))...)
@@ -54,25 +69,39 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 		clear(e.labelCache[nn:])
 		e.labelCache = e.labelCache[:nn]
 	}
-	for i := range nn {
-		id, ageMs := r.u64(), r.u32()
-		start := r.off()
-		for range r.count16(abi.MaxLabels, 4) {
-			r.take(int(r.u16()))
-			r.take(int(r.u16()))
+	nodes := e.nodes
+	for i := range nodes {
+		if len(rest) < minNodeSize {
+			return nil, batchError(data)
 		}
-		if r.err != nil {
-			return nil, r.err
+		n := &nodes[i]
+		n.ID = binary.LittleEndian.Uint64(rest)
+		ageMs := binary.LittleEndian.Uint32(rest[8:])
+		n.Heard = ageMs != abi.NeverHeard
+		n.HeartbeatAge = time.Duration(math.MaxInt64)
+		if n.Heard {
+			n.HeartbeatAge = time.Duration(ageMs) * time.Millisecond
 		}
-		heard, age := ageMs != abi.NeverHeard, time.Duration(math.MaxInt64)
-		if heard {
-			age = time.Duration(ageMs) * time.Millisecond
+		rest = rest[12:]
+		// An encoding is self-delimiting, so labels whose bytes start as
+		// the cached ones did are those labels, and end where they did.
+		if c := &e.labelCache[i]; c.raw != nil && len(rest) >= len(c.raw) && equalBytes(rest[:len(c.raw)], c.raw) {
+			n.Labels, rest = c.labels, rest[len(c.raw):]
+			continue
 		}
-		e.nodes[i] = Replica{ID: id, Heard: heard, HeartbeatAge: age, Labels: e.labels(i, data[start:r.off()])}
+		size, ok := labelsSize(rest)
+		if !ok {
+			return nil, batchError(data)
+		}
+		n.Labels, rest = e.newLabels(i, rest[:size]), rest[size:]
 	}
-	np := r.count(abi.MaxPartitions, 24) // 24 as abi.DecodeBatch checks it, to accept what it accepts
-	if r.err != nil {
-		return nil, r.err
+	if len(rest) < 4 {
+		return nil, batchError(data)
+	}
+	np := int(binary.LittleEndian.Uint32(rest))
+	rest = rest[4:]
+	if np > abi.MaxPartitions || np*24 > len(rest) { // 24 as abi.DecodeBatch checks it, to accept what it accepts
+		return nil, batchError(data)
 	}
 	ins := grow(e.inputs, np)
 	e.inputs = ins
@@ -81,58 +110,60 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 	// replica minReplicaSize more). They then never move, so a partition's
 	// Replicas are final as soon as they are filled, and a batch never
 	// leaves a grown array's predecessors as garbage.
-	if most := (len(r.rest) - np*minPartitionSize) / minReplicaSize; len(e.replicas) < most {
+	if most := (len(rest) - np*minPartitionSize) / minReplicaSize; len(e.replicas) < most {
 		e.replicas = make([]Replica, most)
 	}
-	all, nodes, rest := e.replicas, e.nodes, r.rest
+	if len(e.topics.slots) == 0 {
+		e.topics.grow()
+	}
+	all, slots, mask := e.replicas, e.topics.slots, len(e.topics.slots)-1
 	for i := range ins {
-		// Bounds are checked once per partition and nothing is called on
-		// the way: in Go's WebAssembly code every call and taken jump
-		// costs a check when the host bounds calls with a deadline, and
-		// this loop runs for every partition of every batch.
 		if len(rest) < minPartitionSize {
-			return nil, partitionError(rest, data)
+			return nil, batchError(data)
 		}
-		fixed := 2 + int(binary.LittleEndian.Uint16(rest))
+		nameLen := int(binary.LittleEndian.Uint16(rest))
+		fixed := 2 + nameLen
 		if len(rest) < fixed+partitionFixedSize {
-			return nil, partitionError(rest, data)
+			return nil, batchError(data)
 		}
 		f := rest[fixed : fixed+partitionFixedSize : fixed+partitionFixedSize]
 		nr := int(binary.LittleEndian.Uint16(f[18:]))
 		end := fixed + partitionFixedSize + nr*minReplicaSize
-		if nr > abi.MaxReplicas || end > len(rest) {
-			return nil, partitionError(rest, data)
+		// More replicas than all holds leave too few bytes for the
+		// partitions still to come (see above).
+		if nr > abi.MaxReplicas || end > len(rest) || nr > len(all) || f[5]&^1 != 0 {
+			return nil, batchError(data)
 		}
-		if nr > len(all) {
-			// More replicas than the bound above allows leave too few bytes
-			// for the partitions still to come, which abi.DecodeBatch
-			// would find truncated.
-			return nil, fmt.Errorf("%w: partition at byte %d: %d replicas leave too few bytes for the %d partitions after it",
-				abi.ErrMalformed, len(data)-len(rest), nr, len(ins)-i-1)
+		in := &ins[i]
+		in.Partition = int32(binary.LittleEndian.Uint32(f))
+		in.Reason = reasonOf(abi.Reason(f[4]))
+		in.Unclean = f[5]&1 != 0
+		in.Leader = binary.LittleEndian.Uint64(f[6:])
+		in.LeaderEpoch = int32(binary.LittleEndian.Uint32(f[14:]))
+		// The name's words: 8 bytes after its length are in the message
+		// whatever its length, since the fixed fields follow it; the last
+		// word is 0 up to 8 bytes, computed without a jump.
+		first := binary.LittleEndian.Uint64(rest[2:]) & firstMask(nameLen)
+		long := uint64(int64(8-nameLen) >> 63) // all ones past 8 bytes
+		last := binary.LittleEndian.Uint64(rest[2+(nameLen-8)&int(long):]) & long
+		h := hashWords(nameLen, first, last)
+		if nameLen > 16 {
+			h = hashMiddle(h, rest[10:fixed-8])
 		}
-		if f[5]&^1 != 0 {
-			return nil, fmt.Errorf("%w: partition at byte %d: unknown partition flags %#x", abi.ErrMalformed, len(data)-len(rest), f[5])
+		s := &slots[int(h)&mask]
+		topic := s.name
+		if (s.hash^h)|(s.first^first)|(s.last^last)|uint64(len(s.name)^nameLen) != 0 ||
+			nameLen > 16 && !equalBytes(rest[10:fixed-8], bytesOf(s.name[8:nameLen-8])) {
+			topic = e.topics.find(rest[2:fixed], first, last, h)
+			slots, mask = e.topics.slots, len(e.topics.slots)-1
 		}
-		in := Input{
-			Topic:       e.lastTopic,
-			Partition:   int32(binary.LittleEndian.Uint32(f)),
-			Reason:      reasonOf(abi.Reason(f[4])),
-			Unclean:     f[5]&1 != 0,
-			Leader:      binary.LittleEndian.Uint64(f[6:]),
-			LeaderEpoch: int32(binary.LittleEndian.Uint32(f[14:])),
-		}
-		if name := rest[2:fixed]; string(name) != in.Topic {
-			in.Topic = e.topic(name)
-		}
+		in.Topic = topic
 		reps, src := all[:nr:nr], rest[fixed+partitionFixedSize:end]
 		for j := range reps {
-			b := src[j*minReplicaSize : (j+1)*minReplicaSize]
+			b := src[j*minReplicaSize : (j+1)*minReplicaSize : (j+1)*minReplicaSize]
 			node := binary.LittleEndian.Uint32(b)
-			if int(node) >= len(nodes) {
-				return nil, fmt.Errorf("%w: %s-%d: replica node index %d of %d nodes", abi.ErrMalformed, in.Topic, in.Partition, node, len(nodes))
-			}
-			if b[4]&^3 != 0 {
-				return nil, fmt.Errorf("%w: %s-%d: unknown replica flags %#x", abi.ErrMalformed, in.Topic, in.Partition, b[4])
+			if int(node) >= len(nodes) || b[4]&^3 != 0 {
+				return nil, batchError(data)
 			}
 			rep := nodes[node]
 			rep.Alive, rep.InISR, rep.LogEndOffset = b[4]&1 != 0, b[4]&2 != 0, int64(binary.LittleEndian.Uint64(b[5:]))
@@ -141,65 +172,68 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 		// Capped by the slice expression above, so that a handler that
 		// appends to its Replicas cannot overwrite the next partition's.
 		in.Replicas = reps
-		ins[i] = in
 		all, rest = all[nr:], rest[end:]
 	}
-	r.rest = rest
-	if err := r.done(); err != nil {
-		return nil, err
+	if len(rest) != 0 {
+		return nil, batchError(data)
 	}
 	return ins, nil
 }
 
-// partitionError reads the malformed partition at the start of rest with
-// the general reader, for the error abi.DecodeBatch would give.
-func partitionError(rest, data []byte) error {
-	r := reader{rest: rest, size: len(data)}
-	r.take(int(r.u16()))
-	r.take(partitionFixedSize - 2)
-	r.take(r.count16(abi.MaxReplicas, minReplicaSize) * minReplicaSize)
-	if r.err == nil {
-		return fmt.Errorf("%w: partition at byte %d", abi.ErrMalformed, len(data)-len(rest))
+// batchError returns abi.DecodeBatch's error for a batch the decoder
+// refused.
+func batchError(data []byte) error {
+	if _, err := abi.DecodeBatch(data); err != nil {
+		return err
 	}
-	return r.err
+	return errDisagree
 }
 
-// labels returns the label map of node table entry i, whose encoding is
-// raw, building it only when the entry's labels changed.
-func (e *engine) labels(i int, raw []byte) map[string]string {
-	c := &e.labelCache[i]
-	if c.raw != nil && string(c.raw) == string(raw) {
-		return c.labels
+// labelsSize returns the size of the labels encoded at the start of b (the
+// u16 count and the strings), checking them as abi.DecodeBatch does.
+func labelsSize(b []byte) (int, bool) {
+	if len(b) < 2 {
+		return 0, false
 	}
-	c.raw = append(c.raw[:0], raw...)
-	c.labels = nil
-	r := newReader(raw)
-	if n := int(r.u16()); n > 0 {
-		c.labels = make(map[string]string, n)
-		for range n {
-			k := string(r.take(int(r.u16())))
-			c.labels[k] = string(r.take(int(r.u16())))
+	n, off := int(binary.LittleEndian.Uint16(b)), 2
+	if n > abi.MaxLabels || n*4 > len(b)-off {
+		return 0, false
+	}
+	for range 2 * n {
+		if len(b)-off < 2 {
+			return 0, false
+		}
+		off += 2 + int(binary.LittleEndian.Uint16(b[off:]))
+		if off > len(b) {
+			return 0, false
 		}
 	}
-	return c.labels
+	return off, true
 }
 
-// topic returns name as a string, the same string every time while it is
-// interned, so that a steady stream of batches allocates no topic names.
-// A batch lists a topic's partitions together, so decodeBatch tries the
-// last topic before it calls this.
-func (e *engine) topic(name []byte) string {
-	if s, ok := e.topics[string(name)]; ok {
-		e.lastTopic = s
+// newLabels builds and caches the label map of node table entry i from
+// its encoding, which labelsSize checked.
+func (e *engine) newLabels(i int, raw []byte) map[string]string {
+	c := &e.labelCache[i]
+	c.raw = append(c.raw[:0], raw...)
+	c.labels = nil
+	n := int(binary.LittleEndian.Uint16(raw))
+	if n == 0 {
+		return nil
+	}
+	c.labels = make(map[string]string, n)
+	rest := raw[2:]
+	str := func() string {
+		l := int(binary.LittleEndian.Uint16(rest))
+		s := string(rest[2 : 2+l])
+		rest = rest[2+l:]
 		return s
 	}
-	if e.topics == nil || len(e.topics) >= maxTopics {
-		e.topics = make(map[string]string)
+	for range n {
+		k := str()
+		c.labels[k] = str()
 	}
-	s := string(name)
-	e.topics[s] = s
-	e.lastTopic = s
-	return s
+	return c.labels
 }
 
 // reasons are the known reasons by their encoding.
@@ -215,107 +249,38 @@ func reasonOf(r abi.Reason) Reason {
 	if int(r) < len(reasons) {
 		return reasons[r]
 	}
-	return Reason(r.String())
+	return unknownReason(r)
 }
 
-// reader decodes with sticky errors, like abi's: after the first short read
-// every later read returns zero and done reports the error. Its reads are
-// written to be inlined, with the failure out of line, because a call is
-// dear in Go's WebAssembly code and a batch is tens of thousands of reads.
-type reader struct {
-	rest []byte // what is left to read
-	size int    // the size of the whole message, for error offsets
-	err  error
-}
+func unknownReason(r abi.Reason) Reason { return Reason(r.String()) }
 
-func newReader(buf []byte) reader { return reader{rest: buf, size: len(buf)} }
+// firstMask masks the first n bytes of a little-endian word, all of them
+// from n = 8 on (Go defines a shift past the width as 0).
+func firstMask(n int) uint64 { return uint64(1)<<(8*uint(n)) - 1 }
 
-// off returns the offset of the next byte to read.
-func (r *reader) off() int { return r.size - len(r.rest) }
+// bytesOf returns the bytes of s, which must not be modified.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// fail records a short read of n bytes and drops the rest, so that every
-// later read fails too without checking err.
-//
-//go:noinline
-func (r *reader) fail(n int) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: truncated at byte %d (need %d more, have %d)", abi.ErrMalformed, r.off(), n, len(r.rest))
+// equalBytes reports whether a and b are equal, comparing a word at a
+// time: the loop runs once per 8 bytes, not once per byte as Go's string
+// comparison does in WebAssembly, and not at all up to 16 bytes.
+func equalBytes(a, b []byte) bool {
+	n := len(a)
+	if n != len(b) {
+		return false
 	}
-	r.rest = r.rest[len(r.rest):]
-}
-
-func (r *reader) take(n int) []byte {
-	if n > len(r.rest) {
-		r.fail(n)
-		return nil
+	if n < 8 {
+		if n < 4 {
+			// Bytes 0, n/2 and n-1 cover every byte of up to 3.
+			return n == 0 || a[0] == b[0] && a[n/2] == b[n/2] && a[n-1] == b[n-1]
+		}
+		return binary.LittleEndian.Uint32(a) == binary.LittleEndian.Uint32(b) &&
+			binary.LittleEndian.Uint32(a[n-4:]) == binary.LittleEndian.Uint32(b[n-4:])
 	}
-	b := r.rest[:n:n]
-	r.rest = r.rest[n:]
-	return b
-}
-
-func (r *reader) u8() uint8 {
-	if len(r.rest) < 1 {
-		r.fail(1)
-		return 0
+	for i := 8; i < n; i += 8 {
+		if binary.LittleEndian.Uint64(a[i-8:]) != binary.LittleEndian.Uint64(b[i-8:]) {
+			return false
+		}
 	}
-	v := r.rest[0]
-	r.rest = r.rest[1:]
-	return v
-}
-
-func (r *reader) u16() uint16 {
-	if len(r.rest) < 2 {
-		r.fail(2)
-		return 0
-	}
-	v := binary.LittleEndian.Uint16(r.rest)
-	r.rest = r.rest[2:]
-	return v
-}
-
-func (r *reader) u32() uint32 {
-	if len(r.rest) < 4 {
-		r.fail(4)
-		return 0
-	}
-	v := binary.LittleEndian.Uint32(r.rest)
-	r.rest = r.rest[4:]
-	return v
-}
-
-func (r *reader) u64() uint64 {
-	if len(r.rest) < 8 {
-		r.fail(8)
-		return 0
-	}
-	v := binary.LittleEndian.Uint64(r.rest)
-	r.rest = r.rest[8:]
-	return v
-}
-
-// count reads a u32 count and checks it against max and against the bytes
-// left, at least minSize each, as abi does, so that a lying count cannot
-// make the decoder allocate.
-func (r *reader) count(max, minSize int) int { return r.checkCount(int(r.u32()), max, minSize) }
-
-func (r *reader) count16(max, minSize int) int { return r.checkCount(int(r.u16()), max, minSize) }
-
-func (r *reader) checkCount(n, max, minSize int) int {
-	if r.err != nil {
-		return 0
-	}
-	if n > max || n*minSize > len(r.rest) {
-		r.err = fmt.Errorf("%w: count %d at byte %d exceeds the limit (%d) or the message", abi.ErrMalformed, n, r.off(), max)
-		r.rest = r.rest[len(r.rest):]
-		return 0
-	}
-	return n
-}
-
-func (r *reader) done() error {
-	if r.err == nil && len(r.rest) != 0 {
-		r.err = fmt.Errorf("%w: %d trailing bytes", abi.ErrMalformed, len(r.rest))
-	}
-	return r.err
+	return binary.LittleEndian.Uint64(a[n-8:]) == binary.LittleEndian.Uint64(b[n-8:])
 }
