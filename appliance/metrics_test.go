@@ -172,7 +172,15 @@ func TestMetrics_parseAndMatchTheDocs(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	fams := scrape(t, s.AdminAddr())
+	// Every Raft group of the only node has it as leader; a group may
+	// finish its first election a moment after the node is ready.
+	var fams map[string]*dto.MetricFamily
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		fams = scrape(t, s.AdminAddr())
+		if sample(fams, "reeve_raft_groups_led", nil) == 5 || time.Now().After(deadline) {
+			break
+		}
+	}
 	produce := map[string]string{"api": "produce"}
 	checks := []struct {
 		name string
@@ -181,7 +189,9 @@ func TestMetrics_parseAndMatchTheDocs(t *testing.T) {
 		want string
 	}{
 		{"reeve_kafka_records_produced_total", sample(fams, "reeve_kafka_records_produced_total", nil), eq(records), "25"},
-		{"reeve_kafka_records_fetched_total", sample(fams, "reeve_kafka_records_fetched_total", nil), eq(records), "25"},
+		// A client may fetch records again (26 and 27 seen here) and drop
+		// the copies it has; the server counts what it sent.
+		{"reeve_kafka_records_fetched_total", sample(fams, "reeve_kafka_records_fetched_total", nil), atLeast(records), ">= 25"},
 		{"reeve_kafka_bytes_produced_total", sample(fams, "reeve_kafka_bytes_produced_total", nil), above(records * 61), "> 25 batch headers"},
 		{"reeve_kafka_bytes_fetched_total", sample(fams, "reeve_kafka_bytes_fetched_total", nil), above(0), "> 0"},
 		{`reeve_kafka_request_latency_seconds{api="produce"} count`, sample(fams, "reeve_kafka_request_latency_seconds", produce), atLeast(records), ">= 25"},
@@ -194,7 +204,8 @@ func TestMetrics_parseAndMatchTheDocs(t *testing.T) {
 		{"reeve_ready", sample(fams, "reeve_ready", nil), eq(1), "1"},
 		{`reeve_nodes{state="active"}`, sample(fams, "reeve_nodes", map[string]string{"state": "active"}), eq(1), "1"},
 		{"reeve_nodes_alive", sample(fams, "reeve_nodes_alive", nil), eq(1), "1"},
-		{"reeve_raft_groups_led", sample(fams, "reeve_raft_groups_led", nil), eq(5), "5 (cluster and 4 partition groups)"},
+		{"reeve_raft_groups_led", sample(fams, "reeve_raft_groups_led", nil), eq(5), "5 (cluster and 4 partition groups) within 15 s"},
+		{"reeve_raft_groups_leaderless", sample(fams, "reeve_raft_groups_leaderless", nil), eq(0), "0"},
 		{"process_resident_memory_bytes", sample(fams, "process_resident_memory_bytes", nil), above(0), "> 0"},
 	}
 	for _, c := range checks {
@@ -251,8 +262,12 @@ func TestMetrics_failoverCountsOneElection(t *testing.T) {
 		return total
 	}
 	before, latencyBefore := sum("reeve_elections_total", elections), sum("reeve_election_latency_seconds", nil)
-	for _, p := range survivors {
-		if n := sample(scrape(t, p.admin), "reeve_partitions_under_replicated", nil); n != 0 {
+	for _, p := range survivors { // their views may apply the full ISR a moment later
+		n := -1.0
+		for deadline := time.Now().Add(10 * time.Second); n != 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			n = sample(scrape(t, p.admin), "reeve_partitions_under_replicated", nil)
+		}
+		if n != 0 {
 			t.Fatalf("node %d: reeve_partitions_under_replicated = %v before the kill, want 0", p.id, n)
 		}
 	}
