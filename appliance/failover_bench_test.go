@@ -43,12 +43,15 @@ func partitionViews(p *proc, topic string, consistent ...bool) ([]partitionView,
 }
 
 // waitFullISR waits until every partition of topic has all n replicas in
-// its ISR and a leader, as node p sees it.
-func waitFullISR(b testing.TB, p *proc, topic string, n int, within time.Duration) {
+// its ISR and a leader, as node p sees it, or with consistent, as the
+// cluster's latest state has it. A node that just restarted sees its
+// pre-crash state until it catches up, a full ISR it may no longer be in:
+// ask for consistent there.
+func waitFullISR(b testing.TB, p *proc, topic string, n int, within time.Duration, consistent ...bool) {
 	b.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		ps, err := partitionViews(p, topic)
+		ps, err := partitionViews(p, topic, consistent...)
 		full := err == nil && len(ps) > 0
 		for _, v := range ps {
 			full = full && len(v.ISR) == n && v.Leader != 0
@@ -269,7 +272,7 @@ func BenchmarkFailover(b *testing.B) {
 						}
 					}
 				}
-				if os.Getenv("REEVE_BENCH_LOGS") != "" && seen > timeout+500*time.Millisecond {
+				if os.Getenv("REEVE_BENCH_LOGS") != "" && max(seen, took[i]) > timeout+500*time.Millisecond {
 					for _, p := range procs {
 						if p != victim {
 							data, _ := os.ReadFile(p.logPath)
@@ -279,7 +282,7 @@ func BenchmarkFailover(b *testing.B) {
 				}
 				victim.start(b)
 				victim.waitReady(b)
-				waitFullISR(b, victim, "fo", 3, 60*time.Second)
+				waitFullISR(b, victim, "fo", 3, 60*time.Second, true)
 				waitSettled(b, procs, 60*time.Second)
 			}
 			slices.Sort(took)
