@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -30,7 +31,10 @@ type policyRules struct {
 	log   *slog.Logger
 	rt    *wasm.Runtime  // nil without a policy folder
 	reg   *wasm.Registry // nil without a policy folder
-	rules []*rule
+	// rules is the rule list in force; a reload swaps it whole, so a round
+	// decides with one list.
+	rules   atomic.Pointer[[]*rule]
+	timeout time.Duration // one module call's deadline ([election] policy_timeout)
 	// emit, if set, records a policy event (loaded, rejected, fell back);
 	// it must not block.
 	emit func(raft.Event)
@@ -55,10 +59,12 @@ var _ policy.Policy = (*policyRules)(nil)
 // newPolicyRules sets up the rules and, with a policy folder, the wasm
 // runtime (its compilation cache under the data dir) and a first load.
 func newPolicyRules(ctx context.Context, cfg *config.Config, log *slog.Logger) (*policyRules, error) {
-	pr := &policyRules{log: log}
+	pr := &policyRules{log: log, timeout: cfg.Election.PolicyTimeout.Duration}
+	rules := make([]*rule, 0, len(cfg.Election.Rules))
 	for _, r := range cfg.Election.Rules {
-		pr.rules = append(pr.rules, &rule{cfg: r})
+		rules = append(rules, &rule{cfg: r})
 	}
+	pr.rules.Store(&rules)
 	e := cfg.Election
 	if e.PolicyDir == "" {
 		return pr, nil
@@ -102,7 +108,7 @@ func (pr *policyRules) Reload(ctx context.Context) {
 		pr.event(raft.Event{Type: raft.EventPolicyRejected, Policy: name, Detail: err.Error()})
 	}
 	var retired []*wasm.Policy
-	for _, r := range pr.rules {
+	for _, r := range pr.current() {
 		if r.cfg.Policy == config.BuiltinPolicy {
 			continue
 		}
@@ -141,27 +147,77 @@ func (pr *policyRules) Reload(ctx context.Context) {
 			retired = append(retired, cur)
 		}
 	}
-	// A retired instance may be mid-call; Close waits for it. Its module is
-	// closed when no rule runs it any more.
 	for _, old := range retired {
-		old.Close(ctx)
-		inUse := false
-		for _, r := range pr.rules {
-			if p := r.cur.Load(); p != nil && p.Module() == old.Module() {
-				inUse = true
-			}
-		}
-		if !inUse {
-			old.Module().Close(ctx)
+		pr.retire(ctx, old)
+	}
+}
+
+// retire closes an instance no rule runs any more (Close waits for a call
+// in flight), and its module once no rule runs it and the folder holds a
+// newer version. Callers hold reloadMu.
+func (pr *policyRules) retire(ctx context.Context, old *wasm.Policy) {
+	old.Close(ctx)
+	mod := old.Module()
+	for _, r := range pr.current() {
+		if p := r.cur.Load(); p != nil && p.Module() == mod {
+			return
 		}
 	}
+	if pr.reg != nil {
+		if m, _ := pr.reg.Module(mod.Name()); m == mod {
+			return // the folder's current version: a rule may instantiate it again
+		}
+	}
+	mod.Close(ctx)
+}
+
+// current returns the rule list in force.
+func (pr *policyRules) current() []*rule { return *pr.rules.Load() }
+
+// SetRules puts a new [[election.rules]] list in force (a reload changed
+// it). A rule whose pattern, policy and settings are unchanged keeps its
+// running instance; a new or changed rule's topics are decided by
+// first-isr until the Reload that follows has loaded and self-tested its
+// module. Instances of rules that went are closed. A round in progress
+// finishes with the list it started with.
+func (pr *policyRules) SetRules(ctx context.Context, cfgs []config.PolicyRule) {
+	pr.reloadMu.Lock()
+	defer pr.reloadMu.Unlock()
+	old := pr.current()
+	kept := make([]bool, len(old))
+	next := make([]*rule, 0, len(cfgs))
+	for _, c := range cfgs {
+		var r *rule
+		for i, o := range old {
+			if !kept[i] && reflect.DeepEqual(o.cfg, c) {
+				r, kept[i] = o, true
+				break
+			}
+		}
+		if r == nil {
+			r = &rule{cfg: c}
+		}
+		next = append(next, r)
+	}
+	pr.rules.Store(&next)
+	for i, o := range old {
+		if p := o.cur.Load(); !kept[i] && p != nil {
+			pr.retire(ctx, p)
+		}
+	}
+}
+
+// DecideBound implements policy.Bounded: a round may call each rule's
+// module once, each within its own deadline.
+func (pr *policyRules) DecideBound() time.Duration {
+	return pr.timeout*time.Duration(len(pr.current())+1) + 50*time.Millisecond
 }
 
 // ReloadAll is Reload that also retries modules that failed to
 // instantiate with their rule's settings (SIGHUP: the operator asks).
 func (pr *policyRules) ReloadAll(ctx context.Context) {
 	pr.reloadMu.Lock()
-	for _, r := range pr.rules {
+	for _, r := range pr.current() {
 		r.failed = nil
 	}
 	pr.reloadMu.Unlock()
@@ -195,7 +251,7 @@ func (pr *policyRules) close(ctx context.Context) {
 // announce emits a policy_loaded event for every module running now: the
 // ones loaded before events could be sent.
 func (pr *policyRules) announce() {
-	for _, r := range pr.rules {
+	for _, r := range pr.current() {
 		if p := r.cur.Load(); p != nil {
 			pr.event(raft.Event{Type: raft.EventPolicyLoaded, Policy: r.cfg.Policy, PolicyDigest: p.Module().Digest(),
 				Detail: "topics " + r.cfg.Topics})
@@ -222,7 +278,7 @@ func settingsOf(m map[string]string) []abi.Label {
 // replicas' log-end offsets; first-isr does not, so a cluster without
 // modules never spends time looking them up.
 func (pr *policyRules) WantsLogEndOffsets() bool {
-	for _, r := range pr.rules {
+	for _, r := range pr.current() {
 		if r.cfg.Policy != config.BuiltinPolicy {
 			return true
 		}
@@ -232,15 +288,15 @@ func (pr *policyRules) WantsLogEndOffsets() bool {
 
 // Name implements policy.Policy; decisions carry their own policy's name.
 func (pr *policyRules) Name() string {
-	if len(pr.rules) == 0 {
+	if len(pr.current()) == 0 {
 		return policy.FirstISR{}.Name()
 	}
 	return "rules"
 }
 
 // ruleFor returns the index of the first rule matching topic, or -1.
-func (pr *policyRules) ruleFor(topic string) int {
-	for i, r := range pr.rules {
+func ruleFor(rules []*rule, topic string) int {
+	for i, r := range rules {
 		if ok, _ := path.Match(r.cfg.Topics, topic); ok {
 			return i
 		}
@@ -251,16 +307,17 @@ func (pr *policyRules) ruleFor(topic string) int {
 // Decide implements policy.Policy.
 func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.Decision, error) {
 	out := make([]policy.Decision, len(in))
+	rules := pr.current()
 	groups := map[int][]int{}
 	for i, p := range in {
-		g := pr.ruleFor(p.Topic)
+		g := ruleFor(rules, p.Topic)
 		groups[g] = append(groups[g], i)
 	}
 	for g, idx := range groups {
 		var mod *wasm.Policy
 		name, digest := policy.FirstISR{}.Name(), ""
-		if g >= 0 && pr.rules[g].cfg.Policy != config.BuiltinPolicy {
-			mod, name = pr.rules[g].cur.Load(), pr.rules[g].cfg.Policy
+		if g >= 0 && rules[g].cfg.Policy != config.BuiltinPolicy {
+			mod, name = rules[g].cur.Load(), rules[g].cfg.Policy
 		}
 		var ds []policy.Decision
 		var err error
@@ -272,7 +329,7 @@ func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.
 			// call; the call then asks its replacement.
 			for {
 				ds, err = decideWith(ctx, mod, in, idx)
-				next := pr.rules[g].cur.Load()
+				next := rules[g].cur.Load()
 				if !errors.Is(err, wasm.ErrClosed) || next == nil || next == mod {
 					break
 				}
@@ -396,7 +453,7 @@ func (pr *policyRules) info() PoliciesInfo {
 	if pr.reg != nil {
 		out.PolicyDir = pr.reg.Dir()
 	}
-	for _, r := range pr.rules {
+	for _, r := range pr.current() {
 		rs := RuleStatus{Topics: r.cfg.Topics, Policy: r.cfg.Policy, Settings: r.cfg.Settings, Running: r.cfg.Policy == config.BuiltinPolicy}
 		if p := r.cur.Load(); p != nil {
 			rs.Digest, rs.Running, rs.Resets = p.Module().Digest(), true, p.Resets()

@@ -200,10 +200,81 @@ func TestPolicy_sighupLoadsANewModuleAndKeepsAGoodOneOverABadOne(t *testing.T) {
 		}
 	}
 	logs, _ := os.ReadFile(p.logPath)
-	for _, want := range []string{"reeve reloading election policies", "election policy loaded", "election policy rejected"} {
+	for _, want := range []string{"reeve reloading", "election policy loaded", "election policy rejected"} {
 		if !strings.Contains(string(logs), want) {
 			t.Errorf("log lacks %q", want)
 		}
+	}
+	if p.cmd.ProcessState != nil {
+		t.Errorf("the node exited: %v", p.cmd.ProcessState)
+	}
+}
+
+// TestPolicy_sighupAppliesChangedRules edits [[election.rules]] in the
+// file of a running node: SIGHUP puts the new list in force, loading the
+// new rule's module before it decides, and keeps the instance of a rule
+// that did not change; removing the rule again leaves first-isr alone.
+func TestPolicy_sighupAppliesChangedRules(t *testing.T) {
+	pdir := t.TempDir()
+	buildPolicy(t, "prefer-label", pdir, "prefer-label.wasm")
+	first := "[[election.rules]]\ntopics = \"plant-*\"\npolicy = \"prefer-label.wasm\"\nsettings = { label = \"zone\", value = \"z1\" }\n"
+	p, _ := kafkaNodeTB(t, fmt.Sprintf("\n[election]\npolicy_dir = %q\n%s", pdir, first))
+	type ruleState struct {
+		Topics  string `json:"topics"`
+		Policy  string `json:"policy"`
+		Digest  string `json:"digest"`
+		Running bool   `json:"running"`
+	}
+	get := func() []ruleState {
+		var r struct {
+			Rules []ruleState `json:"rules"`
+		}
+		if _, err := httpGetJSON("http://"+p.admin+"/v1/policies", &r); err != nil {
+			t.Fatalf("GET /v1/policies: %v", err)
+		}
+		return r.Rules
+	}
+	waitRules := func(want func([]ruleState) bool, what string) []ruleState {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if r := get(); want(r) {
+				return r
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: rules are %+v", what, get())
+			}
+		}
+	}
+	before := waitRules(func(r []ruleState) bool { return len(r) == 1 && r[0].Running }, "the first rule's module did not load")
+	rewrite := func(rules string) {
+		t.Helper()
+		b, err := os.ReadFile(p.cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := string(b)
+		i := strings.Index(cfg, "[[election.rules]]")
+		j := strings.Index(cfg, "\n\n[admin]")
+		if i < 0 || j < i {
+			t.Fatalf("cannot find the rules in %s", cfg)
+		}
+		if err := os.WriteFile(p.cfgPath, []byte(cfg[:i]+rules+cfg[j:]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.cmd.Process.Signal(syscall.SIGHUP)
+	}
+	second := "[[election.rules]]\ntopics = \"line-*\"\npolicy = \"prefer-label.wasm\"\nsettings = { label = \"zone\", value = \"z2\" }\n"
+	rewrite(second + first)
+	after := waitRules(func(r []ruleState) bool { return len(r) == 2 && r[0].Running && r[1].Running },
+		"the new rule is not running after SIGHUP")
+	if after[0].Topics != "line-*" || after[1].Topics != "plant-*" || after[1].Digest != before[0].Digest {
+		t.Fatalf("rules after SIGHUP: %+v (before %+v)", after, before)
+	}
+	rewrite("")
+	waitRules(func(r []ruleState) bool { return len(r) == 0 }, "rules not removed after SIGHUP")
+	logs, _ := os.ReadFile(p.logPath)
+	if !strings.Contains(string(logs), "reload: election rules changed") {
+		t.Errorf("log lacks the rule change")
 	}
 	if p.cmd.ProcessState != nil {
 		t.Errorf("the node exited: %v", p.cmd.ProcessState)

@@ -12,7 +12,8 @@ import (
 
 // reload is what SIGHUP (systemctl reload) does: the configuration file is
 // read again and the settings that can change while running take effect
-// (log.level); the election policy folder is rescanned. A file that no
+// (log.level, election.rules); the election policy folder is rescanned, so
+// a new rule's module loads (and is self-tested) before it decides. A file that no
 // longer loads changes nothing. Any other changed setting is named in the
 // log as waiting for a restart.
 func (s *Server) reload(ctx context.Context, level *slog.LevelVar) error {
@@ -33,6 +34,11 @@ func (s *Server) reload(ctx context.Context, level *slog.LevelVar) error {
 			s.log.Info("reload: log level changed", "from", s.cfg.Log.Level, "to", next.Log.Level)
 			s.cfg.Log.Level = next.Log.Level
 		}
+	}
+	if !reflect.DeepEqual(next.Election.Rules, s.cfg.Election.Rules) {
+		s.policies.SetRules(ctx, next.Election.Rules)
+		s.log.Info("reload: election rules changed", "rules", len(next.Election.Rules))
+		s.cfg.Election.Rules = next.Election.Rules
 	}
 	if pending := changedKeys(s.cfg, next); len(pending) > 0 {
 		s.log.Warn("reload: these settings changed in the file and take effect at the next restart",

@@ -122,9 +122,8 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	rules.emit = s.countFallbacks(rules.emit)
 	ctl := policy.NewController(s.elections, live, rules, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
-	// Each rule's module gets its own deadline; the controller's bound
-	// covers a batch that spans every rule.
-	ctl.PolicyDeadline = cfg.Election.PolicyTimeout.Duration*time.Duration(len(cfg.Election.Rules)+1) + 50*time.Millisecond
+	// Each rule's module gets its own deadline; the controller allows a
+	// batch that spans every rule (policyRules.DecideBound).
 	ctl.Decisions, ctl.Metrics = s.decisions, mset
 	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
 	s.controller = ctl

@@ -70,6 +70,14 @@ type OffsetUser interface {
 	WantsLogEndOffsets() bool
 }
 
+// Bounded is implemented by a Policy that says how long one Decide call
+// may take (one made of several modules, each with its own deadline, whose
+// number can change while running); the controller allows that much, or
+// PolicyDeadline if that is longer.
+type Bounded interface {
+	DecideBound() time.Duration
+}
+
 // offsetLookup bounds the log-end offset lookup of one election round: a
 // replica that does not answer in time is "unknown", never a delay.
 const offsetLookup = 100 * time.Millisecond
@@ -251,7 +259,11 @@ func (c *Controller) Elect(ctx context.Context, parts []PartitionState, reason R
 		in[i] = c.input(p, reason)
 	}
 	c.addOffsets(ctx, parts, in)
-	pctx, cancel := context.WithTimeout(ctx, c.PolicyDeadline)
+	bound := c.PolicyDeadline
+	if b, ok := c.policy.(Bounded); ok {
+		bound = max(bound, b.DecideBound())
+	}
+	pctx, cancel := context.WithTimeout(ctx, bound)
 	decisions, err := c.policy.Decide(pctx, in)
 	cancel()
 	policyName := c.policy.Name()
