@@ -28,9 +28,9 @@ import (
 // package wasm, and a batch whose module fails is decided by first-isr.
 // Every decision names the policy that made it.
 type policyRules struct {
-	log   *slog.Logger
-	rt    *wasm.Runtime  // nil without a policy folder
-	reg   *wasm.Registry // nil without a policy folder
+	log *slog.Logger
+	rt  *wasm.Runtime  // nil without a policy folder
+	reg *wasm.Registry // nil without a policy folder
 	// rules is the rule list in force; a reload swaps it whole, so a round
 	// decides with one list.
 	rules   atomic.Pointer[[]*rule]
