@@ -35,9 +35,11 @@ Usage:
   reeve policy test FILE.wasm|first-isr --scenario S.toml [--json]   decide a described cluster state
   reeve events --follow [-c FILE] [--nats URL] [--json]   print the cluster's events as they come
   reeve status [--json]                 nodes, partition health and recent elections
+  reeve partitions [--topic T] [--unhealthy] [--json]   who leads each partition, its ISR and lag
+  reeve elections [--topic T] [--json]  the node's decision log: every election it ran and why
   reeve version
 
-The topic, node, elect and status commands talk to a running node's admin endpoint, found
+The topic, node, elect, status, partitions and elections commands talk to a running node's admin endpoint, found
 with --admin HOST:PORT, else admin.listen of -c FILE, else 127.0.0.1:9644.
 `
 
@@ -65,6 +67,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdElect(rest, stdout, stderr)
 	case "status":
 		return cmdStatus(rest, stdout, stderr)
+	case "partitions":
+		return cmdPartitions(rest, stdout, stderr)
+	case "elections":
+		return cmdElections(rest, stdout, stderr)
 	case "policy":
 		return cmdPolicy(rest, stdout, stderr)
 	case "events":

@@ -187,6 +187,10 @@ func cmdTopic(args []string, stdout, stderr io.Writer) int {
 		if err := c.do("DELETE", "/v1/topics/"+url.PathEscape(name), nil, &raw); err != nil {
 			return fail(stderr, err)
 		}
+		if *af.json {
+			stdout.Write(raw)
+			return exitOK
+		}
 		fmt.Fprintf(stdout, "deleted topic %s\n", name)
 	default:
 		fmt.Fprintf(stderr, "reeve topic: unknown subcommand %q (create, list, describe, delete)\n", sub)
@@ -240,6 +244,10 @@ func cmdNode(args []string, stdout, stderr io.Writer) int {
 		if err := c.do("POST", "/v1/nodes", AddNodeRequest{ID: *id, RaftAddress: *raftAddr}, &raw); err != nil {
 			return fail(stderr, err)
 		}
+		if *af.json {
+			stdout.Write(raw)
+			return exitOK
+		}
 		fmt.Fprintf(stdout, "added node %d (%s) to every raft group; now start it with cluster.join = true\n", *id, *raftAddr)
 	case "remove":
 		if len(pos) != 1 {
@@ -248,6 +256,10 @@ func cmdNode(args []string, stdout, stderr io.Writer) int {
 		}
 		if err := c.do("DELETE", "/v1/nodes/"+url.PathEscape(pos[0]), nil, &raw); err != nil {
 			return fail(stderr, err)
+		}
+		if *af.json {
+			stdout.Write(raw)
+			return exitOK
 		}
 		fmt.Fprintf(stdout, "removed node %s from every raft group\n", pos[0])
 	default:
@@ -306,10 +318,18 @@ func cmdElect(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	var p raft.Partition
+	var raw json.RawMessage
 	path := fmt.Sprintf("/v1/topics/%s/partitions/%d/elect", url.PathEscape(*topic), *partition)
-	if err := c.do("POST", path, ElectRequest{To: *to}, &p); err != nil {
+	if err := c.do("POST", path, ElectRequest{To: *to}, &raw); err != nil {
 		return fail(stderr, err)
+	}
+	if *af.json {
+		stdout.Write(raw)
+		return exitOK
+	}
+	var p raft.Partition
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return fail(stderr, fmt.Errorf("decode the election's answer: %w", err))
 	}
 	fmt.Fprintf(stdout, "%s-%d: leader %d at epoch %d, ISR %s\n", *topic, *partition, p.Leader, p.LeaderEpoch, ids(p.ISR))
 	return exitOK

@@ -368,6 +368,52 @@ func TestProcessCluster_cliAndKilledNodeRecovers(t *testing.T) {
 	if status != 1 || !strings.Contains(errOut, "unknown topic") {
 		t.Errorf("describe deleted topic: status %d, %q", status, errOut)
 	}
+	checkPartitionsAndElectionsCLI(t, procs[0])
+}
+
+// checkPartitionsAndElectionsCLI: `reeve partitions` shows who leads each
+// of telemetry's 6 partitions, as a table and as JSON; `reeve elect --json`
+// moves partition 0 and `reeve elections` shows that manual election.
+func checkPartitionsAndElectionsCLI(t *testing.T, p *proc) {
+	t.Helper()
+	out, errOut, status := run(t, "partitions", "--topic", "telemetry", "--admin", p.admin)
+	if status != 0 || strings.Count(out, "\ntelemetry-") != 6 || !strings.HasPrefix(out, "PARTITION") {
+		t.Fatalf("partitions: status %d, %q %s", status, out, errOut)
+	}
+	out, errOut, status = run(t, "partitions", "--topic", "telemetry", "--json", "--admin", p.admin)
+	var info struct {
+		Partitions []struct {
+			Partition     int32    `json:"partition"`
+			Leader        uint64   `json:"leader"`
+			ISR           []uint64 `json:"isr"`
+			ReplicaStates []struct {
+				Node  uint64 `json:"node"`
+				Alive bool   `json:"alive"`
+			} `json:"replica_states"`
+		} `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); status != 0 || err != nil || len(info.Partitions) != 6 {
+		t.Fatalf("partitions --json: status %d, %v, %q %s", status, err, out, errOut)
+	}
+	p0 := info.Partitions[0]
+	if len(p0.ReplicaStates) != 3 || len(p0.ISR) != 3 {
+		t.Fatalf("telemetry-0 = %+v, want 3 replicas in sync", p0)
+	}
+	to := p0.ISR[0]
+	if to == p0.Leader {
+		to = p0.ISR[1]
+	}
+	out, errOut, status = run(t, "elect", "--topic", "telemetry", "--partition", "0", "--to", fmt.Sprint(to), "--json", "--admin", p.admin)
+	var elected struct {
+		Leader uint64 `json:"leader"`
+	}
+	if err := json.Unmarshal([]byte(out), &elected); status != 0 || err != nil || elected.Leader != to {
+		t.Fatalf("elect --to %d --json: status %d, %v, %q %s", to, status, err, out, errOut)
+	}
+	out, errOut, status = run(t, "elections", "--topic", "telemetry", "--admin", p.admin)
+	if status != 0 || !strings.Contains(out, "telemetry-0") || !strings.Contains(out, "manual") {
+		t.Fatalf("elections: status %d, %q %s", status, out, errOut)
+	}
 }
 
 func TestProcessCluster_nodeAddJoinsAndNodeRemoveLeaves(t *testing.T) {

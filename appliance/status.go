@@ -177,13 +177,18 @@ func printStatus(w io.Writer, st Status) {
 		fmt.Fprintf(w, "\noffline (no eligible leader): %s%s\n", strings.Join(p.OfflineList, ", "), more)
 	}
 	fmt.Fprintf(w, "\nrecent elections decided by node %d:\n", st.NodeID)
-	if len(st.Elections) == 0 {
+	printElections(w, st.Elections)
+}
+
+// printElections writes decision records as a table, newest first.
+func printElections(w io.Writer, recs []policy.DecisionRecord) {
+	if len(recs) == 0 {
 		fmt.Fprintln(w, "  none")
 		return
 	}
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tPARTITION\tREASON\tFROM\tTO\tEPOCH\tPOLICY\tLATENCY\tRESULT\tWHY")
-	for _, e := range slices.Backward(st.Elections) {
+	for _, e := range slices.Backward(recs) {
 		result := "committed"
 		if !e.Committed {
 			result = "failed: " + e.Error
