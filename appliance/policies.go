@@ -50,7 +50,7 @@ type policyRules struct {
 type rule struct {
 	cfg     config.PolicyRule
 	cur     atomic.Pointer[wasm.Policy] // nil: built-in, or no good module yet
-	missing string                      // why no module was available, as last logged; guarded by reloadMu
+	missing atomic.Pointer[string]      // why no module was available, as last logged (nil: it is)
 	failed  *wasm.Module                // the last module that failed to instantiate; guarded by reloadMu
 }
 
@@ -118,14 +118,15 @@ func (pr *policyRules) Reload(ctx context.Context) {
 			if loadErr == nil {
 				loadErr = fmt.Errorf("no file %s in %s", r.cfg.Policy, pr.reg.Dir())
 			}
-			if loadErr.Error() != r.missing { // said once, not every scan
+			if m := r.missing.Load(); m == nil || *m != loadErr.Error() { // said once, not every scan
 				pr.log.Warn("election policy not available; first-isr decides its topics", "policy", r.cfg.Policy,
 					"topics", r.cfg.Topics, "err", loadErr)
-				r.missing = loadErr.Error()
+				why := loadErr.Error()
+				r.missing.Store(&why)
 			}
 			continue
 		}
-		r.missing = ""
+		r.missing.Store(nil)
 		if (cur != nil && cur.Module() == mod) || r.failed == mod {
 			continue // running it, or it failed with these settings already
 		}
@@ -445,7 +446,7 @@ type RuleStatus struct {
 	Digest   string            `json:"digest,omitempty"`     // of the module running, "" for the built-in or none
 	Running  bool              `json:"running"`              // the rule's policy decides (false: first-isr stands in)
 	Resets   int               `json:"instance_resets"`      // instances replaced after traps or deadlines
-	Error    string            `json:"last_error,omitempty"` // why the file's latest version was refused
+	Error    string            `json:"last_error,omitempty"` // why the file's latest version was refused, or why there is none
 }
 
 func (pr *policyRules) info() PoliciesInfo {
@@ -461,6 +462,8 @@ func (pr *policyRules) info() PoliciesInfo {
 		if pr.reg != nil && r.cfg.Policy != config.BuiltinPolicy {
 			if _, err := pr.reg.Module(r.cfg.Policy); err != nil {
 				rs.Error = err.Error()
+			} else if m := r.missing.Load(); m != nil {
+				rs.Error = *m
 			}
 		}
 		out.Rules = append(out.Rules, rs)

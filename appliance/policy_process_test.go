@@ -162,8 +162,8 @@ func TestPolicy_sighupLoadsANewModuleAndKeepsAGoodOneOverABadOne(t *testing.T) {
 		}
 		return r
 	}
-	if r := get(); r.Rules[0].Running {
-		t.Fatalf("rule running with no module in the folder: %+v", r)
+	if r := get(); r.Rules[0].Running || !strings.Contains(r.Rules[0].Error, "prefer-label.wasm") {
+		t.Fatalf("rule with no module in the folder: %+v, want not running and last_error naming the file", r)
 	}
 	code, err := os.ReadFile(filepath.Join(staging, "prefer-label.wasm"))
 	if err != nil {
