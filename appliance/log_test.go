@@ -2,13 +2,16 @@ package appliance
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"testing/slogtest"
@@ -332,4 +335,42 @@ func parseTextLine(t *testing.T, line string) map[string]any {
 		into[parts[len(parts)-1]] = value
 	}
 	return m
+}
+
+// TestNewLogger_journalConcurrentLines logs from many goroutines at every
+// level: each line must reach the stream whole, behind its own priority.
+func TestNewLogger_journalConcurrentLines(t *testing.T) {
+	for _, format := range []string{"logfmt", "text"} {
+		t.Run(format, func(t *testing.T) {
+			f, stream := logFile(t, "stderr")
+			t.Setenv("JOURNAL_STREAM", stream)
+			log, _ := newLogger(config.Log{Level: "debug", Format: format}, f)
+			const writers, each = 8, 200
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					l := log.With("writer", w)
+					for i := range each {
+						l.Log(context.Background(), []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError}[i%4], "line", "i", i)
+					}
+				}()
+			}
+			wg.Wait()
+			lines := logLines(t, f)
+			if len(lines) != writers*each {
+				t.Fatalf("got %d lines, want %d", len(lines), writers*each)
+			}
+			whole := regexp.MustCompile(`^<(\d)>(?:level=)?(DEBUG|INFO|WARN|ERROR) +(?:msg=)?line writer=\d i=\d+$`)
+			priority := map[string]string{"DEBUG": "7", "INFO": "6", "WARN": "4", "ERROR": "3"}
+			for _, line := range lines {
+				m := whole.FindStringSubmatch(line)
+				ok := m != nil && priority[m[2]] == m[1]
+				if !ok {
+					t.Fatalf("line %q is not one whole line behind its level's priority", line)
+				}
+			}
+		})
+	}
 }
