@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,6 +35,9 @@ type publisher struct {
 	// production.
 	testHook  string
 	published map[string]bool // with "noack": what was sent and not recorded
+
+	// sent counts the events the server confirmed (reeve_events_published_total).
+	sent atomic.Uint64
 }
 
 // hook returns the test hook's current mode, "" normally.
@@ -91,6 +95,7 @@ func (p *publisher) drain(ctx context.Context, g uint64) bool {
 	if len(evs) == 0 {
 		return false
 	}
+	sent := uint64(0)
 	for _, ev := range evs {
 		if hook == "noack" {
 			if p.published == nil {
@@ -110,12 +115,14 @@ func (p *publisher) drain(ctx context.Context, g uint64) bool {
 			p.log.Debug("events: publish failed; will retry", "group", g, "seq", ev.Seq, "err", err)
 			return false
 		}
+		sent++
 	}
 	// The server has them once a flush round trip returns.
 	if err := p.conn.FlushTimeout(2 * time.Second); err != nil {
 		p.log.Debug("events: flush failed; will retry", "group", g, "err", err)
 		return false
 	}
+	p.sent.Add(sent)
 	if hook == "noack" {
 		return false
 	}

@@ -125,8 +125,8 @@ func (s *Server) writeState(w io.Writer) {
 		fmt.Fprintf(w, "reeve_events_outbox_dropped_total{group=\"%d\"} %d\n", g, ob.Dropped)
 	}
 	var published uint64
-	if s.nats != nil {
-		published = s.nats.conn.Stats().OutMsgs - s.natsSetUp
+	if s.publisher != nil {
+		published = s.publisher.sent.Load()
 	}
 	metrics.WriteCounterUint64(w, "reeve_events_published_total", published)
 

@@ -262,6 +262,7 @@ func TestMetrics_failoverCountsOneElection(t *testing.T) {
 		return total
 	}
 	before, latencyBefore := sum("reeve_elections_total", elections), sum("reeve_election_latency_seconds", nil)
+	eventsBefore := sum("reeve_events_published_total", nil)
 	for _, p := range survivors { // their views may apply the full ISR a moment later
 		n := -1.0
 		for deadline := time.Now().Add(10 * time.Second); n != 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -298,6 +299,14 @@ func TestMetrics_failoverCountsOneElection(t *testing.T) {
 	}
 	if got := sum("reeve_election_latency_seconds", nil); got < latencyBefore+1 {
 		t.Errorf("reeve_election_latency_seconds counts %v elections on the survivors after the kill, %v before; want one more", got, latencyBefore)
+	}
+	// The leader change (and node 1's node_down) is published by a survivor.
+	events := eventsBefore
+	for deadline := time.Now().Add(10 * time.Second); events == eventsBefore && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		events = sum("reeve_events_published_total", nil)
+	}
+	if events == eventsBefore {
+		t.Errorf("reeve_events_published_total summed over the survivors stayed at %v after a failover", events)
 	}
 	for _, p := range survivors {
 		var n float64

@@ -42,9 +42,7 @@ type Server struct {
 	live       *policy.Liveness
 	decisions  *policy.DecisionLog
 	metricSet  *metrics.Set // every part's metrics, served at /metrics (metrics.go)
-	// natsSetUp counts the messages the events connection sent before
-	// the publisher ran (a JetStream stream's set-up), which are not events.
-	natsSetUp uint64
+	publisher  *publisher   // nil with events off
 }
 
 // Start opens the node's Raft groups and binds the Kafka and admin
@@ -106,9 +104,10 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			store.Close()
 			return nil, err
 		}
-		s.nats, s.natsSetUp = link, link.conn.Stats().OutMsgs
+		s.nats = link
 		pub := &publisher{store: store, conn: link.conn, prefix: cfg.Events.SubjectPrefix, log: log.With("component", "events"),
 			testHook: os.Getenv("REEVE_TEST_EVENTS_HOOK")}
+		s.publisher = pub
 		go pub.run(ctx)
 		go s.watchNodes(ctx)
 		rules.emit = func(ev raft.Event) {
