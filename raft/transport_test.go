@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -324,5 +325,46 @@ func TestTransportFactory_Validate(t *testing.T) {
 		if got := f.Validate(tt.addr); got != tt.want {
 			t.Errorf("Validate(%q) = %v, want %v", tt.addr, got, tt.want)
 		}
+	}
+}
+
+// TestTransport_snapshotReachesALaggingStore runs Dragonboat's snapshot
+// streaming over the transport: a node that was down while its peers
+// compacted the log past its last entry can only catch up from a snapshot.
+func TestTransport_snapshotReachesALaggingStore(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := ctxT(t)
+	lag, _ := c.stores[3].Log(ClusterGroup)
+	c.stop(3)
+	const topics = 60 // SnapshotEntries is 20: the peers snapshot and compact several times
+	for i := range topics {
+		if _, err := c.stores[1].CreateTopic(ctx, TopicSpec{Name: fmt.Sprintf("snap-%02d", i), Partitions: 1, ReplicationFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := uint64(1); id <= 2; id++ {
+		if err := c.stores[id].Snapshot(ctx); err != nil {
+			t.Fatalf("node %d: Snapshot = %v", id, err)
+		}
+	}
+	eventually(t, "the live nodes compacted past node 3's last entry", func() error {
+		for id := uint64(1); id <= 2; id++ {
+			if l, _ := c.stores[id].Log(ClusterGroup); l.FirstIndex <= lag.LastIndex+1 {
+				return fmt.Errorf("node %d: log starts at %d, node 3 ends at %d", id, l.FirstIndex, lag.LastIndex)
+			}
+		}
+		return nil
+	})
+
+	s := c.start(3)
+	c.waitReady(3)
+	eventually(t, "node 3 has every topic", func() error {
+		if n := len(s.Topics()); n != topics {
+			return fmt.Errorf("node 3 sees %d topics, want %d", n, topics)
+		}
+		return nil
+	})
+	if l, _ := s.Log(ClusterGroup); l.SnapshotIndex <= lag.LastIndex {
+		t.Errorf("node 3's snapshot index = %d, want past %d (a snapshot received from a peer)", l.SnapshotIndex, lag.LastIndex)
 	}
 }
