@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -134,23 +135,14 @@ func (s *Server) writeState(w io.Writer) {
 	metrics.WriteCounterUint64(w, "reeve_policy_modules_refused_total", uint64(s.policies.refused.Load()))
 }
 
-// countFallbacks wraps the policy rules' event hook (next may be nil) so
-// that every round a module failed is counted in
-// reeve_policy_fallbacks_total, with events on or off.
-func (s *Server) countFallbacks(next func(raft.Event)) func(raft.Event) {
-	return func(ev raft.Event) {
-		if ev.Type == raft.EventPolicyFellBack {
-			s.metricSet.GetOrCreateCounter(policy.FallbacksName(ev.Policy, fallbackCause(ev.Detail))).Inc()
-		}
-		if next != nil {
-			next(ev)
-		}
-	}
+// countFallback counts a batch a module failed to decide in
+// reeve_policy_fallbacks_total, by policy and cause.
+func (s *Server) countFallback(policyName string, err error) {
+	s.metricSet.GetOrCreateCounter(policy.FallbacksName(policyName, fallbackCause(err))).Inc()
 }
 
-// fallbackCause names why a module's round fell back, from the error text
-// the fallback event carries: package wasm's errors lead with their kind.
-func fallbackCause(detail string) string {
+// fallbackCause names why a module's batch fell back.
+func fallbackCause(err error) string {
 	for _, k := range []struct {
 		err   error
 		cause string
@@ -159,13 +151,11 @@ func fallbackCause(detail string) string {
 		{wasm.ErrDeadline, "deadline"},
 		{wasm.ErrBadAnswer, "bad_answer"},
 		{wasm.ErrClosed, "closed"},
+		{errNotLoaded, "not_loaded"},
 	} {
-		if strings.HasPrefix(detail, k.err.Error()) {
+		if errors.Is(err, k.err) {
 			return k.cause
 		}
-	}
-	if strings.HasSuffix(detail, " is not loaded") {
-		return "not_loaded"
 	}
 	return "error"
 }

@@ -38,6 +38,9 @@ type policyRules struct {
 	// emit, if set, records a policy event (loaded, rejected, fell back);
 	// it must not block.
 	emit func(raft.Event)
+	// fellBack, if set, is told of every batch a module failed to decide
+	// (first-isr decided it); it must not block.
+	fellBack func(policy string, err error)
 
 	reloadMu  sync.Mutex
 	scanErr   string       // the last folder error logged, guarded by reloadMu
@@ -45,6 +48,9 @@ type policyRules struct {
 	refused   atomic.Int64 // modules refused at load
 	fallbacks atomic.Int64 // batches decided by first-isr because a module failed
 }
+
+// errNotLoaded: a rule's module has not been loaded (missing or refused).
+var errNotLoaded = errors.New("not loaded")
 
 // rule is one [[election.rules]] entry and the policy instance it runs.
 type rule struct {
@@ -324,7 +330,7 @@ func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.
 		var err error
 		switch {
 		case g >= 0 && name != policy.FirstISR{}.Name() && mod == nil:
-			err = fmt.Errorf("%s is not loaded", name)
+			err = fmt.Errorf("%s is %w", name, errNotLoaded)
 		case mod != nil:
 			// A reload may retire the instance between the Load and the
 			// call; the call then asks its replacement.
@@ -346,6 +352,9 @@ func (pr *policyRules) Decide(ctx context.Context, in []policy.Input) ([]policy.
 			ds, _ = policy.FirstISR{}.Decide(ctx, sub)
 			if err != nil {
 				pr.fallbacks.Add(1)
+				if pr.fellBack != nil {
+					pr.fellBack(name, err)
+				}
 				pr.log.Warn("election policy failed; first-isr decides this round", "policy", name, "partitions", len(idx), "err", err)
 				pr.event(raft.Event{Type: raft.EventPolicyFellBack, Policy: name, PolicyDigest: digest, Detail: err.Error()})
 				name = policy.FirstISR{}.Name() + " (fallback: " + name + ": " + err.Error() + ")"

@@ -118,7 +118,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	} else {
 		go discardEvents(ctx, store)
 	}
-	rules.emit = s.countFallbacks(rules.emit)
+	rules.fellBack = s.countFallback
 	ctl := policy.NewController(s.elections, live, rules, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
 	// Each rule's module gets its own deadline; the controller allows a
