@@ -162,7 +162,7 @@ func TestReplication_stoppedFollowersLeaveTheISRAndMinInsyncRefusesWrites(t *tes
 			if time.Now().After(deadline) {
 				t.Fatalf("ISR = %v, want %d members", isr, want)
 			}
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 
@@ -176,7 +176,9 @@ func TestReplication_stoppedFollowersLeaveTheISRAndMinInsyncRefusesWrites(t *tes
 	}
 	// It comes back, catches up, rejoins, and writes are accepted again.
 	followers[0].cmd.Process.Signal(syscall.SIGCONT)
+	resumed := time.Now()
 	waitISR(3)
+	t.Logf("the follower was back in the ISR %v after SIGCONT", time.Since(resumed).Round(time.Millisecond))
 	if err := produce("three again"); err != nil {
 		t.Fatalf("acks=all after the follower rejoined = %v", err)
 	}

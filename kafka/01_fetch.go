@@ -170,7 +170,9 @@ func (s *Server) fetchPartition(t *Topic, replica int32, rp kmsg.FetchRequestTop
 			return 0, nil
 		}
 		ch = p.waitCh() // before reading, so an append after the read wakes us
-		p.followerFetched(replica, rp.FetchOffset, meta.ISR, self, time.Now())
+		if p.followerFetched(replica, rp.FetchOffset, meta.ISR, self, time.Now()) {
+			s.replicas.followerCaughtUp()
+		}
 	} else {
 		// A consumer sees only committed records: those below the HW.
 		ch = p.hwCh()

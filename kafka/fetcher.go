@@ -57,9 +57,23 @@ type replicas struct {
 	s        *Server
 	mu       sync.Mutex
 	fetchers map[int32]*fetcher
+	// caughtUp wakes maintainISR before its next tick: a follower outside
+	// the ISR reached the high watermark and can join at once (as Kafka
+	// expands the ISR on the fetch that catches up).
+	caughtUp chan struct{}
 }
 
-func newReplicas(s *Server) *replicas { return &replicas{s: s, fetchers: make(map[int32]*fetcher)} }
+func newReplicas(s *Server) *replicas {
+	return &replicas{s: s, fetchers: make(map[int32]*fetcher), caughtUp: make(chan struct{}, 1)}
+}
+
+// followerCaughtUp asks for an ISR check now.
+func (r *replicas) followerCaughtUp() {
+	select {
+	case r.caughtUp <- struct{}{}:
+	default:
+	}
+}
 
 // reconcile matches the fetchers to the metadata: this node follows every
 // partition it is a replica of but does not lead.
@@ -382,16 +396,22 @@ func batchStart(l *storage.Log, offset int64) (int64, error) {
 }
 
 // maintainISR runs on every node: for the partitions it leads, it shrinks
-// the ISR of followers that fell behind and expands it with those that
-// caught up, each as a conditional Raft commit.
+// the ISR of followers that fell behind (checked every isrCheckPeriod) and
+// expands it with those that caught up (also as soon as one does), each as
+// a conditional Raft commit.
 func (r *replicas) maintainISR(ctx context.Context, lag time.Duration) {
 	t := time.NewTicker(isrCheckPeriod)
 	defer t.Stop()
+	// committed holds the partition epoch of each change this loop
+	// committed, so a pass over a view that has not applied it yet does
+	// not propose the same change again.
+	committed := map[partitionKey]int32{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-r.caughtUp:
 		}
 		s := r.s
 		self := s.cluster.LocalNode()
@@ -399,6 +419,13 @@ func (r *replicas) maintainISR(ctx context.Context, lag time.Duration) {
 			for _, meta := range tp.Partitions {
 				if meta.Leader != self || len(meta.Replicas) < 2 {
 					continue
+				}
+				key := partitionKey{tp.ID, meta.Index}
+				if e, ok := committed[key]; ok {
+					if meta.PartitionEpoch < e {
+						continue // this view predates our own change
+					}
+					delete(committed, key)
 				}
 				p, err := s.parts.get(tp, meta.Index)
 				if err != nil {
@@ -415,6 +442,7 @@ func (r *replicas) maintainISR(ctx context.Context, lag time.Duration) {
 					s.log.Warn("kafka: ISR change not committed", "topic", tp.Name, "partition", meta.Index, "isr", isr, "err", err)
 					continue
 				}
+				committed[key] = got.PartitionEpoch
 				s.metrics.isrChanged(meta.ISR, got.ISR)
 				s.log.Info("kafka: ISR changed", "topic", tp.Name, "partition", meta.Index, "from", meta.ISR, "to", got.ISR,
 					"partition_epoch", got.PartitionEpoch)

@@ -84,8 +84,9 @@ func (p *partition) waitHW(ctx context.Context, offset int64) error {
 }
 
 // followerFetched records a follower's fetch at offset (its log end) and
-// returns whether the HW rose.
-func (p *partition) followerFetched(id int32, offset int64, isr []int32, self int32, now time.Time) bool {
+// returns whether the follower, outside the ISR, has now reached the HW
+// and can join it.
+func (p *partition) followerFetched(id int32, offset int64, isr []int32, self int32, now time.Time) (joins bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	leo := p.log.LogEndOffset()
@@ -104,7 +105,8 @@ func (p *partition) followerFetched(id int32, offset int64, isr []int32, self in
 		f.lastCaughtUp, f.caughtUpKnown = f.lastFetch, true
 	}
 	f.leo, f.lastFetch, f.leoAtFetch = offset, now, leo
-	return p.advanceHWLocked(isr, self)
+	p.advanceHWLocked(isr, self)
+	return offset >= p.repl.hw && !slices.Contains(isr, id)
 }
 
 // advanceHW recomputes the HW after the leader's own log grew or the ISR
