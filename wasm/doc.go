@@ -21,8 +21,18 @@
 // # Rationale
 //
 // One instance per Policy, calls serialized by a mutex: a WASI reactor's
-// memory is not safe for concurrent calls, and elections are rare. The
-// deadline closes the instance (wazero's CloseOnContextDone), which is the
-// only way to stop a guest that loops; the next call instantiates again from
-// the compiled module, which costs microseconds to a few milliseconds.
+// memory is not safe for concurrent calls, and elections are rare. A call
+// past its deadline is stopped and its instance closed; the next call
+// instantiates again from the compiled module, which costs microseconds to
+// a few milliseconds.
+//
+// The deadline is enforced by the module itself, instrumented at Compile
+// (instrument.go): it counts down a budget of work at function entries and
+// loop headers and asks the host for more when it runs out, and the host
+// stops a call whose deadline has passed. wazero's own mechanism,
+// WithCloseOnContextDone, leaves the machine code for Go at every loop
+// header, about 25 ns a time, and Go's WebAssembly passes one at every
+// taken jump: it made a Go policy four to five times slower than its code.
+// It also never stopped recursion that fans out without looping, which the
+// instrumented module pays for at every function entry.
 package wasm

@@ -3,11 +3,13 @@ package wasm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // guestOutput takes a module's log calls and its stdout and stderr, and
@@ -110,3 +112,26 @@ func hostLog(ctx context.Context, m api.Module, level, ptr, n uint32) {
 
 // hostNow is reeve.now_unix_ms().
 func hostNow() int64 { return time.Now().UnixMilli() }
+
+// hostFuel is reeve.fuel(), which instrument adds to every module and
+// which the module calls when its budget of work runs out: it stops the
+// call if the call's context is done or its deadline has passed, and
+// otherwise returns the next budget. It looks at the clock rather than
+// waiting for ctx.Done, so that a module that keeps every thread busy
+// still meets its deadline: the timer that would close the context needs
+// a thread to run on.
+func hostFuel(ctx context.Context, m api.Module) int64 {
+	code := uint32(0)
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		code = sys.ExitCodeDeadlineExceeded
+	} else if ctx.Err() != nil {
+		code = sys.ExitCodeContextCanceled
+	}
+	if code != 0 {
+		// As WASI's proc_exit ends a module: closed, so nothing runs in
+		// it again, and the call unwound with the exit code.
+		m.CloseWithExitCode(ctx, code)
+		panic(sys.NewExitError(code))
+	}
+	return fuelPerCheck
+}

@@ -66,7 +66,10 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if pages < 1 {
 		return nil, fmt.Errorf("policy memory limit %d bytes is under one 64 KiB page", cfg.MemoryLimit)
 	}
-	rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(uint32(min(pages, 65536))).WithCloseOnContextDone(true)
+	// The deadline is not wazero's WithCloseOnContextDone: Compile
+	// instruments every module to check it through reeve.fuel (see
+	// instrument.go).
+	rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(uint32(min(pages, 65536)))
 	if cfg.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
 		if err != nil {
@@ -82,6 +85,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if _, err := r.rt.NewHostModuleBuilder("reeve").
 		NewFunctionBuilder().WithFunc(hostLog).Export("log").
 		NewFunctionBuilder().WithFunc(hostNow).Export("now_unix_ms").
+		NewFunctionBuilder().WithFunc(hostFuel).Export(fuelName).
 		Instantiate(ctx); err != nil {
 		r.rt.Close(ctx)
 		return nil, fmt.Errorf("policy runtime: host module: %w", err)
@@ -119,10 +123,16 @@ type Module struct {
 }
 
 // Compile compiles a module and checks that it imports nothing outside
-// the allowlist and exports the ABI. name identifies it in logs.
+// the allowlist and exports the ABI. name identifies it in logs. The
+// module is first instrumented to check its deadline (see instrument.go);
+// its digest is that of code as given.
 func (r *Runtime) Compile(ctx context.Context, name string, code []byte) (*Module, error) {
 	sum := sha256.Sum256(code)
-	cm, err := r.rt.CompileModule(ctx, code)
+	inst, err := instrument(code)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: not a valid WebAssembly module: %v", ErrRefused, name, err)
+	}
+	cm, err := r.rt.CompileModule(ctx, inst)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: not a valid WebAssembly module: %v", ErrRefused, name, err)
 	}
@@ -138,7 +148,7 @@ func (m *Module) check() error {
 	var bad []string
 	for _, f := range m.compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		if !allowedImports[mod][name] {
+		if !allowedImports[mod][name] && !(mod == fuelModule && name == fuelName) { // instrument refuses a module that imports reeve.fuel itself
 			bad = append(bad, mod+"."+name)
 		}
 	}

@@ -1,0 +1,199 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// The modules in testdata/instrument are written in the text format next
+// to them and assembled with wabt's wat2wasm (see each .wat).
+
+func readTestModule(t testing.TB, name string) []byte {
+	t.Helper()
+	code, err := os.ReadFile(filepath.Join("testdata", "instrument", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// testRuntime is a bare wazero runtime with env.wasm as "env" and, when
+// fuel is not nil, reeve.fuel counting its calls in fuel.
+func testRuntime(t testing.TB, fuel *atomic.Int64) wazero.Runtime {
+	t.Helper()
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { rt.Close(ctx) })
+	if _, err := rt.InstantiateWithConfig(ctx, readTestModule(t, "env.wasm"), wazero.NewModuleConfig().WithName("env")); err != nil {
+		t.Fatal(err)
+	}
+	if fuel != nil {
+		if _, err := rt.NewHostModuleBuilder(fuelModule).NewFunctionBuilder().
+			WithFunc(func(ctx context.Context, m api.Module) int64 { fuel.Add(1); return hostFuel(ctx, m) }).
+			Export(fuelName).Instantiate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rt
+}
+
+// TestInstrument_sameResults runs every export of features.wasm before
+// and after instrumenting it: the results are the same, and the
+// instrumented module asked reeve.fuel for its budget.
+func TestInstrument_sameResults(t *testing.T) {
+	ctx := context.Background()
+	code := readTestModule(t, "features.wasm")
+	inst, err := instrument(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fuel atomic.Int64
+	plain, err := testRuntime(t, nil).Instantiate(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, err := testRuntime(t, &fuel).Instantiate(ctx, inst)
+	if err != nil {
+		t.Fatalf("instrumented module: %v", err)
+	}
+	for _, c := range []struct {
+		export string
+		args   []uint64
+	}{
+		{"squares", []uint64{10}}, {"squares", []uint64{1000}},
+		{"dispatch", []uint64{1000}}, {"indirect", nil}, {"bulk", nil},
+		{"branches", []uint64{5}}, {"branches", []uint64{20}},
+	} {
+		want, err := plain.ExportedFunction(c.export).Call(ctx, c.args...)
+		if err != nil {
+			t.Fatalf("%s%v before instrumenting: %v", c.export, c.args, err)
+		}
+		got, err := checked.ExportedFunction(c.export).Call(ctx, c.args...)
+		if err != nil || len(got) != len(want) || got[0] != want[0] {
+			t.Errorf("%s%v = %v, %v; before instrumenting %v", c.export, c.args, got, err, want)
+		}
+	}
+	if fuel.Load() == 0 {
+		t.Error("the instrumented module never called reeve.fuel")
+	}
+	// The names survive, renumbered: a function's name is still its own.
+	m, err := testRuntime(t, &fuel).CompileModule(ctx, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range m.ExportedFunctions() {
+		names[f.Name()] = true
+	}
+	for _, f := range []string{"squares", "dispatch", "indirect", "bulk", "branches"} {
+		if !names[f] {
+			t.Errorf("export %s lost its function name; names %v", f, names)
+		}
+	}
+}
+
+// TestInstrument_deadlineStopsEveryShape runs hostile.wasm's three
+// never-ending functions with a deadline: each is stopped with the
+// deadline's exit code soon after it.
+func TestInstrument_deadlineStopsEveryShape(t *testing.T) {
+	inst, err := instrument(readTestModule(t, "hostile.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fuel atomic.Int64
+	rt := testRuntime(t, &fuel)
+	compiled, err := rt.CompileModule(context.Background(), inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const deadline = 50 * time.Millisecond
+	for _, c := range []struct {
+		export string
+		args   []uint64
+	}{{"spin", nil}, {"fill", nil}, {"fan", []uint64{64}}} {
+		t.Run(c.export, func(t *testing.T) {
+			m, err := rt.InstantiateModule(context.Background(), compiled, wazero.NewModuleConfig().WithName(""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			_, err = m.ExportedFunction(c.export).Call(ctx, c.args...)
+			took := time.Since(start)
+			var exit *sys.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != sys.ExitCodeDeadlineExceeded {
+				t.Fatalf("%s() = %v, want the deadline's exit error", c.export, err)
+			}
+			if took > deadline+200*time.Millisecond {
+				t.Errorf("%s() stopped after %v; the deadline was %v", c.export, took, deadline)
+			}
+		})
+	}
+}
+
+// TestInstrument_refuses checks that what cannot be instrumented is
+// refused with a reason, never rewritten into something else.
+func TestInstrument_refuses(t *testing.T) {
+	features := readTestModule(t, "features.wasm")
+	importsFuel := append([]byte("\x00asm\x01\x00\x00\x00"),
+		1, 4, 1, 0x60, 0, 0, // type section: () -> ()
+		2, 14, 1, 5, 'r', 'e', 'e', 'v', 'e', 4, 'f', 'u', 'e', 'l', 0, 0) // import reeve.fuel
+	threads := append([]byte("\x00asm\x01\x00\x00\x00"),
+		1, 4, 1, 0x60, 0, 0,
+		3, 2, 1, 0,
+		5, 3, 1, 0, 1,
+		10, 11, 1, 9, 0, 0x41, 0, 0xfe, 0x10, 2, 0, 0x1a, 0x0b) // i32.atomic.load
+	for name, c := range map[string]struct {
+		code []byte
+		want string
+	}{
+		"empty":        {nil, "not a WebAssembly module"},
+		"text":         {[]byte("(module)"), "not a WebAssembly module"},
+		"truncated":    {features[:len(features)/2], "cannot instrument"},
+		"imports fuel": {importsFuel, "reeve adds itself"},
+		"threads":      {threads, "proposal reeve does not run"},
+	} {
+		if _, err := instrument(c.code); err == nil || !errors.Is(err, errNotWasm) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: instrument error %v, want one with %q", name, err, c.want)
+		}
+	}
+}
+
+// FuzzInstrument holds instrument to wazero's view of a module: it never
+// panics, and what it rewrites compiles whenever the module as given
+// compiles. (Modules it refuses are not compiled: wazero takes seconds on
+// some malformed ones, such as a section that claims 2^28 entries.)
+func FuzzInstrument(f *testing.F) {
+	for _, name := range []string{"features.wasm", "hostile.wasm", "env.wasm"} {
+		f.Add(readTestModule(f, name))
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	f.Cleanup(func() { rt.Close(ctx) })
+	f.Fuzz(func(t *testing.T, code []byte) {
+		inst, err := instrument(code)
+		if err != nil {
+			return
+		}
+		m, err := rt.CompileModule(ctx, inst)
+		if err == nil {
+			m.Close(ctx)
+			return
+		}
+		if orig, origErr := rt.CompileModule(ctx, code); origErr == nil {
+			orig.Close(ctx)
+			t.Fatalf("wazero compiles the module but not its instrumented version: %v", err)
+		}
+	})
+}
