@@ -94,9 +94,7 @@ func (e *engine) inputAt(ptr uintptr, n int) ([]byte, error) {
 // collection started while the module allocates can only finish when it
 // yields; without yields the heap of a module whose handler allocates
 // grows call after call until it hits the memory cap. Yielding on every
-// call instead would cost a small batch more than deciding it when the
-// host bounds calls with a deadline, which makes every jump in Go's
-// WebAssembly code dearer.
+// call instead would add the scheduler's work to every small batch.
 func (e *engine) decide(data []byte) (out []byte, err error) {
 	if e.handler == nil {
 		return nil, errors.New("no handler: call sdk.Handle from an init function")

@@ -9,8 +9,7 @@ const maxTopics = 4096
 // topicTable interns topic names, so that a steady stream of batches
 // allocates no names. It is a hash table of its own rather than a Go map
 // because a map lookup in a module costs more than deciding a partition:
-// Go hashes and compares strings a byte at a time there, and every
-// iteration passes a loop header that the deadline makes dear (see
+// Go hashes and compares strings a byte at a time there (see
 // decodeBatch). Here a name of up to 16 bytes is hashed and compared as
 // two words, and decodeBatch probes the slot a name hashes to inline, so
 // a short name found there costs no call and no loop at all.

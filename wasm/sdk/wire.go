@@ -18,17 +18,14 @@ import (
 // past a 16 MiB cap before it did. The tests check that this decoder
 // accepts exactly what abi.DecodeBatch accepts and reads the same values.
 //
-// It is also written for what code costs in a module that reeve runs
-// under a deadline. Go compiles a function to WebAssembly as a loop around
-// a jump table, so every loop iteration, every taken jump and every entry
-// into a function that has jumps passes a loop header, and with a
-// deadline wazero leaves the machine code for Go at each loop header to
-// check it: about 25 ns each, where the straight-line work of a decision
-// costs a few. So the decoder checks bounds once per node and partition,
-// calls nothing on the way, and compares names a word at a time rather
-// than with Go's string comparison, which loops once per byte. When a
-// check fails it stops and asks abi.DecodeBatch for the error, so that
-// both report the same one.
+// It is also written for what code costs in a module. Go's runtime
+// compares and hashes strings a byte at a time in WebAssembly, and each of
+// those bytes is a loop iteration, which reeve's deadline check makes
+// dearer still (see wasm/instrument.go): a string comparison or a map
+// lookup cost more than deciding the partition. So the decoder checks
+// bounds once per node and partition, calls nothing on the way, and
+// compares names a word at a time. When a check fails it stops and asks
+// abi.DecodeBatch for the error, so that both report the same one.
 
 // The sizes of the smallest node (no labels), of a partition's fields
 // after its topic (partition, reason, flags, leader, leader epoch, replica
@@ -117,6 +114,7 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 		e.topics.grow()
 	}
 	all, slots, mask := e.replicas, e.topics.slots, len(e.topics.slots)-1
+	var prev topicName // the last partition's topic
 	for i := range ins {
 		if len(rest) < minPartitionSize {
 			return nil, batchError(data)
@@ -146,18 +144,23 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 		first := binary.LittleEndian.Uint64(rest[2:]) & firstMask(nameLen)
 		long := uint64(int64(8-nameLen) >> 63) // all ones past 8 bytes
 		last := binary.LittleEndian.Uint64(rest[2+(nameLen-8)&int(long):]) & long
-		h := hashWords(nameLen, first, last)
-		if nameLen > 16 {
-			h = hashMiddle(h, rest[10:fixed-8])
+		// A batch lists a topic's partitions together, so the name is
+		// most often the last one; else it is looked up in the table.
+		if p := &prev; uint64(nameLen^len(p.name))|first^p.first|last^p.last != 0 ||
+			nameLen > 16 && !equalBytes(rest[10:fixed-8], bytesOf(p.name[8:nameLen-8])) {
+			h := hashWords(nameLen, first, last)
+			if nameLen > 16 {
+				h = hashMiddle(h, rest[10:fixed-8])
+			}
+			s := &slots[int(h)&mask]
+			p.name, p.first, p.last = s.name, first, last
+			if (s.hash^h)|(s.first^first)|(s.last^last)|uint64(len(s.name)^nameLen) != 0 ||
+				nameLen > 16 && !equalBytes(rest[10:fixed-8], bytesOf(s.name[8:nameLen-8])) {
+				p.name = e.topics.find(rest[2:fixed], first, last, h)
+				slots, mask = e.topics.slots, len(e.topics.slots)-1
+			}
 		}
-		s := &slots[int(h)&mask]
-		topic := s.name
-		if (s.hash^h)|(s.first^first)|(s.last^last)|uint64(len(s.name)^nameLen) != 0 ||
-			nameLen > 16 && !equalBytes(rest[10:fixed-8], bytesOf(s.name[8:nameLen-8])) {
-			topic = e.topics.find(rest[2:fixed], first, last, h)
-			slots, mask = e.topics.slots, len(e.topics.slots)-1
-		}
-		in.Topic = topic
+		in.Topic = prev.name
 		reps, src := all[:nr:nr], rest[fixed+partitionFixedSize:end]
 		for j := range reps {
 			b := src[j*minReplicaSize : (j+1)*minReplicaSize : (j+1)*minReplicaSize]
