@@ -249,15 +249,17 @@ func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) error {
 	log.Info("reeve starting", "version", Version, "config", source, "node_id", cfg.Node.ID,
 		"cluster", cfg.Cluster.Name, "data_dir", cfg.Node.DataDir, "raft_address", cfg.Raft.Address,
 		"kafka_address", cfg.Kafka.Listen, "admin_address", cfg.Admin.Listen)
+	// Signals are caught before anything serves: a SIGHUP sent as soon as
+	// the admin API answers must not kill the process (its default action).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	sys := newNotifier(log)
 	s, err := Start(cfg, log)
 	if err != nil {
 		sys.send(status("failed to start: " + err.Error()))
 		return err
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sig)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
