@@ -113,6 +113,12 @@ func hostLog(ctx context.Context, m api.Module, level, ptr, n uint32) {
 // hostNow is reeve.now_unix_ms().
 func hostNow() int64 { return time.Now().UnixMilli() }
 
+// hostFuelFunc is hostFuel as wazero calls it without the reflection
+// WithFunc costs: a module calls it every megabyte of code.
+var hostFuelFunc = api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+	stack[0] = uint64(hostFuel(ctx, m))
+})
+
 // hostFuel is reeve.fuel(), which instrument adds to every module and
 // which the module calls when its budget of work runs out: it stops the
 // call if the call's context is done or its deadline has passed, and

@@ -85,7 +85,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if _, err := r.rt.NewHostModuleBuilder("reeve").
 		NewFunctionBuilder().WithFunc(hostLog).Export("log").
 		NewFunctionBuilder().WithFunc(hostNow).Export("now_unix_ms").
-		NewFunctionBuilder().WithFunc(hostFuel).Export(fuelName).
+		NewFunctionBuilder().WithGoModuleFunction(hostFuelFunc, nil, []api.ValueType{api.ValueTypeI64}).Export(fuelName).
 		Instantiate(ctx); err != nil {
 		r.rt.Close(ctx)
 		return nil, fmt.Errorf("policy runtime: host module: %w", err)
