@@ -70,9 +70,10 @@ const (
 // sectionRank orders known sections for inserting a missing one.
 var sectionRank = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7, 8: 8, 9: 9, 12: 10, 10: 11, 11: 12}
 
-// errNotWasm wraps every instrument error: the module does not decode, or
-// uses a feature reeve does not run.
-var errNotWasm = errors.New("cannot instrument")
+// errNotWasm wraps every instrument error but one (a module that imports
+// reeve.fuel): the module does not decode, or uses a feature reeve does
+// not run.
+var errNotWasm = errors.New("not a valid WebAssembly module")
 
 // module is what the rewrite needs to know about a module.
 type module struct {
@@ -94,10 +95,10 @@ func (m *module) funcIndex(i uint32) uint32 {
 }
 
 // instrument returns code rewritten to check its deadline through
-// reeve.fuel, or an error wrapping errNotWasm.
+// reeve.fuel, or an error that says why it cannot be.
 func instrument(code []byte) ([]byte, error) {
 	if len(code) < 8 || string(code[:4]) != "\x00asm" || binary.LittleEndian.Uint32(code[4:]) != 1 {
-		return nil, fmt.Errorf("%w: not a WebAssembly module (no \\0asm header of version 1)", errNotWasm)
+		return nil, fmt.Errorf("%w: no \\0asm header of version 1", errNotWasm)
 	}
 	type section struct {
 		id   byte
@@ -253,7 +254,7 @@ func (m *module) readImports(body []byte) ([]byte, error) {
 	for i := uint32(0); i < n && r.ok(); i++ {
 		mod, name := r.name(), r.name()
 		if mod == fuelModule && name == fuelName {
-			return nil, fmt.Errorf("%w: it imports %s.%s, which reeve adds itself", errNotWasm, fuelModule, fuelName)
+			return nil, fmt.Errorf("it imports %s.%s, which reeve adds itself (see docs/policy-abi.md)", fuelModule, fuelName)
 		}
 		switch kind := r.byte(); kind {
 		case 0: // function

@@ -130,7 +130,7 @@ func (r *Runtime) Compile(ctx context.Context, name string, code []byte) (*Modul
 	sum := sha256.Sum256(code)
 	inst, err := instrument(code)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: not a valid WebAssembly module: %v", ErrRefused, name, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrRefused, name, err)
 	}
 	cm, err := r.rt.CompileModule(ctx, inst)
 	if err != nil {
