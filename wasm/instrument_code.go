@@ -3,6 +3,7 @@ package wasm
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // This file rewrites function bodies for instrument: it decodes each
@@ -10,7 +11,8 @@ import (
 // point before the next one, and writes the body back with the charges
 // and with function indices renumbered.
 
-// What an instruction is to the rewrite.
+// What an instruction is to the rewrite. A loop, and the kinds from
+// opCall on, are rewritten; the rest are copied.
 const (
 	opPlain   = iota
 	opBlock   // block
@@ -117,7 +119,15 @@ func (c *codeRewriter) rewrite(out, code []byte, params uint32) ([]byte, error) 
 	tmp := uint32(locals)
 	m := c.m
 	out = m.charge(out, entry)
+	// Instructions that stay as they are are copied in runs, up to the
+	// next one that changes.
+	copied := int32(0)
 	for i, in := range c.insns {
+		if in.op != opLoop && in.op < opCall { // unchanged
+			continue
+		}
+		out = append(out, expr[copied:in.start]...)
+		copied = in.end
 		b := expr[in.start:in.end]
 		switch in.op {
 		case opCall:
@@ -137,11 +147,9 @@ func (c *codeRewriter) rewrite(out, code []byte, params uint32) ([]byte, error) 
 			}
 			out = appendU32(append(out, 0x7d, 0x24), m.fuelGlobal) // i64.sub; global.set fuel
 			out = append(out, b...)
-		default:
-			out = append(out, b...)
 		}
 	}
-	return out, nil
+	return append(out, expr[copied:]...), nil
 }
 
 // charge appends code that takes w from the fuel and, when none is left,
@@ -164,7 +172,8 @@ func (m *module) charge(out []byte, w int64) []byte {
 // pass from the last instruction to the first does it.
 func (c *codeRewriter) weigh() int64 {
 	n := len(c.insns)
-	c.after = append(c.after[:0], make([]int64, n+1)...)
+	c.after = slices.Grow(c.after[:0], n+1)[:n+1]
+	c.after[n] = 0
 	after, blocks := c.after, c.blocks
 	to := func(b int32) int64 {
 		if blocks[b].loop {
