@@ -111,8 +111,9 @@ func documentedMetrics(t *testing.T) []string {
 }
 
 // startNode starts a one-node reeve in this process (so the race detector
-// watches the metrics code) and waits until it is ready.
-func startNode(t *testing.T) *appliance.Server {
+// watches the code under test) and waits until it has joined its cluster.
+// mutate, if given, changes the configuration first.
+func startNode(t *testing.T, mutate ...func(*config.Config)) *appliance.Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Node.DataDir = filepath.Join(t.TempDir(), "data")
@@ -121,6 +122,9 @@ func startNode(t *testing.T) *appliance.Server {
 	cfg.Kafka.Listen = freePort(t, "127.0.0.1")
 	cfg.Admin.Listen = freePort(t, "127.0.0.1")
 	cfg.Events.EmbeddedListen = "127.0.0.1:0"
+	for _, m := range mutate {
+		m(cfg)
+	}
 	s, err := appliance.Start(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -21,29 +19,13 @@ import (
 	"github.com/reeve-edge/reeve/config"
 )
 
-// statusNode starts a one-node reeve in this process (events off) and
-// returns it once it has joined its cluster.
+// statusNode starts a one-node reeve in this process with events off.
 func statusNode(t *testing.T) *appliance.Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Node.DataDir = filepath.Join(t.TempDir(), "data")
-	cfg.Raft.Address = freePort(t, "127.0.0.1")
-	cfg.Cluster.InitialMembers = []string{"1@" + cfg.Raft.Address}
-	cfg.Kafka.Listen = freePort(t, "127.0.0.1")
-	cfg.Admin.Listen = freePort(t, "127.0.0.1")
-	off := false
-	cfg.Events.Enabled = &off
-	s, err := appliance.Start(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := s.Store().WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return startNode(t, func(c *config.Config) {
+		off := false
+		c.Events.Enabled = &off
+	})
 }
 
 // httpGet returns a GET's status, headers and body.

@@ -20,17 +20,8 @@ for tool in systemd-analyze systemd-sysusers systemd-tmpfiles; do
 	command -v "$tool" >/dev/null 2>&1 || { missing+=(systemd); break; }
 done
 [ -x /bin/kill ] || missing+=(procps)
-if [ ${#missing[@]} -gt 0 ]; then
-	sudo=()
-	if [ "$(id -u)" -ne 0 ]; then
-		command -v sudo >/dev/null 2>&1 || { echo "systemd: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-		sudo=(sudo)
-	fi
-	echo "systemd: installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	"${sudo[@]}" apt-get update -qq
-	"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+. test/lib/apt.sh
+apt_install systemd "${missing[@]}"
 systemd-analyze --version | head -1
 
 work=$(mktemp -d)

@@ -16,13 +16,5 @@ if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
 
-sudo=()
-if [ "$(id -u)" -ne 0 ]; then
-	command -v sudo >/dev/null 2>&1 || { echo "ui: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-	sudo=(sudo)
-fi
-
-echo "ui: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+. "$(dirname "$0")/../lib/apt.sh"
+apt_install ui "${missing[@]}"
