@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -169,9 +168,7 @@ func printDecisions(w io.Writer, name string, in []policy.Input, ds []policy.Dec
 		out[i] = sd
 	}
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(out)
+		printJSON(w, out)
 	} else {
 		fmt.Fprintf(w, "policy %s, %d partitions\n", name, len(out))
 		for _, d := range out {

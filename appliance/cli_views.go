@@ -62,9 +62,7 @@ func cmdPartitions(args []string, stdout, stderr io.Writer) int {
 			stdout.Write(raw)
 			return exitOK
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(info)
+		printJSON(stdout, info)
 		return exitOK
 	}
 	printPartitions(stdout, info)
@@ -144,11 +142,16 @@ func cmdElections(args []string, stdout, stderr io.Writer) int {
 		if recs == nil {
 			recs = []policy.DecisionRecord{}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(recs)
+		printJSON(stdout, recs)
 		return exitOK
 	}
 	printElections(stdout, recs)
 	return exitOK
+}
+
+// printJSON writes v as indented JSON, as the admin API answers.
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }
