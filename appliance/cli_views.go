@@ -88,7 +88,7 @@ func printPartitions(w io.Writer, info PartitionsInfo) {
 			}
 		}
 		fmt.Fprintf(tw, "%s-%d\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", p.Topic, p.Partition.Partition, leader, p.LeaderEpoch,
-			ids(p.ISR), ids(p.Replicas), lagText(p.MaxLag), orDash(strings.Join(down, ",")), p.Group)
+			ids(p.ISR), ids(p.Replicas), lagText(p), orDash(strings.Join(down, ",")), p.Group)
 	}
 	tw.Flush()
 	if !info.Offsets {
@@ -96,11 +96,16 @@ func printPartitions(w io.Writer, info PartitionsInfo) {
 	}
 }
 
-func lagText(lag int64) string {
-	if lag < 0 {
+// lagText is a partition's largest in-sync lag: "-" with no followers,
+// "?" when no follower's lag is known.
+func lagText(p PartitionInfo) string {
+	switch {
+	case len(p.Replicas) < 2:
+		return "-"
+	case p.MaxLag < 0:
 		return "?"
 	}
-	return strconv.FormatInt(lag, 10)
+	return strconv.FormatInt(p.MaxLag, 10)
 }
 
 func orDash(s string) string {
