@@ -309,21 +309,33 @@ func (s *Server) elect(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := requestContext(r)
 	defer cancel()
-	if err := s.consistent(r, s.store.Groups()...); err != nil {
-		writeError(w, err)
-		return
+	var t raft.Topic
+	var p raft.Partition
+	var rec policy.DecisionRecord
+	for {
+		if err := s.consistent(r, s.store.Groups()...); err != nil {
+			writeError(w, err)
+			return
+		}
+		var ok bool
+		if t, ok = s.store.Topic(name); !ok {
+			writeError(w, fmt.Errorf("%w: %q", raft.ErrUnknownTopic, name))
+			return
+		}
+		if p, ok = s.store.Partition(t.ID, int32(part)); !ok {
+			writeError(w, fmt.Errorf("%w: %s-%d", raft.ErrUnknownPartition, name, part))
+			return
+		}
+		rec, err = s.controller.ElectTo(ctx, partitionState(p, allowsUnclean(t)), to)
+		// A commit that timed out (say the partition's Raft group was
+		// electing its own leader) may yet apply: read the partition
+		// again and retry from what it is, within the request's time.
+		if !raft.IsTimeout(err) || ctx.Err() != nil {
+			break
+		}
+		s.log.Info("manual election: commit timed out; reading the partition again", "topic", name, "partition", part)
+		time.Sleep(100 * time.Millisecond)
 	}
-	t, ok := s.store.Topic(name)
-	if !ok {
-		writeError(w, fmt.Errorf("%w: %q", raft.ErrUnknownTopic, name))
-		return
-	}
-	p, ok := s.store.Partition(t.ID, int32(part))
-	if !ok {
-		writeError(w, fmt.Errorf("%w: %s-%d", raft.ErrUnknownPartition, name, part))
-		return
-	}
-	rec, err := s.controller.ElectTo(ctx, partitionState(p, allowsUnclean(t)), to)
 	if err != nil {
 		if errors.Is(err, policy.ErrIneligible) {
 			err = fmt.Errorf("%w: %v", raft.ErrInvalidUpdate, err)

@@ -1,6 +1,10 @@
 package raft
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/lni/dragonboat/v4"
+)
 
 // Errors a state machine returns for a rejected command. The proposer gets
 // them wrapped with the details, so test them with errors.Is.
@@ -49,3 +53,8 @@ func codeOf(err error) string {
 	}
 	return "unsupported_command"
 }
+
+// IsTimeout reports whether err is a proposal that timed out: it may or may
+// not have been applied, so the caller re-reads the state before trying
+// again (partition updates and deletes are not retried for it).
+func IsTimeout(err error) bool { return errors.Is(err, dragonboat.ErrTimeout) }
