@@ -81,7 +81,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, store: store, kafka: ks, ln: ln, done: make(chan error, 2), stop: cancel,
 		live: live, decisions: policy.NewDecisionLog(decisionLogSize), elections: newPolicyMetadata(store, ks), metricSet: mset}
 	s.admin = &http.Server{
-		Handler:           s.routes(),
+		Handler:           gzipped(s.routes()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
