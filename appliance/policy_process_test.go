@@ -1,6 +1,7 @@
 package appliance_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -278,5 +279,110 @@ func TestPolicy_sighupAppliesChangedRules(t *testing.T) {
 	}
 	if p.cmd.ProcessState != nil {
 		t.Errorf("the node exited: %v", p.cmd.ProcessState)
+	}
+}
+
+// TestPolicy_leastLagElectsTheReplicaWithTheLongestLog runs least-lag on
+// log-end offsets the controller asks the replicas for. A partition's
+// replicas are [a, b, c]; b is frozen while a takes acks=1 records that c
+// copies; then a dies and b comes back, alive and still in the ISR but
+// behind. first-isr would elect b and lose those records; least-lag must
+// elect c, and every record stays readable.
+func TestPolicy_leastLagElectsTheReplicaWithTheLongestLog(t *testing.T) {
+	dir := t.TempDir()
+	buildPolicy(t, "least-lag", dir, "least-lag.wasm")
+	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...),
+		fmt.Sprintf("policy_dir = %q", dir), "[[election.rules]]", `topics = "lag*"`, `policy = "least-lag.wasm"`)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	createTopic(t, procs, "lag1", 1, 3)
+	waitTopic(t, procs[0], "lag1", 1)
+	var d struct {
+		PartitionStates []struct {
+			Leader   uint64   `json:"leader"`
+			Replicas []uint64 `json:"replicas"`
+		} `json:"partition_states"`
+	}
+	if _, err := httpGetJSON("http://"+procs[0].admin+"/v1/topics/lag1", &d); err != nil || len(d.PartitionStates) != 1 ||
+		len(d.PartitionStates[0].Replicas) != 3 {
+		t.Fatalf("GET /v1/topics/lag1 = %+v, %v", d, err)
+	}
+	r := d.PartitionStates[0].Replicas
+	a, b, c := procs[r[0]-1], procs[r[1]-1], procs[r[2]-1]
+	if d.PartitionStates[0].Leader != r[0] {
+		moveLeader(t, procs[0], "lag1", 0, r[0])
+	}
+	waitFullISR(t, procs[0], "lag1", 3, 30*time.Second, true)
+	t.Cleanup(func() { b.cmd.Process.Signal(syscall.SIGCONT) })
+
+	all := clusterClient(t, procs, kgo.DefaultProduceTopic("lag1"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	for i := range 20 {
+		if err := all.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("all-%d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.cmd.Process.Signal(syscall.SIGSTOP)
+	// Let b's parked fetch (a 500 ms long poll) end, so no answer with the
+	// records below waits in its socket.
+	time.Sleep(700 * time.Millisecond)
+	lone := kgoClient(t, a.kafka, kgo.DefaultProduceTopic("lag1"), kgo.RequiredAcks(kgo.LeaderAck()),
+		kgo.DisableIdempotentWrite(), kgo.RecordRetries(0))
+	for i := range 30 {
+		if err := lone.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprintf("one-%d", i))}).FirstErr(); err != nil {
+			t.Fatalf("acks=1 write to the leader: %v", err)
+		}
+	}
+	lone.Close()
+	for deadline := time.Now().Add(10 * time.Second); !bytes.Equal(partitionLogs(t, a, "lag1", 0), partitionLogs(t, c, "lag1", 0)); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the running follower never copied the leader's log")
+		}
+	}
+
+	a.kill(t, syscall.SIGKILL)
+	b.cmd.Process.Signal(syscall.SIGCONT)
+	for deadline := time.Now().Add(testLeaderTimeout + 10*time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ls, ok := partitionLeaders(c, "lag1")
+		if ok && len(ls) == 1 && ls[0][0] != 0 && ls[0][0] != int64(a.id) {
+			if ls[0][0] != int64(c.id) {
+				t.Fatalf("lag1-0: node %d elected; least-lag should have chosen node %d, whose log is longer", ls[0][0], c.id)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lag1-0: no new leader after node %d was killed", a.id)
+		}
+	}
+	// The decision saw b alive and in sync (so first-isr would have taken
+	// it) and was least-lag's.
+	var decided bool
+	for _, p := range []*proc{b, c} {
+		var recs []struct {
+			Topic  string `json:"topic"`
+			Policy string `json:"policy"`
+			To     uint64 `json:"to"`
+			Input  string `json:"input"`
+		}
+		httpGetJSON("http://"+p.admin+"/v1/elections", &recs)
+		for _, rec := range recs {
+			if rec.Topic == "lag1" && rec.To == uint64(c.id) {
+				decided = true
+				if rec.Policy != "least-lag.wasm" || !strings.Contains(rec.Input, fmt.Sprintf("%d(alive,isr", b.id)) {
+					t.Errorf("decision %+v: want least-lag.wasm with node %d alive and in sync", rec, b.id)
+				}
+			}
+		}
+	}
+	if !decided {
+		t.Error("no decision-log record of the election")
+	}
+	cons := clusterClient(t, []*proc{b, c}, kgo.ConsumeTopics("lag1"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]bool{}
+	for len(seen) < 50 {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consume after %d records: %v", len(seen), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
 	}
 }
