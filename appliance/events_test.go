@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/reeve-edge/reeve/appliance"
+	"github.com/reeve-edge/reeve/policy"
 )
 
 // natsServer runs a real nats-server in the test process, with JetStream
@@ -141,15 +142,8 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 	var committed time.Time
 	var controller uint64
 	for _, p := range procs[1:] {
-		var recs []struct {
-			Time      time.Time `json:"time"`
-			Topic     string    `json:"topic"`
-			Reason    string    `json:"reason"`
-			Committed bool      `json:"committed"`
-		}
-		httpGetJSON("http://"+p.admin+"/v1/elections", &recs)
-		for _, r := range recs {
-			if r.Topic == "fail.over" && r.Reason == "leader_timeout" && r.Committed {
+		for _, r := range decisionLog(p) {
+			if r.Topic == "fail.over" && r.Reason == policy.ReasonLeaderTimeout && r.Committed {
 				committed, controller = r.Time, uint64(p.id)
 			}
 		}

@@ -2,7 +2,6 @@ package appliance_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -256,16 +255,7 @@ func BenchmarkFailover(b *testing.B) {
 					if p == victim {
 						continue
 					}
-					var recs []struct {
-						Time      time.Time `json:"time"`
-						To        uint64    `json:"to"`
-						Reason    string    `json:"reason"`
-						LatencyMs float64   `json:"latency_ms"`
-						Committed bool      `json:"committed"`
-						Error     string    `json:"error"`
-					}
-					httpGetJSON("http://"+p.admin+"/v1/elections", &recs)
-					for _, r := range recs {
+					for _, r := range decisionLog(p) {
 						if r.Time.After(killed) {
 							b.Logf("  node %d decided %s to %d at +%v (latency %.1f ms) committed %v %s", p.id, r.Reason, r.To,
 								r.Time.Sub(killed).Round(time.Millisecond), r.LatencyMs, r.Committed, r.Error)
@@ -373,9 +363,7 @@ func BenchmarkElectionStorm(b *testing.B) {
 	took := time.Since(killed)
 	b.Logf("all %d partitions led again %v after the kill", partitions, took.Round(time.Millisecond))
 	for _, p := range survivors {
-		var recs []json.RawMessage
-		httpGetJSON("http://"+p.admin+"/v1/elections", &recs)
-		b.Logf("node %d decision log: %d records", p.id, len(recs))
+		b.Logf("node %d decision log: %d records", p.id, len(decisionLog(p)))
 	}
 	b.ReportMetric(took.Seconds(), "all-led-s")
 	b.ReportMetric((took - timeout).Seconds(), "over-timeout-s")

@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/reeve-edge/reeve/policy"
 )
 
 // electionConfig makes elections quick for tests, yet slow enough that a
@@ -89,17 +91,9 @@ func TestFailover_killedLeaderIsReplacedAndNothingIsLost(t *testing.T) {
 	// The controller that decided logged it.
 	logged := false
 	for _, p := range procs[1:] {
-		var recs []struct {
-			Topic     string `json:"topic"`
-			Reason    string `json:"reason"`
-			To        uint64 `json:"to"`
-			Committed bool   `json:"committed"`
-		}
-		if code, err := httpGetJSON("http://"+p.admin+"/v1/elections", &recs); err == nil && code == 200 {
-			for _, r := range recs {
-				if r.Topic == "failover" && r.Reason == "leader_timeout" && r.To == newLeader && r.Committed {
-					logged = true
-				}
+		for _, r := range decisionLog(p) {
+			if r.Topic == "failover" && r.Reason == policy.ReasonLeaderTimeout && r.To == newLeader && r.Committed {
+				logged = true
 			}
 		}
 	}
@@ -522,4 +516,14 @@ func TestFailover_noEligibleLeaderTakesThePartitionOffline(t *testing.T) {
 	if !slices.Equal(got, []string{"acked", "only on the leader"}) {
 		t.Errorf("records = %q", got)
 	}
+}
+
+// decisionLog reads a node's decision log (GET /v1/elections); nil if the
+// node does not answer.
+func decisionLog(p *proc) []policy.DecisionRecord {
+	var recs []policy.DecisionRecord
+	if code, err := httpGetJSON("http://"+p.admin+"/v1/elections", &recs); err != nil || code != 200 {
+		return nil
+	}
+	return recs
 }

@@ -111,15 +111,8 @@ func TestPolicy_failoverElectsTheLabelledReplica(t *testing.T) {
 		if uint64(p.id) == victim {
 			continue
 		}
-		var recs []struct {
-			Topic     string `json:"topic"`
-			Partition int    `json:"partition"`
-			Policy    string `json:"policy"`
-			To        uint64 `json:"to"`
-		}
-		httpGetJSON("http://"+p.admin+"/v1/elections", &recs)
-		for _, r := range recs {
-			found = found || (r.Topic == "line1" && r.Partition == part && r.To == 3 && r.Policy == "prefer-label.wasm")
+		for _, r := range decisionLog(p) {
+			found = found || (r.Topic == "line1" && int(r.Partition) == part && r.To == 3 && r.Policy == "prefer-label.wasm")
 		}
 	}
 	if !found {
@@ -357,14 +350,7 @@ func TestPolicy_leastLagElectsTheReplicaWithTheLongestLog(t *testing.T) {
 	// it) and was least-lag's.
 	var decided bool
 	for _, p := range []*proc{b, c} {
-		var recs []struct {
-			Topic  string `json:"topic"`
-			Policy string `json:"policy"`
-			To     uint64 `json:"to"`
-			Input  string `json:"input"`
-		}
-		httpGetJSON("http://"+p.admin+"/v1/elections", &recs)
-		for _, rec := range recs {
+		for _, rec := range decisionLog(p) {
 			if rec.Topic == "lag1" && rec.To == uint64(c.id) {
 				decided = true
 				if rec.Policy != "least-lag.wasm" || !strings.Contains(rec.Input, fmt.Sprintf("%d(alive,isr", b.id)) {
