@@ -2,9 +2,7 @@ package kafka
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
@@ -33,41 +31,16 @@ func (s *Server) Probe(ctx context.Context) error {
 			target.IP = net.IPv6loopback
 		}
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", target.String())
+	// A connection of its own, used once: a peer's, as node-to-node
+	// requests use.
+	c := &peer{addr: target.String(), clientID: "reeve-probe"}
+	defer c.close()
+	// Version 0: no tagged fields, any broker answers it.
+	resp, err := c.request(ctx, kmsg.NewPtrApiVersionsRequest(), 0)
 	if err != nil {
-		return fmt.Errorf("kafka probe: connect to %s: %w", target.String(), err)
+		return fmt.Errorf("kafka probe: no ApiVersions answer: %w", err)
 	}
-	defer c.Close()
-	deadline, _ := ctx.Deadline()
-	c.SetDeadline(deadline)
-
-	req := kmsg.NewPtrApiVersionsRequest() // version 0: no tagged fields, any broker answers it
-	const correlationID = 1
-	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("reeve-probe")).AppendRequest(nil, req, correlationID)
-	if _, err := c.Write(frame); err != nil {
-		return fmt.Errorf("kafka probe: send ApiVersions to %s: %w", target.String(), err)
-	}
-	var size [4]byte
-	if _, err := io.ReadFull(c, size[:]); err != nil {
-		return fmt.Errorf("kafka probe: no ApiVersions answer from %s: %w", target.String(), err)
-	}
-	n := binary.BigEndian.Uint32(size[:])
-	if n < 4 || n > 1<<20 {
-		return fmt.Errorf("kafka probe: %s answered a %d-byte frame", target.String(), n)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c, body); err != nil {
-		return fmt.Errorf("kafka probe: short ApiVersions answer from %s: %w", target.String(), err)
-	}
-	if got := int32(binary.BigEndian.Uint32(body)); got != correlationID {
-		return fmt.Errorf("kafka probe: %s answered correlation id %d, want %d", target.String(), got, correlationID)
-	}
-	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
-	if err := resp.ReadFrom(body[4:]); err != nil {
-		return fmt.Errorf("kafka probe: decode ApiVersions answer from %s: %w", target.String(), err)
-	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+	if err := kerr.ErrorForCode(resp.(*kmsg.ApiVersionsResponse).ErrorCode); err != nil {
 		return fmt.Errorf("kafka probe: %s answered ApiVersions with %w", target.String(), err)
 	}
 	return nil
