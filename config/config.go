@@ -157,6 +157,21 @@ type Election struct {
 	// PolicyTimeout bounds every call into a policy module, 1ms..10s,
 	// default 50ms.
 	PolicyTimeout Duration `toml:"policy_timeout"`
+	// PolicyMaxModuleMiB refuses a module file larger than this before it
+	// is read, 1..256, default 8.
+	PolicyMaxModuleMiB int `toml:"policy_max_module_mib"`
+	// PolicyMaxFunctionKiB refuses a module with a function body larger
+	// than this before it is compiled (compiling takes memory and time in
+	// proportion to a function's size), 16..16384, default 1024.
+	PolicyMaxFunctionKiB int `toml:"policy_max_function_kib"`
+	// PolicyMaxTableElements bounds the elements of all of a module's
+	// tables together, 1024..16777216, default 65536: a table declared
+	// larger is refused, and table.grow past it fails as the WebAssembly
+	// spec allows.
+	PolicyMaxTableElements int `toml:"policy_max_table_elements"`
+	// PolicyMaxStackKiB bounds a module's call stack, 64..65536, default
+	// 1024: a call nested deeper traps.
+	PolicyMaxStackKiB int `toml:"policy_max_stack_kib"`
 	// Rules choose a policy per topic: the first rule whose pattern matches
 	// the topic wins; topics no rule matches use first-isr.
 	Rules []PolicyRule `toml:"rules"`
@@ -323,12 +338,16 @@ func base() *Config {
 		},
 		Admin: Admin{Listen: defaultAdminListen},
 		Election: Election{
-			HeartbeatInterval: Duration{time.Second},
-			LeaderTimeout:     Duration{10 * time.Second},
-			PolicyMemoryMiB:   16,
-			PolicyTimeout:     Duration{50 * time.Millisecond},
-			RebalanceInterval: Duration{5 * time.Minute},
-			HoldDown:          Duration{30 * time.Second},
+			HeartbeatInterval:      Duration{time.Second},
+			LeaderTimeout:          Duration{10 * time.Second},
+			PolicyMemoryMiB:        16,
+			PolicyTimeout:          Duration{50 * time.Millisecond},
+			PolicyMaxModuleMiB:     8,
+			PolicyMaxFunctionKiB:   1024,
+			PolicyMaxTableElements: 65536,
+			PolicyMaxStackKiB:      1024,
+			RebalanceInterval:      Duration{5 * time.Minute},
+			HoldDown:               Duration{30 * time.Second},
 		},
 		Log:    Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Events: Events{SubjectPrefix: "reeve", EmbeddedListen: "127.0.0.1:4222"},

@@ -724,7 +724,8 @@ func TestDefault(t *testing.T) {
 		Log:   Log{Level: "info", Format: "auto"},
 		Election: Election{HeartbeatInterval: Duration{time.Second}, LeaderTimeout: Duration{10 * time.Second},
 			RebalanceInterval: Duration{5 * time.Minute}, HoldDown: Duration{30 * time.Second},
-			PolicyMemoryMiB: 16, PolicyTimeout: Duration{50 * time.Millisecond}},
+			PolicyMemoryMiB: 16, PolicyTimeout: Duration{50 * time.Millisecond},
+			PolicyMaxModuleMiB: 8, PolicyMaxFunctionKiB: 1024, PolicyMaxTableElements: 65536, PolicyMaxStackKiB: 1024},
 		Events: Events{SubjectPrefix: "reeve", EmbeddedListen: "127.0.0.1:4222"},
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -448,6 +448,19 @@ func (d *decoder) validateElection(c *Config) {
 	if pt := e.PolicyTimeout.Duration; d.ok("election.policy_timeout") && (pt < time.Millisecond || pt > 10*time.Second) {
 		d.errorf("election.policy_timeout", "%s is out of range; use 1ms to 10s", durationText(pt))
 	}
+	for _, b := range []struct {
+		key      string
+		v, lo, hi int
+	}{
+		{"election.policy_max_module_mib", e.PolicyMaxModuleMiB, 1, 256},
+		{"election.policy_max_function_kib", e.PolicyMaxFunctionKiB, 16, 16384},
+		{"election.policy_max_table_elements", e.PolicyMaxTableElements, 1024, 1 << 24},
+		{"election.policy_max_stack_kib", e.PolicyMaxStackKiB, 64, 65536},
+	} {
+		if d.ok(b.key) && (b.v < b.lo || b.v > b.hi) {
+			d.errorf(b.key, "%d is out of range; use %d to %d", b.v, b.lo, b.hi)
+		}
+	}
 	for i, r := range e.Rules {
 		key := fmt.Sprintf("election.rules[%d]", i)
 		if !d.ok(key+".topics", key+".policy") {
