@@ -87,6 +87,9 @@ const offsetLookup = 100 * time.Millisecond
 // heartbeat plus the timeout and sleeps until the earliest one, so a
 // failover takes the timeout plus one Raft commit, not the timeout plus a
 // polling interval.
+//
+// A controller reads the time from its liveness table's clock
+// (WithClock), never from the time package; its waits are runtime timers.
 type Controller struct {
 	md      Metadata
 	live    *Liveness
@@ -144,7 +147,7 @@ func (c *Controller) Run(ctx context.Context) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		now := time.Now()
+		now := c.now()
 		c.lastPass.Store(now.UnixNano())
 		next := now.Add(c.timeout)
 		var due []PartitionState
@@ -170,7 +173,7 @@ func (c *Controller) Run(ctx context.Context) {
 					retry = commitRetry // e.g. this group's Raft leadership moved mid-commit
 				}
 			}
-			next = minTime(next, time.Now().Add(retry))
+			next = minTime(next, c.now().Add(retry))
 		}
 		if c.RebalanceInterval > 0 {
 			if now.Sub(c.lastBalance) >= c.RebalanceInterval {
@@ -179,7 +182,7 @@ func (c *Controller) Run(ctx context.Context) {
 			}
 			next = minTime(next, c.lastBalance.Add(c.RebalanceInterval))
 		}
-		t.Reset(time.Until(next))
+		t.Reset(next.Sub(c.now()))
 		select {
 		case <-ctx.Done():
 			return
@@ -240,6 +243,9 @@ func (c *Controller) rebalance(ctx context.Context, now time.Time) {
 	}
 }
 
+// now reads the controller's clock: its liveness table's.
+func (c *Controller) now() time.Time { return c.live.now() }
+
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -253,7 +259,7 @@ func minTime(a, b time.Time) time.Time {
 // a record for every partition whose leader the round changed or tried to
 // change; they are in the decision log too. Safe for concurrent use.
 func (c *Controller) Elect(ctx context.Context, parts []PartitionState, reason Reason) []DecisionRecord {
-	start := time.Now()
+	start := c.now()
 	in := make([]Input, len(parts))
 	for i, p := range parts {
 		in[i] = c.input(p, reason)
@@ -298,7 +304,7 @@ func (c *Controller) ElectTo(ctx context.Context, p PartitionState, to uint64) (
 	if to == 0 {
 		return first(p, c.Elect(ctx, []PartitionState{p}, ReasonManual), "the current leader is the policy's choice")
 	}
-	start := time.Now()
+	start := c.now()
 	in := c.input(p, ReasonManual)
 	d := Decision{Leader: to, Reason: fmt.Sprintf("operator asked for node %d", to)}
 	if err := Validate(in, d); err != nil {
@@ -347,14 +353,14 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 	if len(changes) == 0 {
 		return nil
 	}
-	decided := float64(time.Since(start).Microseconds()) / 1000
+	decided := float64(c.now().Sub(start).Microseconds()) / 1000
 	for j := range changes {
 		changes[j].LatencyMs = decided
 	}
 	ectx, cancel := context.WithTimeout(ctx, commitTimeout)
 	errs, err := c.md.Elect(ectx, changes)
 	cancel()
-	latency := time.Since(start)
+	latency := c.now().Sub(start)
 	recs := make([]DecisionRecord, len(changes))
 	for j, ch := range changes {
 		i, p := idx[j], ch.Partition
@@ -362,7 +368,7 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 		if e == nil && j < len(errs) {
 			e = errs[j]
 		}
-		recs[j] = DecisionRecord{Time: time.Now(), Topic: p.Topic, Partition: p.Partition, Reason: reason,
+		recs[j] = DecisionRecord{Time: c.now(), Topic: p.Topic, Partition: p.Partition, Reason: reason,
 			Policy: policies[i], From: p.Leader, To: ch.Leader, LeaderEpoch: p.LeaderEpoch + 1, Why: decisions[i].Reason,
 			Input: summary(in[i]), LatencyMs: float64(latency.Microseconds()) / 1000, Committed: e == nil,
 			Unclean: ch.Leader != 0 && !slices.Contains(p.ISR, ch.Leader), err: e}
@@ -412,7 +418,7 @@ const commitTimeout = 5 * time.Second
 
 func (c *Controller) input(p PartitionState, reason Reason) Input {
 	in := Input{Topic: p.Topic, Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Reason: reason, Unclean: p.Unclean}
-	now := time.Now()
+	now := c.now()
 	for _, r := range p.Replicas {
 		alive := c.live.Alive(r, c.timeout)
 		if r == p.Leader && (reason == ReasonLeaderTimeout || reason == ReasonControlledShutdown) {
