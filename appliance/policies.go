@@ -76,10 +76,14 @@ func newPolicyRules(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return pr, nil
 	}
 	rt, err := wasm.NewRuntime(ctx, wasm.Config{
-		CacheDir:    filepath.Join(cfg.Node.DataDir, "policy-cache"),
-		MemoryLimit: uint64(e.PolicyMemoryMiB) << 20,
-		Timeout:     e.PolicyTimeout.Duration,
-		Logger:      log,
+		CacheDir:         filepath.Join(cfg.Node.DataDir, "policy-cache"),
+		MemoryLimit:      uint64(e.PolicyMemoryMiB) << 20,
+		Timeout:          e.PolicyTimeout.Duration,
+		Logger:           log,
+		MaxModuleBytes:   int64(e.PolicyMaxModuleMiB) << 20,
+		MaxFunctionBytes: e.PolicyMaxFunctionKiB << 10,
+		MaxTableElements: uint32(e.PolicyMaxTableElements),
+		MaxStackBytes:    uint32(e.PolicyMaxStackKiB) << 10,
 	})
 	if err != nil {
 		return nil, err

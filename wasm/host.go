@@ -119,6 +119,16 @@ var hostFuelFunc = api.GoModuleFunc(func(ctx context.Context, m api.Module, stac
 	stack[0] = uint64(hostFuel(ctx, m))
 })
 
+// hostStackFunc is reeve.stack(), which instrument calls when a call
+// would take the module past its stack budget: it ends the call as a trap.
+var hostStackFunc = api.GoModuleFunc(func(ctx context.Context, m api.Module, _ []uint64) {
+	m.CloseWithExitCode(ctx, exitCodeStack)
+	panic(sys.NewExitError(exitCodeStack))
+})
+
+// exitCodeStack is the exit code of a call reeve.stack ended.
+const exitCodeStack = 0x57ac4
+
 // hostFuel is reeve.fuel(), which instrument adds to every module and
 // which the module calls when its budget of work runs out: it stops the
 // call if the call's context is done or its deadline has passed, and

@@ -41,12 +41,46 @@ import (
 // entry. And a call into the module no longer starts a goroutine to watch
 // its context.
 
-// fuelModule and fuelName name the host function the rewritten module
-// imports; a module that imports it itself is refused.
+// The rewrite also bounds the module's call stack and its tables, which
+// wazero does not: wazero grows a call stack up to 400 MB before it traps,
+// and a table to whatever table.grow asks (2^32 elements is 32 GiB, and
+// the Go runtime dies rather than fail the allocation). A stack budget in
+// bytes, in a global of the module's own, is charged at every function
+// entry with an estimate of the frame (frameBytes) and given back on the
+// way out; each body is wrapped in a block so that a branch to the
+// function's label also passes the give-back. A call that finds too little
+// left calls reeve.stack, which ends the call. Every table gets a maximum
+// that keeps all of them within the bound, so table.grow past it fails as
+// the spec allows (it answers -1) and allocates nothing.
+
+// fuelModule, fuelName and stackName name the host functions the
+// rewritten module imports; a module that imports one itself is refused.
 const (
 	fuelModule = "reeve"
 	fuelName   = "fuel"
+	stackName  = "stack"
 )
+
+// addedImport reports whether mod.name is a host function the rewrite
+// adds.
+func addedImport(mod, name string) bool {
+	return mod == fuelModule && (name == fuelName || name == stackName)
+}
+
+// bounds are the sandbox's limits that the rewrite enforces.
+type bounds struct {
+	tableElements uint32 // all tables together
+	stackBytes    uint32 // the call stack, as frameBytes counts it
+	functionBytes int    // one function body's code
+}
+
+// maxLocals bounds one function's parameters and locals: a frame's size
+// and the compiler's work grow with them.
+const maxLocals = 50000
+
+// frameBytes estimates a call's stack frame: wazero's frame header, and
+// a slot for every parameter and local.
+func frameBytes(locals uint32) uint32 { return 64 + 16*locals }
 
 // fuelPerCheck is the budget reeve.fuel hands out: bytes of straight-line
 // code, or bytes of memory a bulk operation touches.
@@ -59,6 +93,7 @@ const (
 	secType      = 1
 	secImport    = 2
 	secFunction  = 3
+	secTable     = 4
 	secGlobal    = 6
 	secExport    = 7
 	secStart     = 8
@@ -77,26 +112,33 @@ var errNotWasm = errors.New("not a valid WebAssembly module")
 
 // module is what the rewrite needs to know about a module.
 type module struct {
+	bounds
 	importedFuncs uint32   // function imports, which come first in the function index space
 	fuelFunc      uint32   // the index of reeve.fuel: right after the other imports
-	fuelType      uint32   // its type, () -> i64
+	stackFunc     uint32   // the index of reeve.stack: right after reeve.fuel
+	fuelType      uint32   // their type, () -> i64
 	fuelGlobal    uint32   // the budget's global: after every other global
+	stackGlobal   uint32   // the stack budget's global: right after it
 	params        []uint32 // parameter count of each type
+	bodyTypes     [][]byte // per type, the block type of a block with its results
 	funcTypes     []uint32 // the type of each function the module defines
 }
 
+// addedFuncs is how many functions the rewrite imports.
+const addedFuncs = 2
+
 // funcIndex renumbers a function index of the original module: the added
-// import shifts the module's own functions by one.
+// imports shift the module's own functions.
 func (m *module) funcIndex(i uint32) uint32 {
 	if i >= m.importedFuncs {
-		return i + 1
+		return i + addedFuncs
 	}
 	return i
 }
 
 // instrument returns code rewritten to check its deadline through
-// reeve.fuel, or an error that says why it cannot be.
-func instrument(code []byte) ([]byte, error) {
+// reeve.fuel and to keep within b, or an error that says why it cannot be.
+func instrument(code []byte, b bounds) ([]byte, error) {
 	if len(code) < 8 || string(code[:4]) != "\x00asm" || binary.LittleEndian.Uint32(code[4:]) != 1 {
 		return nil, fmt.Errorf("%w: no \\0asm header of version 1", errNotWasm)
 	}
@@ -129,7 +171,7 @@ func instrument(code []byte) ([]byte, error) {
 	}
 	// The sections are read in the order each needs the one before: the
 	// import's type, then the function index it takes, then the global's.
-	m := &module{}
+	m := &module{bounds: b}
 	types, err := m.readTypes(orEmpty(known[secType]))
 	if err != nil {
 		return nil, err
@@ -138,7 +180,7 @@ func instrument(code []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.fuelFunc = m.importedFuncs
+	m.fuelFunc, m.stackFunc = m.importedFuncs, m.importedFuncs+1
 	if b, ok := known[secFunction]; ok {
 		if err := m.readFunctions(b); err != nil {
 			return nil, err
@@ -180,6 +222,8 @@ func instrument(code []byte) ([]byte, error) {
 			body, err = m.rewriteExports(body)
 		case secStart:
 			body, err = m.rewriteStart(body)
+		case secTable:
+			body, err = m.rewriteTables(body)
 		case secElement:
 			body, err = m.rewriteElements(body)
 		case secCode:
@@ -206,13 +250,17 @@ func orEmpty(body []byte) []byte {
 	return body
 }
 
-// readTypes reads the type section, records each type's parameter count,
-// and returns it with () -> i64 added if it has no such type.
+// readTypes reads the type section, records each type's parameter count
+// and the block type that wraps a body of that type, and returns it with
+// the types the rewrite needs added: () -> i64, and () -> results for a
+// type of several results that has parameters.
 func (m *module) readTypes(body []byte) ([]byte, error) {
 	r := &reader{b: body}
 	n := r.u32()
 	entries := r.off
 	found := false
+	noParams := map[string]uint32{} // results -> a type () -> results
+	var results []string
 	for i := uint32(0); i < n && r.ok(); i++ {
 		if r.byte() != 0x60 {
 			r.fail("type %d is not a function type", i)
@@ -223,11 +271,19 @@ func (m *module) readTypes(body []byte) ([]byte, error) {
 			r.valType()
 		}
 		nr := r.u32()
+		if int(nr) > len(r.b)-r.off {
+			r.fail("type %d has %d results", i, nr)
+			break
+		}
 		var res []byte
 		for range nr {
 			res = append(res, r.valType())
 		}
 		m.params = append(m.params, np)
+		results = append(results, string(res))
+		if _, ok := noParams[string(res)]; !ok && np == 0 {
+			noParams[string(res)] = i
+		}
 		if !found && np == 0 && nr == 1 && res[0] == 0x7e {
 			m.fuelType, found = i, true
 		}
@@ -235,14 +291,41 @@ func (m *module) readTypes(body []byte) ([]byte, error) {
 	if err := r.end("type section"); err != nil {
 		return nil, err
 	}
-	if found {
+	var added []byte
+	next := n
+	addType := func(res string) uint32 {
+		added = append(added, 0x60, 0)
+		added = appendU32(added, uint32(len(res)))
+		added = append(added, res...)
+		m.params = append(m.params, 0)
+		noParams[res] = next
+		next++
+		return next - 1
+	}
+	if !found {
+		m.fuelType = addType("\x7e")
+	}
+	m.bodyTypes = make([][]byte, len(results))
+	for i, res := range results {
+		switch len(res) {
+		case 0:
+			m.bodyTypes[i] = []byte{0x40}
+		case 1:
+			m.bodyTypes[i] = []byte{res[0]}
+		default:
+			t, ok := noParams[res]
+			if !ok {
+				t = addType(res)
+			}
+			m.bodyTypes[i] = appendS64(nil, int64(t))
+		}
+	}
+	if next == n {
 		return body, nil
 	}
-	m.fuelType = uint32(len(m.params))
-	m.params = append(m.params, 0)
-	out := appendU32(nil, n+1)
+	out := appendU32(nil, next)
 	out = append(out, body[entries:]...)
-	return append(out, 0x60, 0, 1, 0x7e), nil
+	return append(out, added...), nil
 }
 
 // readImports counts the function and global imports and returns the
@@ -253,16 +336,15 @@ func (m *module) readImports(body []byte) ([]byte, error) {
 	entries := r.off
 	for i := uint32(0); i < n && r.ok(); i++ {
 		mod, name := r.name(), r.name()
-		if mod == fuelModule && name == fuelName {
-			return nil, fmt.Errorf("it imports %s.%s, which reeve adds itself (see docs/policy-abi.md)", fuelModule, fuelName)
+		if addedImport(mod, name) {
+			return nil, fmt.Errorf("it imports %s.%s, which reeve adds itself (see docs/policy-abi.md)", mod, name)
 		}
 		switch kind := r.byte(); kind {
 		case 0: // function
 			r.u32()
 			m.importedFuncs++
 		case 1: // table
-			r.byte()
-			r.limits()
+			return nil, fmt.Errorf("it imports table %s.%s; a policy's tables must be its own", mod, name)
 		case 2: // memory
 			r.limits()
 		case 3: // global
@@ -276,12 +358,15 @@ func (m *module) readImports(body []byte) ([]byte, error) {
 	if err := r.end("import section"); err != nil {
 		return nil, err
 	}
-	out := appendU32(nil, n+1)
+	out := appendU32(nil, n+addedFuncs)
 	out = append(out, body[entries:]...)
-	out = appendName(out, fuelModule)
-	out = appendName(out, fuelName)
-	out = append(out, 0)
-	return appendU32(out, m.fuelType), nil
+	for _, name := range []string{fuelName, stackName} {
+		out = appendName(out, fuelModule)
+		out = appendName(out, name)
+		out = append(out, 0)
+		out = appendU32(out, m.fuelType)
+	}
+	return out, nil
 }
 
 func (m *module) readFunctions(body []byte) error {
@@ -306,7 +391,7 @@ func (m *module) readFunctions(body []byte) error {
 func (m *module) readGlobals(body []byte) ([]byte, error) {
 	r := &reader{b: body}
 	n := r.u32()
-	out := appendU32(nil, n+1)
+	out := appendU32(nil, n+2)
 	for range n {
 		if !r.ok() {
 			break
@@ -321,7 +406,59 @@ func (m *module) readGlobals(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	m.fuelGlobal += n
-	return append(out, 0x7e, 1, 0x42, 0, 0x0b), nil // (mut i64) (i64.const 0): the first check refills it
+	m.stackGlobal = m.fuelGlobal + 1
+	out = append(out, 0x7e, 1, 0x42, 0, 0x0b) // (mut i64) (i64.const 0): the first check refills it
+	out = append(out, 0x7f, 1, 0x41)          // (mut i32) (i32.const stackBytes)
+	out = appendS64(out, int64(m.stackBytes))
+	return append(out, 0x0b), nil
+}
+
+// rewriteTables refuses tables that together start larger than the bound,
+// and gives each a maximum that keeps them within it: the room left is
+// shared out evenly.
+func (m *module) rewriteTables(body []byte) ([]byte, error) {
+	r := &reader{b: body}
+	n := r.u32()
+	type table struct {
+		ref      byte
+		min, max uint32
+		hasMax   bool
+	}
+	var tables []table
+	total := uint64(0)
+	for i := uint32(0); i < n && r.ok(); i++ {
+		t := table{ref: r.byte()}
+		if t.ref != 0x70 && t.ref != 0x6f {
+			r.fail("table %d has element type %#x", i, t.ref)
+		}
+		switch flags := r.byte(); flags {
+		case 0:
+			t.min = r.u32()
+		case 1:
+			t.min, t.max, t.hasMax = r.u32(), r.u32(), true
+		default:
+			r.fail("table %d has limits flags %#x", i, flags)
+		}
+		total += uint64(t.min)
+		tables = append(tables, t)
+	}
+	if err := r.end("table section"); err != nil {
+		return nil, err
+	}
+	if total > uint64(m.tableElements) {
+		return nil, fmt.Errorf("its tables start with %d elements; election.policy_max_table_elements allows %d", total, m.tableElements)
+	}
+	share := (uint64(m.tableElements) - total) / uint64(max(len(tables), 1))
+	out := appendU32(nil, n)
+	for _, t := range tables {
+		top := uint64(t.min) + share
+		if t.hasMax {
+			top = min(top, uint64(t.max))
+		}
+		out = append(out, t.ref, 1)
+		out = appendU32(appendU32(out, t.min), uint32(top))
+	}
+	return out, nil
 }
 
 // constExpr copies a constant expression, renumbering ref.func.

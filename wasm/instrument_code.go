@@ -2,7 +2,6 @@ package wasm
 
 import (
 	"fmt"
-	"math"
 	"slices"
 )
 
@@ -28,6 +27,7 @@ const (
 	opRefFunc // ref.func: likewise
 	opBulk    // a bulk memory or table operation: the count is on top of the stack
 	opGrow    // memory.grow: the number of 64 KiB pages is on top of the stack
+	opReturn  // return: the stack budget is given back first
 )
 
 // insn is one decoded instruction.
@@ -73,8 +73,13 @@ func (m *module) rewriteCode(body []byte) ([]byte, error) {
 		if r.err != nil {
 			break
 		}
+		if len(code) > m.functionBytes {
+			return nil, fmt.Errorf("function %d is %d KiB of code; election.policy_max_function_kib allows %d",
+				m.importedFuncs+i, (len(code)+1023)/1024, m.functionBytes/1024)
+		}
 		var err error
-		if fn, err = c.rewrite(fn[:0], code, m.params[m.funcTypes[i]]); err != nil {
+		t := m.funcTypes[i]
+		if fn, err = c.rewrite(fn[:0], code, m.params[t], m.bodyTypes[t]); err != nil {
 			return nil, fmt.Errorf("function %d: %w", m.importedFuncs+i, err)
 		}
 		out = appendU32(out, uint32(len(fn)))
@@ -84,8 +89,8 @@ func (m *module) rewriteCode(body []byte) ([]byte, error) {
 }
 
 // rewrite appends the instrumented version of one function body (its
-// locals and code) to out.
-func (c *codeRewriter) rewrite(out, code []byte, params uint32) ([]byte, error) {
+// locals and code) to out; bodyType is the block type of its results.
+func (c *codeRewriter) rewrite(out, code []byte, params uint32, bodyType []byte) ([]byte, error) {
 	r := &reader{b: code}
 	groups := r.u32()
 	groupsEnd := r.off
@@ -97,8 +102,8 @@ func (c *codeRewriter) rewrite(out, code []byte, params uint32) ([]byte, error) 
 	if r.err != nil {
 		return nil, r.err
 	}
-	if locals >= math.MaxUint32 { // no room for the temporary
-		return nil, fmt.Errorf("%w: %d locals", errNotWasm, locals)
+	if locals > maxLocals {
+		return nil, fmt.Errorf("a function has %d parameters and locals; reeve allows %d", locals, maxLocals)
 	}
 	localsEnd := r.off
 	expr := code[localsEnd:]
@@ -118,7 +123,10 @@ func (c *codeRewriter) rewrite(out, code []byte, params uint32) ([]byte, error) 
 	}
 	tmp := uint32(locals)
 	m := c.m
+	frame := frameBytes(uint32(locals))
 	out = m.charge(out, entry)
+	out = m.enterFrame(out, frame)
+	out = append(append(out, 0x02), bodyType...) // block: a branch to the body's label lands before the give-back
 	// Instructions that stay as they are are copied in runs, up to the
 	// next one that changes.
 	copied := int32(0)
@@ -134,6 +142,8 @@ func (c *codeRewriter) rewrite(out, code []byte, params uint32) ([]byte, error) 
 			out = appendU32(append(out, 0x10), m.funcIndex(in.index))
 		case opRefFunc:
 			out = appendU32(append(out, 0xd2), m.funcIndex(in.index))
+		case opReturn:
+			out = append(m.leaveFrame(out, frame), b...)
 		case opLoop:
 			out = append(out, b...)
 			out = m.charge(out, c.after[i+1]+int64(len(b)))
@@ -149,7 +159,31 @@ func (c *codeRewriter) rewrite(out, code []byte, params uint32) ([]byte, error) 
 			out = append(out, b...)
 		}
 	}
-	return append(out, expr[copied:]...), nil
+	// The body's last instruction is its end (decode checked): end the
+	// block, give the frame back, end the body.
+	out = append(out, expr[copied:len(expr)-1]...)
+	out = m.leaveFrame(append(out, 0x0b), frame)
+	return append(out, 0x0b), nil
+}
+
+// enterFrame appends code that takes a frame from the stack budget, and
+// calls reeve.stack (which ends the call) when too little is left.
+func (m *module) enterFrame(out []byte, frame uint32) []byte {
+	out = appendU32(append(out, 0x23), m.stackGlobal)        // global.get stack
+	out = appendS64(append(out, 0x41), int64(frame))         // i32.const frame
+	out = append(out, 0x49, 0x04, 0x40)                      // i32.lt_u; if
+	out = appendU32(append(out, 0x10), m.stackFunc)          // call reeve.stack
+	out = append(out, 0x1a, 0x0b)                            // drop; end
+	out = appendU32(append(out, 0x23), m.stackGlobal)        // global.get stack
+	out = appendS64(append(out, 0x41), int64(frame))         // i32.const frame
+	return appendU32(append(out, 0x6b, 0x24), m.stackGlobal) // i32.sub; global.set stack
+}
+
+// leaveFrame appends code that gives a frame back to the stack budget.
+func (m *module) leaveFrame(out []byte, frame uint32) []byte {
+	out = appendU32(append(out, 0x23), m.stackGlobal)        // global.get stack
+	out = appendS64(append(out, 0x41), int64(frame))         // i32.const frame
+	return appendU32(append(out, 0x6a, 0x24), m.stackGlobal) // i32.add; global.set stack
 }
 
 // charge appends code that takes w from the fuel and, when none is left,
@@ -197,7 +231,7 @@ func (c *codeRewriter) weigh() int64 {
 				most = max(most, to(t))
 			}
 			after[i] = size + most
-		case opStop:
+		case opStop, opReturn:
 			after[i] = size
 		case opIf:
 			b := blocks[in.block]
@@ -238,8 +272,10 @@ func (c *codeRewriter) decode(expr []byte) (bulk bool, err error) {
 		in := insn{start: int32(r.off)}
 		idx := int32(len(c.insns))
 		switch op := r.byte(); {
-		case op == 0x00 || op == 0x0f: // unreachable, return
+		case op == 0x00: // unreachable
 			in.op = opStop
+		case op == 0x0f: // return
+			in.op = opReturn
 		case op == 0x01 || op == 0x1a || op == 0x1b || op == 0xd1 || op >= 0x45 && op <= 0xc4:
 			// nop, drop, select, ref.is_null, and the numeric instructions
 		case op >= 0x02 && op <= 0x04: // block, loop, if

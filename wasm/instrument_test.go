@@ -18,6 +18,9 @@ import (
 // The modules in testdata/instrument are written in the text format next
 // to them and assembled with wabt's wat2wasm (see each .wat).
 
+// testBounds are the sandbox's default bounds.
+var testBounds = bounds{tableElements: defaultTableElems, stackBytes: defaultStackBytes, functionBytes: defaultFuncBytes}
+
 func readTestModule(t testing.TB, name string) []byte {
 	t.Helper()
 	code, err := os.ReadFile(filepath.Join("testdata", "instrument", name))
@@ -40,7 +43,9 @@ func testRuntime(t testing.TB, fuel *atomic.Int64) wazero.Runtime {
 	if fuel != nil {
 		if _, err := rt.NewHostModuleBuilder(fuelModule).NewFunctionBuilder().
 			WithFunc(func(ctx context.Context, m api.Module) int64 { fuel.Add(1); return hostFuel(ctx, m) }).
-			Export(fuelName).Instantiate(ctx); err != nil {
+			Export(fuelName).
+			NewFunctionBuilder().WithGoModuleFunction(hostStackFunc, nil, []api.ValueType{api.ValueTypeI64}).Export(stackName).
+			Instantiate(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,7 +58,7 @@ func testRuntime(t testing.TB, fuel *atomic.Int64) wazero.Runtime {
 func TestInstrument_sameResults(t *testing.T) {
 	ctx := context.Background()
 	code := readTestModule(t, "features.wasm")
-	inst, err := instrument(code)
+	inst, err := instrument(code, testBounds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +111,7 @@ func TestInstrument_sameResults(t *testing.T) {
 // never-ending functions with a deadline: each is stopped with the
 // deadline's exit code soon after it.
 func TestInstrument_deadlineStopsEveryShape(t *testing.T) {
-	inst, err := instrument(readTestModule(t, "hostile.wasm"))
+	inst, err := instrument(readTestModule(t, "hostile.wasm"), testBounds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +169,7 @@ func TestInstrument_refuses(t *testing.T) {
 		"imports fuel": {importsFuel, "reeve adds itself"},
 		"threads":      {threads, "proposal reeve does not run"},
 	} {
-		_, err := instrument(c.code)
+		_, err := instrument(c.code, testBounds)
 		if err == nil || !errors.Is(err, errNotWasm) && name != "imports fuel" || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: instrument error %v, want one with %q", name, err, c.want)
 		}
@@ -183,7 +188,7 @@ func FuzzInstrument(f *testing.F) {
 	rt := wazero.NewRuntime(ctx)
 	f.Cleanup(func() { rt.Close(ctx) })
 	f.Fuzz(func(t *testing.T, code []byte) {
-		inst, err := instrument(code)
+		inst, err := instrument(code, testBounds)
 		if err != nil {
 			return
 		}

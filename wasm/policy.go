@@ -175,6 +175,9 @@ func classify(err error) error {
 	if errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled) {
 		return fmt.Errorf("%w: %v", ErrDeadline, err)
 	}
+	if errors.As(err, &exit) && exit.ExitCode() == exitCodeStack {
+		return fmt.Errorf("%w: its call stack passed election.policy_max_stack_kib", ErrTrap)
+	}
 	return fmt.Errorf("%w: %v", ErrTrap, callError(err))
 }
 

@@ -52,7 +52,7 @@ func (r *Registry) Scan(ctx context.Context) (ScanResult, error) {
 		if e.IsDir() || !strings.HasSuffix(name, ".wasm") {
 			continue
 		}
-		code, err := os.ReadFile(filepath.Join(r.dir, name))
+		code, err := r.rt.ReadModule(filepath.Join(r.dir, name))
 		if err != nil {
 			res.Refused[name] = fmt.Errorf("read %s: %w", name, err)
 			continue

@@ -5,9 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -32,12 +36,28 @@ type Config struct {
 	// LogLines is how many lines per second a module may log before lines
 	// are dropped (and counted); default 20.
 	LogLines int
+	// MaxModuleBytes refuses a larger module file before it is read
+	// (ReadModule); default 8 MiB.
+	MaxModuleBytes int64
+	// MaxFunctionBytes refuses a module with a larger function body before
+	// it is compiled; default 1 MiB.
+	MaxFunctionBytes int
+	// MaxTableElements bounds all of an instance's tables together;
+	// default 65536.
+	MaxTableElements uint32
+	// MaxStackBytes bounds an instance's call stack, as the rewrite
+	// estimates frames (see instrument.go); default 1 MiB.
+	MaxStackBytes uint32
 }
 
 const (
 	defaultMemoryLimit = 16 << 20
 	defaultTimeout     = 50 * time.Millisecond
 	defaultLogLines    = 20
+	defaultModuleBytes = 8 << 20
+	defaultFuncBytes   = 1 << 20
+	defaultTableElems  = 65536
+	defaultStackBytes  = 1 << 20
 	pageSize           = 64 << 10
 )
 
@@ -45,6 +65,9 @@ const (
 type Runtime struct {
 	cfg Config
 	rt  wazero.Runtime
+	// compiling lets one compile run at a time: what a compile may cost is
+	// bounded per module, so the node's worst case is one module's.
+	compiling sync.Mutex
 }
 
 // NewRuntime starts a wazero runtime with the sandbox's limits and the host
@@ -58,6 +81,18 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if cfg.LogLines <= 0 {
 		cfg.LogLines = defaultLogLines
+	}
+	if cfg.MaxModuleBytes <= 0 {
+		cfg.MaxModuleBytes = defaultModuleBytes
+	}
+	if cfg.MaxFunctionBytes <= 0 {
+		cfg.MaxFunctionBytes = defaultFuncBytes
+	}
+	if cfg.MaxTableElements == 0 {
+		cfg.MaxTableElements = defaultTableElems
+	}
+	if cfg.MaxStackBytes == 0 {
+		cfg.MaxStackBytes = defaultStackBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -86,6 +121,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		NewFunctionBuilder().WithFunc(hostLog).Export("log").
 		NewFunctionBuilder().WithFunc(hostNow).Export("now_unix_ms").
 		NewFunctionBuilder().WithGoModuleFunction(hostFuelFunc, nil, []api.ValueType{api.ValueTypeI64}).Export(fuelName).
+		NewFunctionBuilder().WithGoModuleFunction(hostStackFunc, nil, []api.ValueType{api.ValueTypeI64}).Export(stackName).
 		Instantiate(ctx); err != nil {
 		r.rt.Close(ctx)
 		return nil, fmt.Errorf("policy runtime: host module: %w", err)
@@ -128,11 +164,17 @@ type Module struct {
 // its digest is that of code as given.
 func (r *Runtime) Compile(ctx context.Context, name string, code []byte) (*Module, error) {
 	sum := sha256.Sum256(code)
-	inst, err := instrument(code)
+	if len(code) > int(r.cfg.MaxModuleBytes) {
+		return nil, fmt.Errorf("%w: %s: %s", ErrRefused, name, tooLarge(int64(len(code)), r.cfg.MaxModuleBytes))
+	}
+	inst, err := instrument(code, bounds{tableElements: r.cfg.MaxTableElements, stackBytes: r.cfg.MaxStackBytes,
+		functionBytes: r.cfg.MaxFunctionBytes})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrRefused, name, err)
 	}
+	r.compiling.Lock()
 	cm, err := r.rt.CompileModule(ctx, inst)
+	r.compiling.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: not a valid WebAssembly module: %v", ErrRefused, name, err)
 	}
@@ -148,7 +190,7 @@ func (m *Module) check() error {
 	var bad []string
 	for _, f := range m.compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		if !allowedImports[mod][name] && !(mod == fuelModule && name == fuelName) { // instrument refuses a module that imports reeve.fuel itself
+		if !allowedImports[mod][name] && !addedImport(mod, name) { // instrument refuses a module that imports them itself
 			bad = append(bad, mod+"."+name)
 		}
 	}
@@ -183,6 +225,36 @@ func (m *Module) check() error {
 		return fmt.Errorf("%w: %s does not export its memory", ErrRefused, m.name)
 	}
 	return nil
+}
+
+// ReadModule reads a module file, refusing one larger than MaxModuleBytes
+// before reading it whole.
+func (r *Runtime) ReadModule(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	limit := r.cfg.MaxModuleBytes
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s: not a regular file", ErrRefused, filepath.Base(path))
+	} else if st.Size() > limit {
+		return nil, fmt.Errorf("%w: %s: %s", ErrRefused, filepath.Base(path), tooLarge(st.Size(), limit))
+	}
+	code, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(code)) > limit { // it grew while being read
+		return nil, fmt.Errorf("%w: %s: %s", ErrRefused, filepath.Base(path), tooLarge(int64(len(code)), limit))
+	}
+	return code, nil
+}
+
+func tooLarge(size, limit int64) string {
+	return fmt.Sprintf("the module is %.1f MiB; election.policy_max_module_mib allows %d MiB", float64(size)/(1<<20), limit>>20)
 }
 
 func sameTypes(a, b []api.ValueType) bool {
