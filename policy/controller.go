@@ -113,8 +113,9 @@ type Controller struct {
 	// (docs/metrics.md); NewController gives it a set nobody reads.
 	Metrics *metrics.Set
 
-	inSyncSince map[holdKey]time.Time // when the controller first saw a replica in a partition's ISR
+	inSyncSince map[holdKey]inSync    // when the controller first saw a replica in a partition's ISR
 	lastMoved   map[holdKey]time.Time // last rebalance of a partition (node 0)
+	passes      uint64                // Run's passes, to tell replicas seen in the ISR on this one
 	lastBalance time.Time
 	lastPass    atomic.Int64 // unix nanoseconds at the start of Run's latest pass
 }
@@ -123,6 +124,13 @@ type holdKey struct {
 	id   [16]byte
 	p    int32
 	node uint64
+}
+
+// inSync is since when a replica has been in a partition's ISR, and the
+// last pass that saw it there.
+type inSync struct {
+	since time.Time
+	pass  uint64
 }
 
 // NewController returns a controller for node self.
@@ -151,7 +159,11 @@ func (c *Controller) Run(ctx context.Context) {
 		c.lastPass.Store(now.UnixNano())
 		next := now.Add(c.timeout)
 		var due []PartitionState
-		for _, p := range c.md.Controlled() {
+		parts := c.md.Controlled()
+		if c.RebalanceInterval > 0 {
+			c.watchISRs(now, parts)
+		}
+		for _, p := range parts {
 			switch {
 			case p.Leader == c.self:
 			case p.Leader == 0:
@@ -203,40 +215,54 @@ func (c *Controller) LastPass() time.Time {
 	return time.Unix(0, n)
 }
 
+// watchISRs notes when each replica was first seen in each partition's
+// ISR and forgets the ones out of it, whose hold-down starts again when
+// they return. Run calls it on every pass, not only on rebalance passes
+// (minutes apart), so a replica that left the ISR and came back between
+// two of those does not count as in sync all along. The controller passes
+// on every metadata change, so it sees each ISR change unless two are
+// signalled as one.
+func (c *Controller) watchISRs(now time.Time, parts []PartitionState) {
+	if c.inSyncSince == nil {
+		c.inSyncSince, c.lastMoved = map[holdKey]inSync{}, map[holdKey]time.Time{}
+	}
+	c.passes++
+	for _, p := range parts {
+		for _, r := range p.ISR {
+			k := holdKey{p.TopicID, p.Partition, r}
+			s, ok := c.inSyncSince[k]
+			if !ok {
+				s.since = now
+			}
+			s.pass = c.passes
+			c.inSyncSince[k] = s
+		}
+	}
+	for k, s := range c.inSyncSince {
+		if s.pass != c.passes {
+			delete(c.inSyncSince, k) // out of the ISR: its hold-down starts again
+		}
+	}
+}
+
 // rebalance moves partitions back to their preferred replica (the first in
 // preference order) once it has been alive and in sync for the hold-down,
 // at most once per hold-down per partition, through the policy.
 func (c *Controller) rebalance(ctx context.Context, now time.Time) {
-	if c.inSyncSince == nil {
-		c.inSyncSince, c.lastMoved = map[holdKey]time.Time{}, map[holdKey]time.Time{}
-	}
-	seen := map[holdKey]bool{}
 	var due []PartitionState
 	for _, p := range c.md.Controlled() {
-		for _, r := range p.ISR {
-			k := holdKey{p.TopicID, p.Partition, r}
-			seen[k] = true
-			if _, ok := c.inSyncSince[k]; !ok {
-				c.inSyncSince[k] = now
-			}
-		}
 		if len(p.Replicas) == 0 || p.Leader == 0 {
 			continue
 		}
 		pref := p.Replicas[0]
-		since, inSync := c.inSyncSince[holdKey{p.TopicID, p.Partition, pref}]
+		s, inSync := c.inSyncSince[holdKey{p.TopicID, p.Partition, pref}]
 		moved := c.lastMoved[holdKey{p.TopicID, p.Partition, 0}]
 		if p.Leader == pref || !inSync || !slices.Contains(p.ISR, pref) || !c.live.Alive(pref, c.timeout) ||
-			now.Sub(since) < c.HoldDown || now.Sub(moved) < c.HoldDown {
+			now.Sub(s.since) < c.HoldDown || now.Sub(moved) < c.HoldDown {
 			continue
 		}
 		due = append(due, p)
 		c.lastMoved[holdKey{p.TopicID, p.Partition, 0}] = now
-	}
-	for k := range c.inSyncSince {
-		if !seen[k] {
-			delete(c.inSyncSince, k) // out of the ISR: its hold-down starts again
-		}
 	}
 	if len(due) > 0 {
 		c.Elect(ctx, due, ReasonRebalance)
