@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,9 +9,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
-	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/raft"
-	"github.com/reeve-edge/reeve/wasm"
 )
 
 // GET /metrics: the node's metrics in the Prometheus text format. Every
@@ -131,33 +128,8 @@ func (s *Server) writeState(w io.Writer) {
 	}
 	metrics.WriteCounterUint64(w, "reeve_events_published_total", published)
 
-	metrics.WriteCounterUint64(w, "reeve_policy_modules_loaded_total", uint64(s.policies.loaded.Load()))
-	metrics.WriteCounterUint64(w, "reeve_policy_modules_refused_total", uint64(s.policies.refused.Load()))
-}
-
-// countFallback counts a batch a module failed to decide in
-// reeve_policy_fallbacks_total, by policy and cause.
-func (s *Server) countFallback(policyName string, err error) {
-	s.metricSet.GetOrCreateCounter(policy.FallbacksName(policyName, fallbackCause(err))).Inc()
-}
-
-// fallbackCause names why a module's batch fell back.
-func fallbackCause(err error) string {
-	for _, k := range []struct {
-		err   error
-		cause string
-	}{
-		{wasm.ErrTrap, "trap"},
-		{wasm.ErrDeadline, "deadline"},
-		{wasm.ErrBadAnswer, "bad_answer"},
-		{wasm.ErrClosed, "closed"},
-		{errNotLoaded, "not_loaded"},
-	} {
-		if errors.Is(err, k.err) {
-			return k.cause
-		}
-	}
-	return "error"
+	metrics.WriteCounterUint64(w, "reeve_policy_modules_loaded_total", uint64(s.policies.Info().Loaded))
+	metrics.WriteCounterUint64(w, "reeve_policy_modules_refused_total", uint64(s.policies.Info().Refused))
 }
 
 // family writes a family's TYPE line (and its empty HELP) once, before

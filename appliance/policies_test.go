@@ -65,7 +65,7 @@ func loadGuest(t testing.TB, dir string, settings map[string]string) *wasm.Polic
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := m.Instantiate(ctx, settingsOf(settings))
+	p, err := m.Instantiate(ctx, wasm.Settings(settings), policy.Shape{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,14 +103,6 @@ func corpus(r *rand.Rand, n int) []policy.Input {
 	return out
 }
 
-func indexes(n int) []int {
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	return idx
-}
-
 // TestFirstISRModule_decidesAsTheBuiltIn is the differential test: the
 // SDK's first-isr example and the native policy agree on every partition
 // of a generated corpus, in batches of 1, 100 and 10,000.
@@ -123,7 +115,7 @@ func TestFirstISRModule_decidesAsTheBuiltIn(t *testing.T) {
 		for round := 0; round < max(1, 2000/batch); round++ {
 			in := corpus(r, batch)
 			want, _ := policy.FirstISR{}.Decide(ctx, in)
-			got, err := decideWith(ctx, p, in, indexes(len(in)))
+			got, err := p.Decide(ctx, in)
 			if err != nil {
 				t.Fatalf("batch of %d: %v", batch, err)
 			}
@@ -161,9 +153,8 @@ func BenchmarkPolicyDecide(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/decision")
 		})
 		b.Run(fmt.Sprintf("wasm/batch-%d", batch), func(b *testing.B) {
-			idx := indexes(batch)
 			for b.Loop() {
-				if _, err := decideWith(ctx, p, in, idx); err != nil {
+				if _, err := p.Decide(ctx, in); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -204,22 +195,40 @@ func BenchmarkPolicyCompile(b *testing.B) {
 	})
 }
 
-// testRules makes a policyRules over a folder with one rule for every
-// topic, logging into a buffer the test can read.
-func testRules(t *testing.T, dir, module string, timeout time.Duration, settings map[string]string) (*policyRules, *lockedBuffer) {
+// testRules makes the rules of a node over a folder with one rule for
+// every topic, logging into a buffer the test can read, and loads them.
+func testRules(t *testing.T, dir, module string, timeout time.Duration, settings map[string]string) (*policy.Rules, *lockedBuffer) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Node.DataDir = t.TempDir()
-	cfg.Election.PolicyDir = dir
-	cfg.Election.PolicyTimeout = config.Duration{Duration: timeout}
-	cfg.Election.Rules = []config.PolicyRule{{Topics: "*", Policy: module, Settings: settings}}
+	e := config.Default().Election
+	e.PolicyDir = dir
+	e.PolicyTimeout = config.Duration{Duration: timeout}
+	e.Rules = []config.PolicyRule{{Topics: "*", Policy: module, Settings: settings}}
 	buf := &lockedBuffer{}
-	pr, err := newPolicyRules(context.Background(), cfg, slog.New(slog.NewTextHandler(buf, nil)))
+	log := slog.New(slog.NewTextHandler(buf, nil))
+	wc := wasmConfig(e)
+	wc.Logger = log
+	ctx := context.Background()
+	rt, err := wasm.NewRuntime(ctx, wc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pr.close(context.Background()) })
+	pr := policy.NewRules(policyRules(e.Rules), wasm.NewModules(rt, dir, t.TempDir()), timeout, log)
+	t.Cleanup(func() { pr.Close(ctx); rt.Close(ctx) })
+	pr.Reload(ctx)
 	return pr, buf
+}
+
+// fellBack counts the decisions the controller would hand to first-isr
+// because the rule's module failed, and returns the first such error.
+func fellBack(ds []policy.Decision) (int, error) {
+	n, first := 0, error(nil)
+	for _, d := range ds {
+		if d.Err != nil {
+			n++
+			first = cmp.Or(first, d.Err)
+		}
+	}
+	return n, first
 }
 
 type lockedBuffer struct {
@@ -262,13 +271,13 @@ func TestPolicyRules_hotReloadUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	writeAtomically(t, filepath.Join(dir, "p.wasm"), firstISR)
 	pr, logs := testRules(t, dir, "p.wasm", 2*time.Second, nil)
-	if pr.loaded.Load() != 1 {
-		t.Fatalf("first load: %d modules loaded; log:\n%s", pr.loaded.Load(), logs)
+	if got := pr.Info().Loaded; got != 1 {
+		t.Fatalf("first load: %d modules loaded; log:\n%s", got, logs)
 	}
 	ctx := context.Background()
 	stop := make(chan struct{})
 	errs := make(chan error, 1)
-	var rounds, byFirst, byLag int
+	var rounds, byFirst, byLag, fallbacks int
 	go func() {
 		defer close(errs)
 		r := rand.New(rand.NewPCG(5, 6))
@@ -280,8 +289,8 @@ func TestPolicyRules_hotReloadUnderLoad(t *testing.T) {
 			}
 			in := corpus(r, 100)
 			got, _ := pr.Decide(ctx, in)
-			a, errA := decideWith(ctx, refFirst, in, indexes(len(in)))
-			b, errB := decideWith(ctx, refLag, in, indexes(len(in)))
+			a, errA := refFirst.Decide(ctx, in)
+			b, errB := refLag.Decide(ctx, in)
 			if errA != nil || errB != nil {
 				errs <- fmt.Errorf("reference policies: %v %v", errA, errB)
 				return
@@ -294,9 +303,14 @@ func TestPolicyRules_hotReloadUnderLoad(t *testing.T) {
 				}
 				return true
 			}
+			if n, err := fellBack(got); n > 0 {
+				fallbacks += n
+				errs <- fmt.Errorf("round %d: %d partitions not decided by the module: %v", rounds, n, err)
+				return
+			}
 			for i := range got {
-				if got[i].Policy != "p.wasm" {
-					errs <- fmt.Errorf("round %d: partition %d decided by %q, want p.wasm", rounds, i, got[i].Policy)
+				if got[i].Source.Policy != "p.wasm" {
+					errs <- fmt.Errorf("round %d: partition %d decided by %q, want p.wasm", rounds, i, got[i].Source.Policy)
 					return
 				}
 			}
@@ -319,7 +333,7 @@ func TestPolicyRules_hotReloadUnderLoad(t *testing.T) {
 		}
 		writeAtomically(t, filepath.Join(dir, "p.wasm"), code)
 		pr.Reload(ctx)
-		if got := pr.loaded.Load(); got != int64(i+2) {
+		if got := pr.Info().Loaded; got != int64(i+2) {
 			t.Fatalf("swap %d: %d modules loaded, want %d; log:\n%s", i, got, i+2, logs)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -328,16 +342,18 @@ func TestPolicyRules_hotReloadUnderLoad(t *testing.T) {
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
-	if pr.fallbacks.Load() != 0 || pr.refused.Load() != 0 {
-		t.Errorf("%d fallbacks, %d refusals during the swaps; log:\n%s", pr.fallbacks.Load(), pr.refused.Load(), logs)
+	if fallbacks != 0 || pr.Info().Refused != 0 {
+		t.Errorf("%d fallbacks, %d refusals during the swaps; log:\n%s", fallbacks, pr.Info().Refused, logs)
 	}
 	t.Logf("%d rounds during 50 swaps: %d by first-isr, %d by least-lag", rounds, byFirst, byLag)
 }
 
 // TestPolicyRules_hostileModules loads each hostile module behind a rule
 // and runs an election round: the round always completes within the
-// deadline with decisions the safety check accepts (first-isr's where the
-// module failed), and the log names the policy and why it failed.
+// deadline, a module that fails answers its partitions with an error the
+// controller hands to first-isr, and the log or the error names the
+// policy and why it failed. Modules that choose unsafe leaders fail their
+// self-test, which Validate checks every answer of.
 func TestPolicyRules_hostileModules(t *testing.T) {
 	const timeout = 50 * time.Millisecond
 	for _, tc := range []struct {
@@ -354,10 +370,10 @@ func TestPolicyRules_hostileModules(t *testing.T) {
 		{module: "grow", loadLog: "trapped|deadline"}, // out of memory, or the deadline first on a slow machine
 		{module: "trap", loadLog: "trapped"},
 		{module: "forbidden-import", loadLog: "may not use"},
-		{module: "wrong-abi", loadLog: "ABI version 2"},
+		{module: "wrong-abi", loadLog: "speaks policy ABI 1"},
 		{module: "garbage", loadLog: "bad answer"},
-		{module: "outside-isr"},
-		{module: "dead-node"},
+		{module: "outside-isr", loadLog: "self-test.*not in the ISR|self-test.*none:|self-test.*keep:"},
+		{module: "dead-node", loadLog: "self-test.*not alive|self-test.*none:|self-test.*keep:"},
 		{name: "loop-later", module: "later", settings: map[string]string{"mode": "loop"}, decideLog: "deadline"},
 		{name: "trap-later", module: "later", settings: map[string]string{"mode": "trap"}, decideLog: "trapped"},
 	} {
@@ -367,13 +383,15 @@ func TestPolicyRules_hostileModules(t *testing.T) {
 			writeAtomically(t, filepath.Join(dir, tc.module+".wasm"), buildGuest(t, "wasm/testdata/hostile/"+tc.module))
 			pr, logs := testRules(t, dir, tc.module+".wasm", timeout, tc.settings)
 			if tc.loadLog != "" {
-				if pr.loaded.Load() != 0 || !regexp.MustCompile(tc.loadLog).MatchString(logs.String()) || !strings.Contains(logs.String(), tc.module+".wasm") {
-					t.Fatalf("want %s refused at load with %q in the log; loaded %d; log:\n%s", tc.module, tc.loadLog, pr.loaded.Load(), logs)
+				if pr.Info().Loaded != 0 || !regexp.MustCompile(tc.loadLog).MatchString(logs.String()) || !strings.Contains(logs.String(), tc.module+".wasm") {
+					t.Fatalf("want %s refused at load with %q in the log; loaded %d; log:\n%s", tc.module, tc.loadLog, pr.Info().Loaded, logs)
 				}
-			} else if pr.loaded.Load() != 1 {
+			} else if pr.Info().Loaded != 1 {
 				t.Fatalf("want %s loaded; log:\n%s", tc.module, logs)
 			}
 			in := corpus(rand.New(rand.NewPCG(7, 8)), 200)
+			var fallbacks int
+			var why error
 			for round := range 3 { // a module that failed is replaced by a fresh instance each round
 				start := time.Now()
 				ds, err := pr.Decide(context.Background(), in)
@@ -384,22 +402,17 @@ func TestPolicyRules_hostileModules(t *testing.T) {
 				if took > timeout+500*time.Millisecond {
 					t.Errorf("round %d took %v; the deadline is %v", round, took, timeout)
 				}
-				refused := 0
+				n, err := fellBack(ds)
+				fallbacks += n
+				why = cmp.Or(why, err)
 				for i, d := range ds {
-					if policy.Validate(in[i], d) != nil {
-						refused++ // the controller replaces it with first-isr's choice
+					if d.Err == nil && policy.Validate(in[i], d) != nil && tc.loadLog != "" {
+						t.Errorf("round %d: partition %d: first-isr stands in for a refused module, yet %+v fails the safety check", round, i, d)
 					}
-				}
-				if tc.module == "outside-isr" || tc.module == "dead-node" {
-					if refused == 0 {
-						t.Errorf("round %d: no decision of %s was refused by the safety check", round, tc.module)
-					}
-				} else if refused != 0 {
-					t.Errorf("round %d: %d decisions fail the safety check after the fallback", round, refused)
 				}
 			}
-			if tc.decideLog != "" && (!strings.Contains(logs.String(), tc.decideLog) || pr.fallbacks.Load() == 0) {
-				t.Errorf("want a fallback with %q in the log; fallbacks %d; log:\n%s", tc.decideLog, pr.fallbacks.Load(), logs)
+			if tc.decideLog != "" && (fallbacks == 0 || !strings.Contains(why.Error(), tc.decideLog)) {
+				t.Errorf("want a fallback with %q in its error; %d fallbacks (%v); log:\n%s", tc.decideLog, fallbacks, why, logs)
 			}
 		})
 	}

@@ -36,7 +36,7 @@ func (s *Server) reload(ctx context.Context, level *slog.LevelVar) error {
 		}
 	}
 	if !reflect.DeepEqual(next.Election.Rules, s.cfg.Election.Rules) {
-		s.policies.SetRules(ctx, next.Election.Rules)
+		s.policies.SetRules(ctx, policyRules(next.Election.Rules))
 		s.log.Info("reload: election rules changed", "rules", len(next.Election.Rules))
 		s.cfg.Election.Rules = next.Election.Rules
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/reeve-edge/reeve/kafka"
 	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/raft"
+	"github.com/reeve-edge/reeve/wasm"
 )
 
 // Server is one running reeve node: its metadata store, Kafka listener and
@@ -37,8 +38,9 @@ type Server struct {
 
 	elections  *policyMetadata
 	controller *policy.Controller
-	policies   *policyRules
-	nats       *natsLink // nil with events off
+	policies   *policy.Rules
+	policyRT   *wasm.Runtime // nil without a policy folder
+	nats       *natsLink     // nil with events off
 	live       *policy.Liveness
 	decisions  *policy.DecisionLog
 	metricSet  *metrics.Set // every part's metrics, served at /metrics (metrics.go)
@@ -85,7 +87,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	rules, err := newPolicyRules(ctx, cfg, log.With("component", "policy"))
+	rules, rt, err := newPolicies(ctx, cfg, store, log.With("component", "policy"))
 	if err != nil {
 		cancel()
 		ln.Close()
@@ -93,11 +95,11 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
-	s.policies = rules
+	s.policies, s.policyRT = rules, rt
 	if cfg.Events.EventsEnabled() {
 		link, err := connectNATS(ctx, cfg, log.With("component", "events"))
 		if err != nil {
-			rules.close(ctx)
+			s.closePolicies(ctx)
 			cancel()
 			ln.Close()
 			ks.Close()
@@ -110,20 +112,27 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		s.publisher = pub
 		go pub.run(ctx)
 		go s.watchNodes(ctx)
-		rules.emit = func(ev raft.Event) {
+		rules.OnLoad = func(file, digest string, err error, topics string) {
+			ev := policyLoadEvent(file, digest, err, topics)
 			ev.Node = cfg.Node.ID
 			go s.emit(ctx, ev)
 		}
-		rules.announce()
 	} else {
 		go discardEvents(ctx, store)
 	}
-	rules.fellBack = s.countFallback
+	rules.Reload(ctx)
 	ctl := policy.NewController(s.elections, live, rules, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
 		log.With("component", "controller"))
 	// Each rule's module gets its own deadline; the controller allows a
 	// batch that spans every rule (policyRules.DecideBound).
 	ctl.Decisions, ctl.Metrics = s.decisions, mset
+	if cfg.Events.EventsEnabled() {
+		ctl.OnFallback = func(r policy.FallbackReport) {
+			ev := policyFallbackEvent(r)
+			ev.Node = cfg.Node.ID
+			go s.emit(ctx, ev)
+		}
+	}
 	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
 	s.controller = ctl
 	go func() { s.done <- s.admin.Serve(ln) }()
@@ -132,7 +141,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	go quorum.run(ctx)
 	go s.elections.wake(ctx)
 	go ctl.Run(ctx)
-	go rules.watch(ctx, policyScanInterval)
+	go rules.Watch(ctx, policyScanInterval)
 	return s, nil
 }
 
@@ -234,7 +243,7 @@ func (s *Server) Close() {
 		s.log.Error("kafka: close partition logs", "err", err)
 	}
 	s.store.Close()
-	s.policies.close(ctx)
+	s.closePolicies(ctx)
 	s.nats.close()
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 )
@@ -39,6 +41,9 @@ type ScenarioPartition struct {
 	// LogEndOffsets, if set, has one entry per replica; -1 is unknown.
 	LogEndOffsets []int64 `toml:"log_end_offsets"`
 	Unclean       bool    `toml:"unclean"`
+	// Expect, if set, is the answer the policy must give: "leader N",
+	// "keep" or "none"; `reeve policy test` exits 1 on a mismatch.
+	Expect string `toml:"expect"`
 }
 
 // LoadScenario reads and checks a scenario file; errors carry
@@ -79,6 +84,9 @@ func LoadScenario(path string) (*Scenario, error) {
 				break
 			}
 		}
+		if _, _, ok := p.Expected(); !ok && d.ok(key+".expect") {
+			d.errorf(key+".expect", "%q: write \"leader N\" with a replica's node id, \"keep\" or \"none\"", p.Expect)
+		}
 		if len(p.LogEndOffsets) > 0 && len(p.LogEndOffsets) != len(p.Replicas) && d.ok(key+".log_end_offsets") {
 			d.errorf(key+".log_end_offsets", "%d offsets for %d replicas; give one per replica (-1 for unknown)", len(p.LogEndOffsets), len(p.Replicas))
 		}
@@ -88,4 +96,20 @@ func LoadScenario(path string) (*Scenario, error) {
 		return nil, d.errs
 	}
 	return s, nil
+}
+
+// Expected parses Expect: its kind ("leader", "keep", "none", or "" when
+// unset) and, for leader, the node; ok is false if it does not parse.
+func (p ScenarioPartition) Expected() (kind string, leader uint64, ok bool) {
+	f := strings.Fields(p.Expect)
+	switch {
+	case len(f) == 0:
+		return "", 0, true
+	case len(f) == 1 && (f[0] == "keep" || f[0] == "none"):
+		return f[0], 0, true
+	case len(f) == 2 && f[0] == "leader":
+		n, err := strconv.ParseUint(f[1], 10, 64)
+		return "leader", n, err == nil && n > 0
+	}
+	return "", 0, false
 }

@@ -109,6 +109,9 @@ type Controller struct {
 	// the ISR for less than this, and from moving a partition more than
 	// once per HoldDown. Elections after a failure never wait for it.
 	HoldDown time.Duration
+	// OnFallback, if set, is told of every policy that failed in a round
+	// (first-isr decided in its place); it must not block.
+	OnFallback func(FallbackReport)
 	// Metrics receives the controller's election and fallback counters
 	// (docs/metrics.md); NewController gives it a set nobody reads.
 	Metrics *metrics.Set
@@ -298,29 +301,8 @@ func (c *Controller) Elect(ctx context.Context, parts []PartitionState, reason R
 	pctx, cancel := context.WithTimeout(ctx, bound)
 	decisions, err := c.policy.Decide(pctx, in)
 	cancel()
-	policyName := c.policy.Name()
-	if err != nil || len(decisions) != len(in) {
-		c.log.Warn("election policy failed; using first-isr for this round", "policy", policyName, "err", err)
-		c.Decisions.countFallback()
-		c.countFallback(policyName, fallbackCause(err))
-		decisions, _ = FirstISR{}.Decide(ctx, in)
-		policyName = FirstISR{}.Name()
-	}
-	names := make([]string, len(decisions))
-	for i, d := range decisions {
-		names[i] = policyName
-		if d.Policy != "" {
-			names[i] = d.Policy
-		}
-		if err := Validate(in[i], d); err != nil {
-			c.log.Warn("election policy decision refused; using first-isr", "policy", policyName,
-				"topic", parts[i].Topic, "partition", parts[i].Partition, "err", err)
-			c.Decisions.countFallback()
-			c.countFallback(names[i], "ineligible_leader")
-			decisions[i], names[i] = firstISR(in[i]), FirstISR{}.Name()+" (fallback: "+names[i]+" chose an ineligible leader)"
-		}
-	}
-	return c.commit(ctx, start, parts, in, decisions, names, reason)
+	decisions = c.settle(in, decisions, err)
+	return c.commit(ctx, start, parts, in, decisions, reason)
 }
 
 // ElectTo moves p's leadership to the operator's choice, if it is a live
@@ -332,11 +314,11 @@ func (c *Controller) ElectTo(ctx context.Context, p PartitionState, to uint64) (
 	}
 	start := c.now()
 	in := c.input(p, ReasonManual)
-	d := Decision{Leader: to, Reason: fmt.Sprintf("operator asked for node %d", to)}
+	d := Decision{Leader: to, Reason: fmt.Sprintf("operator asked for node %d", to), Source: Source{Policy: "operator"}}
 	if err := Validate(in, d); err != nil {
 		return DecisionRecord{}, err
 	}
-	return first(p, c.commit(ctx, start, []PartitionState{p}, []Input{in}, []Decision{d}, []string{"operator"}, ReasonManual),
+	return first(p, c.commit(ctx, start, []PartitionState{p}, []Input{in}, []Decision{d}, ReasonManual),
 		"already the leader")
 }
 
@@ -353,7 +335,7 @@ func first(p PartitionState, recs []DecisionRecord, why string) (DecisionRecord,
 // commit turns decisions into leader changes, commits them in one batch,
 // and records and logs each.
 func (c *Controller) commit(ctx context.Context, start time.Time, parts []PartitionState, in []Input,
-	decisions []Decision, policies []string, reason Reason) []DecisionRecord {
+	decisions []Decision, reason Reason) []DecisionRecord {
 	var changes []Change
 	var idx []int
 	for i, d := range decisions {
@@ -372,8 +354,12 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 			// for it.
 			isr = slices.DeleteFunc(slices.Clone(p.ISR), func(r uint64) bool { return r == p.Leader })
 		}
-		changes = append(changes, Change{Partition: p, Leader: d.Leader, ISR: isr, Reason: reason, Policy: policies[i],
-			PolicyDigest: d.PolicyDigest, Detail: d.Reason, Controller: c.self})
+		detail := d.Reason
+		if fb := d.Source.Fallback; fb != nil {
+			detail += " (in place of " + fb.Policy + ": " + string(fb.Cause) + ": " + fb.Err + ")"
+		}
+		changes = append(changes, Change{Partition: p, Leader: d.Leader, ISR: isr, Reason: reason, Policy: d.Source.Policy,
+			PolicyDigest: d.Source.Digest, Detail: detail, Controller: c.self})
 		idx = append(idx, i)
 	}
 	if len(changes) == 0 {
@@ -395,9 +381,12 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 			e = errs[j]
 		}
 		recs[j] = DecisionRecord{Time: c.now(), Topic: p.Topic, Partition: p.Partition, Reason: reason,
-			Policy: policies[i], From: p.Leader, To: ch.Leader, LeaderEpoch: p.LeaderEpoch + 1, Why: decisions[i].Reason,
+			Policy: decisions[i].Source.Policy, PolicyDigest: decisions[i].Source.Digest, From: p.Leader, To: ch.Leader, LeaderEpoch: p.LeaderEpoch + 1, Why: decisions[i].Reason,
 			Input: summary(in[i]), LatencyMs: float64(latency.Microseconds()) / 1000, Committed: e == nil,
 			Unclean: ch.Leader != 0 && !slices.Contains(p.ISR, ch.Leader), err: e}
+		if fb := decisions[i].Source.Fallback; fb != nil {
+			recs[j].FallbackFrom, recs[j].FallbackDigest, recs[j].FallbackCause, recs[j].FallbackError = fb.Policy, fb.Digest, fb.Cause, fb.Err
+		}
 		if e != nil {
 			recs[j].Error = e.Error()
 			c.log.Warn("election not committed", "topic", p.Topic, "partition", p.Partition, "to", ch.Leader, "err", e)
@@ -408,7 +397,7 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 			}
 			c.log.Log(ctx, level, "partition leader elected", "topic", p.Topic, "partition", p.Partition,
 				"from", p.Leader, "to", ch.Leader, "leader_epoch", p.LeaderEpoch+1, "reason", string(reason),
-				"policy", policies[i], "why", decisions[i].Reason, "unclean", recs[j].Unclean, "latency", latency.String())
+				"policy", decisions[i].Source.Policy, "why", decisions[i].Reason, "unclean", recs[j].Unclean, "latency", latency.String())
 		}
 		c.Decisions.Add(recs[j])
 		c.countElection(recs[j])

@@ -7,20 +7,27 @@ import (
 
 // DecisionRecord is one election as the decision log keeps it.
 type DecisionRecord struct {
-	Time        time.Time `json:"time"`
-	Topic       string    `json:"topic"`
-	Partition   int32     `json:"partition"`
-	Reason      Reason    `json:"reason"`
-	Policy      string    `json:"policy"`
-	From        uint64    `json:"from"`
-	To          uint64    `json:"to"` // 0: offline
-	LeaderEpoch int32     `json:"leader_epoch"`
-	Why         string    `json:"why"`
-	Input       string    `json:"input"` // replicas with alive/in-ISR flags, e.g. "1(dead,isr) 2(alive,isr) 3(alive)"
-	LatencyMs   float64   `json:"latency_ms"`
-	Unclean     bool      `json:"unclean,omitempty"` // the new leader was not in the ISR
-	Committed   bool      `json:"committed"`
-	Error       string    `json:"error,omitempty"`
+	Time         time.Time `json:"time"`
+	Topic        string    `json:"topic"`
+	Partition    int32     `json:"partition"`
+	Reason       Reason    `json:"reason"`
+	Policy       string    `json:"policy"`                  // who decided: a rule's module file, first-isr, operator
+	PolicyDigest string    `json:"policy_digest,omitempty"` // the module's digest
+	From         uint64    `json:"from"`
+	To           uint64    `json:"to"` // 0: offline
+	LeaderEpoch  int32     `json:"leader_epoch"`
+	Why          string    `json:"why"`
+	Input        string    `json:"input"` // replicas with alive/in-ISR flags, e.g. "1(dead,isr) 2(alive,isr) 3(alive)"
+	LatencyMs    float64   `json:"latency_ms"`
+	Unclean      bool      `json:"unclean,omitempty"` // the new leader was not in the ISR
+	Committed    bool      `json:"committed"`
+	Error        string    `json:"error,omitempty"`
+	// The policy first-isr decided in place of, and why (Cause, and the
+	// exact error).
+	FallbackFrom   string `json:"fallback_from,omitempty"`
+	FallbackDigest string `json:"fallback_digest,omitempty"`
+	FallbackCause  Cause  `json:"fallback_cause,omitempty"`
+	FallbackError  string `json:"fallback_error,omitempty"`
 
 	err error
 }

@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"context"
-	"errors"
 	"strings"
 )
 
@@ -42,19 +40,8 @@ func (c *Controller) countElection(r DecisionRecord) {
 }
 
 // countFallback counts a decision first-isr made in place of policy's.
-func (c *Controller) countFallback(policy, cause string) {
+func (c *Controller) countFallback(policy string, cause Cause) {
 	c.Metrics.GetOrCreateCounter(FallbacksName(policy, cause)).Inc()
-}
-
-// fallbackCause names why a whole batch fell back to first-isr.
-func fallbackCause(err error) string {
-	switch {
-	case err == nil:
-		return "wrong_answer_count"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "deadline"
-	}
-	return "error"
 }
 
 func electionsName(r Reason, policy string, committed bool) string {
@@ -62,22 +49,14 @@ func electionsName(r Reason, policy string, committed bool) string {
 	if !committed {
 		result = "failed"
 	}
-	return `reeve_elections_total{reason="` + labelValue(string(r)) + `",policy="` + labelValue(policyLabel(policy)) +
+	return `reeve_elections_total{reason="` + labelValue(string(r)) + `",policy="` + labelValue(policy) +
 		`",result="` + result + `"}`
 }
 
 // FallbacksName is the series of reeve_policy_fallbacks_total for policy
-// and cause; appliance counts a module's failures in it too.
-func FallbacksName(policy, cause string) string {
-	return `reeve_policy_fallbacks_total{policy="` + labelValue(policyLabel(policy)) + `",cause="` + labelValue(cause) + `"}`
-}
-
-// policyLabel is a decision's policy name as a metric label: the name
-// without the explanation a fallback appends ("first-isr (fallback: m.wasm:
-// ...)" is first-isr), so error texts never become label values.
-func policyLabel(name string) string {
-	name, _, _ = strings.Cut(name, " (")
-	return name
+// and cause.
+func FallbacksName(policy string, cause Cause) string {
+	return `reeve_policy_fallbacks_total{policy="` + labelValue(policy) + `",cause="` + labelValue(string(cause)) + `"}`
 }
 
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)

@@ -4,12 +4,12 @@ import "testing"
 
 func TestFallbacksName(t *testing.T) {
 	tests := []struct {
-		name, policy, cause, want string
+		name, policy string
+		cause        Cause
+		want         string
 	}{
 		{name: "module", policy: "prefer-label.wasm", cause: "trap",
 			want: `reeve_policy_fallbacks_total{policy="prefer-label.wasm",cause="trap"}`},
-		{name: "fallback explanation dropped", policy: "first-isr (fallback: m.wasm: policy module trapped: \"x\")", cause: "error",
-			want: `reeve_policy_fallbacks_total{policy="first-isr",cause="error"}`},
 		{name: "quotes escaped", policy: `odd"name\.wasm`, cause: "deadline",
 			want: `reeve_policy_fallbacks_total{policy="odd\"name\\.wasm",cause="deadline"}`},
 	}

@@ -2,9 +2,7 @@ package policy
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -51,11 +49,32 @@ type Decision struct {
 	// Keep leaves the current leader in place.
 	Keep   bool
 	Reason string // a short explanation for the decision log
-	// Policy names who decided when a Policy delegates (a rule's module,
-	// or first-isr after that module failed); "" means the Policy itself.
+	// Source says who decided when a Policy delegates (Rules: a rule's
+	// module); a zero Source means the Policy itself.
+	Source Source
+	// Err, if set, says the policy could not decide this partition (its
+	// module failed); the controller has first-isr decide it instead.
+	Err error
+}
+
+// Source says which policy made a decision.
+type Source struct {
+	// Policy is the policy's name: a rule's module file, "first-isr", or
+	// "operator" for a manual choice.
 	Policy string
-	// PolicyDigest identifies the module that decided, if one did.
-	PolicyDigest string
+	// Digest identifies the module, "sha256:<hex>"; "" for the built-in.
+	Digest string
+	// Fallback is set when first-isr decided in place of a policy that
+	// failed or answered something invalid.
+	Fallback *Fallback
+}
+
+// Fallback is a decision first-isr made in place of another policy's.
+type Fallback struct {
+	Policy string // the policy that failed
+	Digest string // its module's digest, if known
+	Cause  Cause
+	Err    string // exactly what went wrong
 }
 
 // Policy chooses partition leaders. Decide gets a batch and answers one
@@ -85,52 +104,33 @@ func (FirstISR) Decide(_ context.Context, in []Input) ([]Decision, error) {
 	return out, nil
 }
 
-func firstISR(p Input) Decision {
-	if p.Reason == ReasonLeaderTimeout || p.Reason == ReasonControlledShutdown {
+func firstISR(p Input) Decision { return FirstISROf(p, nil) }
+
+// FirstISROf is first-isr's decision among the replicas allow admits (nil
+// admits all): the first one alive and in the ISR (in a leader_timeout or
+// controlled_shutdown round never the current leader), else with unclean
+// elections the first one alive, else none. A current leader that is
+// still the choice is kept.
+func FirstISROf(p Input, allow func(Replica) bool) Decision {
+	leaving := p.Reason == ReasonLeaderTimeout || p.Reason == ReasonControlledShutdown
+	pick := func(inSync bool) (Replica, bool) {
 		for _, r := range p.Replicas {
-			if r.ID != p.Leader && r.Alive && r.InISR {
-				return Decision{Leader: r.ID, Reason: fmt.Sprintf("first in-sync replica alive (node %d)", r.ID)}
+			if r.Alive && (r.InISR || !inSync) && !(leaving && r.ID == p.Leader) && (allow == nil || allow(r)) {
+				return r, true
 			}
 		}
-		if p.Unclean {
-			for _, r := range p.Replicas {
-				if r.ID != p.Leader && r.Alive {
-					return Decision{Leader: r.ID, Reason: fmt.Sprintf("unclean: node %d is alive but out of sync", r.ID)}
-				}
-			}
-		}
-		return Decision{Reason: "no live in-sync replica"}
+		return Replica{}, false
 	}
-	for _, r := range p.Replicas {
-		if r.Alive && r.InISR {
-			if r.ID == p.Leader {
-				return Decision{Keep: true, Reason: "the current leader is the first in-sync replica"}
-			}
-			return Decision{Leader: r.ID, Reason: fmt.Sprintf("first in-sync replica alive (node %d)", r.ID)}
+	if r, ok := pick(true); ok {
+		if r.ID == p.Leader {
+			return Decision{Keep: true, Reason: "the current leader is the first in-sync replica"}
+		}
+		return Decision{Leader: r.ID, Reason: fmt.Sprintf("first in-sync replica alive (node %d)", r.ID)}
+	}
+	if p.Unclean {
+		if r, ok := pick(false); ok {
+			return Decision{Leader: r.ID, Reason: fmt.Sprintf("unclean: node %d is alive but out of sync", r.ID)}
 		}
 	}
-	return Decision{Keep: true, Reason: "no better replica"}
-}
-
-// ErrIneligible is wrapped by Validate's errors: the chosen leader may not
-// lead the partition.
-var ErrIneligible = errors.New("ineligible leader")
-
-// Validate checks a decision against the safety rules: a new leader must
-// be a replica, alive, and in the ISR unless the partition allows unclean
-// elections.
-func Validate(in Input, d Decision) error {
-	if d.Keep || d.Leader == 0 {
-		return nil
-	}
-	i := slices.IndexFunc(in.Replicas, func(r Replica) bool { return r.ID == d.Leader })
-	switch {
-	case i < 0:
-		return fmt.Errorf("%w: node %d is not a replica of %s-%d", ErrIneligible, d.Leader, in.Topic, in.Partition)
-	case !in.Replicas[i].Alive:
-		return fmt.Errorf("%w: node %d is not alive", ErrIneligible, d.Leader)
-	case !in.Replicas[i].InISR && !in.Unclean:
-		return fmt.Errorf("%w: node %d is not in the ISR of %s-%d and unclean election is off", ErrIneligible, d.Leader, in.Topic, in.Partition)
-	}
-	return nil
+	return Decision{Reason: "no live in-sync replica"}
 }

@@ -85,6 +85,76 @@ func TestValidate_refusesUnsafeLeaders(t *testing.T) {
 	}
 }
 
+func TestValidate_keepAndNone(t *testing.T) {
+	alive := func(id uint64, isr bool) Replica { return Replica{ID: id, Alive: true, InISR: isr} }
+	dead := func(id uint64, isr bool) Replica { return Replica{ID: id, InISR: isr} }
+	for _, tt := range []struct {
+		name    string
+		in      Input
+		d       Decision
+		cause   Cause // "" for valid
+		unclean bool
+	}{
+		{"keep a live in-sync leader", Input{Leader: 1, Reason: ReasonRebalance, Replicas: replicas(alive(1, true), alive(2, true))},
+			Decision{Keep: true}, "", false},
+		{"keep in a leader_timeout round", Input{Leader: 1, Reason: ReasonLeaderTimeout, Replicas: replicas(alive(1, true), alive(2, true))},
+			Decision{Keep: true}, CauseInvalidKeep, false},
+		{"keep in a controlled_shutdown round", Input{Leader: 1, Reason: ReasonControlledShutdown, Replicas: replicas(dead(1, true), alive(2, true))},
+			Decision{Keep: true}, CauseInvalidKeep, false},
+		{"keep a dead leader", Input{Leader: 1, Reason: ReasonManual, Replicas: replicas(dead(1, true), alive(2, true))},
+			Decision{Keep: true}, CauseInvalidKeep, false},
+		{"keep a leader out of the ISR", Input{Leader: 1, Reason: ReasonManual, Replicas: replicas(alive(1, false), alive(2, true))},
+			Decision{Keep: true}, CauseInvalidKeep, false},
+		{"keep no leader", Input{Reason: ReasonManual, Replicas: replicas(alive(1, true))},
+			Decision{Keep: true}, CauseInvalidKeep, false},
+		{"none while an in-sync replica lives", Input{Leader: 1, Reason: ReasonLeaderTimeout, Replicas: replicas(dead(1, true), alive(2, true))},
+			Decision{}, CauseInvalidNone, false},
+		{"none with only out-of-sync replicas alive", Input{Leader: 1, Reason: ReasonLeaderTimeout, Replicas: replicas(dead(1, true), alive(2, false))},
+			Decision{}, "", false},
+		{"none with an out-of-sync replica alive and unclean on", Input{Leader: 1, Reason: ReasonLeaderTimeout, Unclean: true,
+			Replicas: replicas(dead(1, true), alive(2, false))}, Decision{}, CauseInvalidNone, true},
+		{"none with every replica dead", Input{Leader: 1, Reason: ReasonLeaderTimeout, Replicas: replicas(dead(1, true), dead(2, true))},
+			Decision{}, "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Validate(tt.in, tt.d)
+			if got := Cause(""); err != nil {
+				got = CauseOf(err)
+				if got != tt.cause {
+					t.Errorf("Validate(%+v) = %v (cause %s), want cause %q", tt.d, err, got, tt.cause)
+				}
+			} else if tt.cause != "" {
+				t.Errorf("Validate(%+v) = nil, want cause %s", tt.d, tt.cause)
+			}
+		})
+	}
+}
+
+// TestFirstISR_alwaysValid: whatever first-isr answers passes Validate,
+// over every combination of three replicas' alive and in-sync flags, every
+// reason, leader and unclean setting: it is what a fallback decides.
+func TestFirstISR_alwaysValid(t *testing.T) {
+	for mask := 0; mask < 1<<6; mask++ {
+		for _, reason := range []Reason{ReasonLeaderTimeout, ReasonControlledShutdown, ReasonRebalance, ReasonManual} {
+			for leader := uint64(0); leader <= 3; leader++ {
+				for _, unclean := range []bool{false, true} {
+					in := Input{Topic: "t", Leader: leader, Reason: reason, Unclean: unclean}
+					for i := range 3 {
+						r := Replica{ID: uint64(i + 1), Alive: mask&(1<<i) != 0, InISR: mask&(8<<i) != 0}
+						if r.ID == leader && (reason == ReasonLeaderTimeout || reason == ReasonControlledShutdown) {
+							r.Alive = false // as the controller builds the input
+						}
+						in.Replicas = append(in.Replicas, r)
+					}
+					if d := firstISR(in); Validate(in, d) != nil {
+						t.Fatalf("first-isr on %+v = %+v, which Validate refuses: %v", in, d, Validate(in, d))
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestLiveness_countsOnlyHeartbeats(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := NewLiveness(1)

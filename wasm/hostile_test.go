@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/reeve-edge/reeve/policy"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -199,7 +200,7 @@ func runHostile(t *testing.T, tc hostileCase, path string) {
 	}
 	var p *Policy
 	if step("instantiate", bound, func() (err error) {
-		p, err = m.Instantiate(ctx, tc.settings)
+		p, err = m.Instantiate(ctx, tc.settings, policy.Shape{})
 		return err
 	}) != nil {
 		return
@@ -210,7 +211,7 @@ func runHostile(t *testing.T, tc hostileCase, path string) {
 		b := randomBatch(r, 200)
 		var ds []abi.Decision
 		step("decide", hostileTimeout, func() (err error) {
-			ds, err = p.Decide(ctx, b)
+			ds, err = p.DecideBatch(ctx, b)
 			return err
 		})
 		if tc.name == "first-isr" || tc.name == "sleeper" { // the sleeper is first-isr for its first second

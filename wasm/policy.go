@@ -65,8 +65,28 @@ func (p *Policy) instantiate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: reeve_abi_version: %v", ErrRefused, m.name, callError(err))
 	}
-	if v := int32(res[0]); v != abi.Version {
-		return fmt.Errorf("%w: %s speaks policy ABI version %d; this reeve speaks version %d", ErrRefused, m.name, v, abi.Version)
+	// The major must be this reeve's; the minor (0 when not exported) at
+	// most this reeve's, whose batches then hold every field the module
+	// reads (see package abi on versions).
+	major, minor := int32(res[0]), int32(0)
+	switch {
+	case major < abi.Major:
+		return fmt.Errorf("%w: %s speaks policy ABI %d; this reeve speaks %d.x: rebuild it with the current SDK (docs/policy-abi.md)",
+			ErrRefused, m.name, major, abi.Major)
+	case major > abi.Major:
+		return fmt.Errorf("%w: %s speaks policy ABI %d; this reeve speaks %d.x: upgrade reeve, or rebuild the module with the SDK of this reeve's release (docs/policy-abi.md)",
+			ErrRefused, m.name, major, abi.Major)
+	}
+	if f := inst.ExportedFunction("reeve_abi_minor"); f != nil {
+		res, err := f.Call(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: %s: reeve_abi_minor: %v", ErrRefused, m.name, callError(err))
+		}
+		minor = int32(res[0])
+	}
+	if minor < 0 || minor > abi.Minor {
+		return fmt.Errorf("%w: %s speaks policy ABI %d.%d; this reeve speaks %d.0 to %d.%d: upgrade reeve, or rebuild the module with the SDK of this reeve's release (docs/policy-abi.md)",
+			ErrRefused, m.name, major, minor, abi.Major, abi.Major, abi.Minor)
 	}
 	p.inst, p.alloc, p.decide = inst, inst.ExportedFunction("reeve_alloc"), inst.ExportedFunction("reeve_decide")
 	p.bufPtr, p.bufCap = 0, 0
@@ -112,11 +132,11 @@ func (p *Policy) write(ctx context.Context, data []byte) (uint32, error) {
 	return p.bufPtr, nil
 }
 
-// Decide asks the module about a batch. The error wraps ErrTrap,
+// DecideBatch asks the module about a batch. The error wraps ErrTrap,
 // ErrDeadline or ErrBadAnswer; the caller then falls back to another
 // policy for this batch. The decisions are checked only for form (one per
 // partition, known kinds); their safety is the caller's to check.
-func (p *Policy) Decide(ctx context.Context, b *abi.Batch) ([]abi.Decision, error) {
+func (p *Policy) DecideBatch(ctx context.Context, b *abi.Batch) ([]abi.Decision, error) {
 	ctx, cancel := context.WithTimeout(withGuestOutput(ctx, p.out), p.mod.rt.cfg.Timeout)
 	defer cancel()
 	p.mu.Lock()
@@ -197,62 +217,18 @@ func callError(err error) error {
 func (p *Policy) Close(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closing {
+		return nil
+	}
 	p.closing = true
+	var err error
 	if p.inst != nil {
-		err := p.inst.Close(ctx)
+		err = p.inst.Close(ctx)
 		p.inst = nil
-		return err
 	}
-	return nil
+	p.mod.release(ctx)
+	return err
 }
 
-// selfTest asks the module about a small batch covering every reason and
-// checks the answer's form: a module that cannot answer it never replaces
-// a working policy.
-func (p *Policy) selfTest(ctx context.Context) error {
-	b := SelfTestBatch()
-	ds, err := p.Decide(ctx, b)
-	if err != nil {
-		return fmt.Errorf("%w: self-test: %v", ErrRefused, err)
-	}
-	for i, d := range ds {
-		if d.Kind != abi.DecideLeader {
-			continue
-		}
-		found := false
-		for _, r := range b.Partitions[i].Replicas {
-			found = found || b.Nodes[r.Node].ID == d.Leader
-		}
-		if !found {
-			return fmt.Errorf("%w: %s: self-test: partition %d: elected node %d, which is not a replica", ErrRefused, p.mod.name, i, d.Leader)
-		}
-	}
-	return nil
-}
-
-// SelfTestBatch is the batch a module must answer before it is used: three
-// nodes with labels, partitions for every reason, with and without a live
-// in-sync replica.
-func SelfTestBatch() *abi.Batch {
-	b := &abi.Batch{Nodes: []abi.Node{
-		{ID: 1, HeartbeatAgeMs: 12000, Labels: []abi.Label{{Key: "power", Value: "battery"}}},
-		{ID: 2, HeartbeatAgeMs: 300, Labels: []abi.Label{{Key: "power", Value: "mains"}}},
-		{ID: 3, HeartbeatAgeMs: 0},
-	}}
-	all := func(alive [3]bool, isr [3]bool) []abi.Replica {
-		out := make([]abi.Replica, 3)
-		for i := range out {
-			out[i] = abi.Replica{Node: uint32(i), Alive: alive[i], InISR: isr[i], LogEndOffset: int64(100 - i)}
-		}
-		return out
-	}
-	for i, r := range []abi.Reason{abi.ReasonLeaderTimeout, abi.ReasonControlledShutdown, abi.ReasonRebalance, abi.ReasonManual} {
-		b.Partitions = append(b.Partitions,
-			abi.Partition{Topic: "reeve-self-test", Partition: int32(2 * i), Reason: r, Leader: 1, LeaderEpoch: 3,
-				Replicas: all([3]bool{false, true, true}, [3]bool{true, true, true})},
-			abi.Partition{Topic: "reeve.self_test-2", Partition: int32(2*i + 1), Reason: r, Leader: 1, LeaderEpoch: 7, Unclean: i == 0,
-				Replicas: all([3]bool{false, true, false}, [3]bool{true, false, true})},
-		)
-	}
-	return b
-}
+// Digest is the module's digest.
+func (p *Policy) Digest() string { return p.mod.digest }

@@ -18,6 +18,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/wasm/abi"
 )
 
@@ -156,6 +157,37 @@ type Module struct {
 	name     string
 	digest   string
 	compiled wazero.CompiledModule
+
+	// The compiled code is closed once the module is retired (the folder
+	// has another version) and no Policy made from it is open.
+	refMu     sync.Mutex
+	instances int
+	retired   bool
+	closed    bool
+}
+
+// retire closes the module now, or when its last Policy closes.
+func (m *Module) retire(ctx context.Context) {
+	m.refMu.Lock()
+	m.retired = true
+	done := m.instances == 0 && !m.closed
+	m.closed = m.closed || done
+	m.refMu.Unlock()
+	if done {
+		m.compiled.Close(ctx)
+	}
+}
+
+// release is a Policy made from m closing.
+func (m *Module) release(ctx context.Context) {
+	m.refMu.Lock()
+	m.instances--
+	done := m.instances == 0 && m.retired && !m.closed
+	m.closed = m.closed || done
+	m.refMu.Unlock()
+	if done {
+		m.compiled.Close(ctx)
+	}
 }
 
 // Compile compiles a module and checks that it imports nothing outside
@@ -221,6 +253,9 @@ func (m *Module) check() error {
 		!sameTypes(f.ResultTypes(), []api.ValueType{api.ValueTypeI32})) {
 		return fmt.Errorf("%w: %s exports reeve_init with the wrong signature", ErrRefused, m.name)
 	}
+	if f, ok := exports["reeve_abi_minor"]; ok && (len(f.ParamTypes()) != 0 || !sameTypes(f.ResultTypes(), []api.ValueType{api.ValueTypeI32})) {
+		return fmt.Errorf("%w: %s exports reeve_abi_minor with the wrong signature", ErrRefused, m.name)
+	}
 	if len(m.compiled.ExportedMemories()) == 0 {
 		return fmt.Errorf("%w: %s does not export its memory", ErrRefused, m.name)
 	}
@@ -281,14 +316,18 @@ func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx)
 
 // Instantiate makes a Policy from the module with its settings: it runs
 // the module's initializer, checks the ABI version, passes the settings to
-// reeve_init, and runs a self-test batch. A module that fails any step is
-// refused.
-func (m *Module) Instantiate(ctx context.Context, settings []abi.Label) (*Policy, error) {
+// reeve_init, and runs the self-test (fixed, and sampled from shape). A
+// module that fails any step is refused.
+func (m *Module) Instantiate(ctx context.Context, settings []abi.Label, shape policy.Shape) (*Policy, error) {
+	m.refMu.Lock()
+	m.instances++
+	m.refMu.Unlock()
 	p := &Policy{mod: m, settings: settings, out: newGuestOutput(m.rt.cfg.Logger, m.name, m.rt.cfg.LogLines)}
 	if err := p.instantiate(ctx); err != nil {
+		m.release(ctx)
 		return nil, err
 	}
-	if err := p.selfTest(ctx); err != nil {
+	if err := p.selfTest(ctx, shape); err != nil {
 		p.Close(ctx)
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Command wrong-abi is a well-formed module whose reeve_abi_version returns
-// 2, which this reeve does not speak (raw ABI, no SDK).
+// 1, an ABI this reeve no longer speaks (raw ABI, no SDK).
 package main
 
 import "unsafe"
@@ -7,7 +7,7 @@ import "unsafe"
 var in, out []byte
 
 //go:wasmexport reeve_abi_version
-func abiVersion() int32 { return 2 }
+func abiVersion() int32 { return 1 }
 
 //go:wasmexport reeve_alloc
 func alloc(n int32) int32 {
