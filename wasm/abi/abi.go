@@ -7,6 +7,24 @@
 // Every integer is little-endian. A string is a u16 byte length and that
 // many bytes of UTF-8. The package has no dependencies, so it builds for
 // GOOS=wasip1 GOARCH=wasm too.
+//
+// # Versions
+//
+// The format has a major and a minor version, Major.Minor. A module
+// exports both (reeve_abi_version and, optionally, reeve_abi_minor), and
+// every batch and answer starts with those of its writer. A host serves a
+// module of its own major and of any minor up to its own; it writes
+// batches at its own minor, and reads answers at the module's.
+//
+// A minor only ever adds: a new field is appended at the end of a record
+// (the batch header, a node, a partition, a replica, the answer header, a
+// decision), and a new flag takes a bit no earlier minor used. Every
+// record starts with its length, so a reader takes the fields it knows and
+// skips the rest, and ignores flag bits it does not know; the bytes after
+// the last record of a message are skipped the same way. A reader refuses
+// a record too short for the fields of the writer's minor that it knows
+// (of min(writer's minor, Minor)). Anything else, such as removing or
+// moving a field, needs a new major.
 package abi
 
 import (
@@ -16,9 +34,18 @@ import (
 	"math"
 )
 
-// Version is the ABI version: the value a module's reeve_abi_version export
-// returns and the first field of every encoded batch and answer.
-const Version = 1
+// Major and Minor are the ABI version this package reads and writes. A
+// module's reeve_abi_version export returns its major and its optional
+// reeve_abi_minor export its minor (0 when absent).
+const (
+	Major = 2
+	Minor = 0
+)
+
+// Version is Major.
+//
+// Deprecated: ABI 2 has a minor version too; use Major and Minor.
+const Version = Major
 
 // Reason says why an election runs.
 type Reason uint8
@@ -116,132 +143,250 @@ const (
 // ErrMalformed is wrapped by every decode error.
 var ErrMalformed = errors.New("malformed policy message")
 
-// AppendBatch appends b's encoding to dst.
+// Flag bits, as encoded. A reader ignores the bits it does not know: a
+// later minor may define them.
+const (
+	flagUnclean = 1 << 0 // a partition's
+	flagAlive   = 1 << 0 // a replica's
+	flagInISR   = 1 << 1 // a replica's
+)
+
+// The widths of the lengths that start each record, in bytes. A node and a
+// partition hold strings of up to 64 KiB each, so their lengths are u32.
+const (
+	headerLenSize    = 2
+	nodeLenSize      = 4
+	partitionLenSize = 4
+	replicaLenSize   = 2
+	decisionLenSize  = 4
+)
+
+// batchSizes are the bytes of each record's fields at each minor this
+// package knows, after the record's length, with every string and list
+// empty: at minor 0 the header holds the two counts; a node its id,
+// heartbeat age and label count; a partition its topic's length,
+// partition, reason, flags, leader, leader epoch and replica count; a
+// replica its node index, flags and log-end offset. A later minor adds an
+// entry with its own fields counted in; a reader uses the entry of
+// min(the batch's minor, Minor).
+var batchSizes = [Minor + 1]struct{ header, node, partition, replica int }{
+	0: {header: 4 + 4, node: 8 + 4 + 2, partition: 2 + 4 + 1 + 1 + 8 + 4 + 2, replica: 4 + 1 + 8},
+}
+
+// answerSizes are the same for an answer: at minor 0 the header holds the
+// decision count, and a decision its kind, leader and reason's length.
+var answerSizes = [Minor + 1]struct{ header, decision int }{
+	0: {header: 4, decision: 1 + 8 + 2},
+}
+
+// AppendBatch appends b's encoding, at Major.Minor, to dst.
 func AppendBatch(dst []byte, b *Batch) []byte {
-	dst = binary.LittleEndian.AppendUint16(dst, Version)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b.Nodes)))
+	return appendBatch(dst, b, &Extension{Minor: Minor})
+}
+
+// Extension is what a host of a later minor adds to a batch, for
+// compatibility tests: it writes Minor in the batch header and appends
+// Header to the header's fields, Node to every node's, Partition to every
+// partition's and Replica to every replica's, and Trailer after the last
+// partition.
+type Extension struct {
+	Minor                            uint16
+	Header, Node, Partition, Replica []byte
+	Trailer                          []byte
+}
+
+// AppendBatchExtended appends b's encoding to dst as a host of minor
+// e.Minor that adds e's fields would write it. It exists for tests that
+// check that a reader of an earlier minor reads such a batch as b; reeve
+// writes batches with AppendBatch.
+func AppendBatchExtended(dst []byte, b *Batch, e Extension) []byte {
+	return appendBatch(dst, b, &e)
+}
+
+func appendBatch(dst []byte, b *Batch, e *Extension) []byte {
+	le := binary.LittleEndian
+	dst = le.AppendUint16(dst, Major)
+	dst = le.AppendUint16(dst, e.Minor)
+	at := startRecord(&dst, headerLenSize)
+	dst = le.AppendUint32(dst, uint32(len(b.Nodes)))
+	dst = le.AppendUint32(dst, uint32(len(b.Partitions)))
+	dst = append(dst, e.Header...)
+	endRecord(dst, at, headerLenSize)
 	for _, n := range b.Nodes {
-		dst = binary.LittleEndian.AppendUint64(dst, n.ID)
-		dst = binary.LittleEndian.AppendUint32(dst, n.HeartbeatAgeMs)
-		dst = binary.LittleEndian.AppendUint16(dst, uint16(len(n.Labels)))
+		at := startRecord(&dst, nodeLenSize)
+		dst = le.AppendUint64(dst, n.ID)
+		dst = le.AppendUint32(dst, n.HeartbeatAgeMs)
+		dst = le.AppendUint16(dst, uint16(len(n.Labels)))
 		for _, l := range n.Labels {
 			dst = appendString(dst, l.Key)
 			dst = appendString(dst, l.Value)
 		}
+		dst = append(dst, e.Node...)
+		endRecord(dst, at, nodeLenSize)
 	}
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b.Partitions)))
 	for _, p := range b.Partitions {
+		at := startRecord(&dst, partitionLenSize)
 		dst = appendString(dst, p.Topic)
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(p.Partition))
-		dst = append(dst, byte(p.Reason), boolBit(p.Unclean, 0))
-		dst = binary.LittleEndian.AppendUint64(dst, p.Leader)
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(p.LeaderEpoch))
-		dst = binary.LittleEndian.AppendUint16(dst, uint16(len(p.Replicas)))
+		dst = le.AppendUint32(dst, uint32(p.Partition))
+		dst = append(dst, byte(p.Reason), boolBit(p.Unclean, flagUnclean))
+		dst = le.AppendUint64(dst, p.Leader)
+		dst = le.AppendUint32(dst, uint32(p.LeaderEpoch))
+		dst = le.AppendUint16(dst, uint16(len(p.Replicas)))
 		for _, r := range p.Replicas {
-			dst = binary.LittleEndian.AppendUint32(dst, r.Node)
-			dst = append(dst, boolBit(r.Alive, 0)|boolBit(r.InISR, 1))
-			dst = binary.LittleEndian.AppendUint64(dst, uint64(r.LogEndOffset))
+			at := startRecord(&dst, replicaLenSize)
+			dst = le.AppendUint32(dst, r.Node)
+			dst = append(dst, boolBit(r.Alive, flagAlive)|boolBit(r.InISR, flagInISR))
+			dst = le.AppendUint64(dst, uint64(r.LogEndOffset))
+			dst = append(dst, e.Replica...)
+			endRecord(dst, at, replicaLenSize)
 		}
+		dst = append(dst, e.Partition...)
+		endRecord(dst, at, partitionLenSize)
 	}
-	return dst
+	return append(dst, e.Trailer...)
 }
 
-// DecodeBatch decodes a batch, checking every count against its limit and
-// every replica's node index.
+// DecodeBatch decodes a batch of major Major and any minor, reading the
+// fields of minor Minor and skipping any others. It checks every count
+// against its limit and the bytes left, every record's length against the
+// fields it must hold, and every replica's node index.
 func DecodeBatch(data []byte) (*Batch, error) {
-	r := reader{buf: data}
-	if v := r.u16(); r.err == nil && v != Version {
-		return nil, fmt.Errorf("%w: batch version %d, want %d", ErrMalformed, v, Version)
+	r := reader{buf: data, end: len(data)}
+	major, minor := r.u16(), r.u16()
+	if r.err == nil && major != Major {
+		return nil, fmt.Errorf("%w: batch of policy ABI %d.%d; this reader reads %d.x", ErrMalformed, major, minor, Major)
 	}
-	b := &Batch{}
-	n := r.count(MaxNodes, 14)
-	b.Nodes = make([]Node, 0, n)
-	for range n {
-		nd := Node{ID: r.u64(), HeartbeatAgeMs: r.u32()}
-		nl := r.count16(MaxLabels, 4)
-		for range nl {
-			nd.Labels = append(nd.Labels, Label{Key: r.str(), Value: r.str()})
+	size := batchSizes[min(int(minor), Minor)]
+	h := r.record(headerLenSize, size.header, "batch header")
+	// Counts are compared as read before any arithmetic, so that no count
+	// overflows an int, 32 bits wide on some hosts.
+	nn32, np32 := h.u32(), h.u32()
+	r.merge(&h)
+	nn, np := int(min(nn32, MaxNodes+1)), int(min(np32, MaxPartitions+1))
+	if r.err == nil && (nn > MaxNodes || np > MaxPartitions ||
+		nn*(nodeLenSize+size.node)+np*(partitionLenSize+size.partition) > r.end-r.off) {
+		return nil, fmt.Errorf("%w: %d nodes and %d partitions exceed the limits (%d, %d) or the %d bytes after the header",
+			ErrMalformed, nn32, np32, MaxNodes, MaxPartitions, r.end-r.off)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	b := &Batch{Nodes: make([]Node, 0, nn), Partitions: make([]Partition, 0, np)}
+	for i := range nn {
+		rec := r.record(nodeLenSize, size.node, "node")
+		nd := Node{ID: rec.u64(), HeartbeatAgeMs: rec.u32()}
+		if nl := rec.count16(MaxLabels, 4); nl > 0 {
+			nd.Labels = make([]Label, 0, nl)
+			for range nl {
+				nd.Labels = append(nd.Labels, Label{Key: rec.str(), Value: rec.str()})
+			}
+		}
+		if r.merge(&rec); r.err != nil {
+			return nil, fmt.Errorf("node %d: %w", i, r.err)
 		}
 		b.Nodes = append(b.Nodes, nd)
 	}
-	np := r.count(MaxPartitions, 24)
-	b.Partitions = make([]Partition, 0, np)
-	for range np {
-		p := Partition{Topic: r.str(), Partition: int32(r.u32())}
-		reason, flags := r.u8(), r.u8()
-		// Reasons past ReasonManual are kept (a later host may add some;
-		// a module may refuse them); unknown flag bits are not.
-		if r.err == nil && flags&^1 != 0 {
-			return nil, fmt.Errorf("%w: %s-%d: unknown partition flags %#x", ErrMalformed, p.Topic, p.Partition, flags)
-		}
-		p.Reason, p.Unclean = Reason(reason), flags&1 != 0
-		p.Leader, p.LeaderEpoch = r.u64(), int32(r.u32())
-		nr := r.count16(MaxReplicas, 13)
+	for i := range np {
+		rec := r.record(partitionLenSize, size.partition, "partition")
+		p := Partition{Topic: rec.str(), Partition: int32(rec.u32())}
+		// Reasons past ReasonManual are kept (a later minor may add some;
+		// a module may refuse them), and so are unknown flag bits.
+		reason, flags := rec.u8(), rec.u8()
+		p.Reason, p.Unclean = Reason(reason), flags&flagUnclean != 0
+		p.Leader, p.LeaderEpoch = rec.u64(), int32(rec.u32())
+		nr := rec.count16(MaxReplicas, replicaLenSize+size.replica)
 		p.Replicas = make([]Replica, 0, nr)
 		for range nr {
-			rep := Replica{Node: r.u32()}
-			f := r.u8()
-			if r.err == nil && f&^3 != 0 {
-				return nil, fmt.Errorf("%w: %s-%d: unknown replica flags %#x", ErrMalformed, p.Topic, p.Partition, f)
-			}
-			rep.Alive, rep.InISR = f&1 != 0, f&2 != 0
-			rep.LogEndOffset = int64(r.u64())
-			if r.err == nil && int(rep.Node) >= len(b.Nodes) {
-				return nil, fmt.Errorf("%w: %s-%d: replica node index %d of %d nodes", ErrMalformed, p.Topic, p.Partition, rep.Node, len(b.Nodes))
+			rr := rec.record(replicaLenSize, size.replica, "replica")
+			rep := Replica{Node: rr.u32()}
+			f := rr.u8()
+			rep.Alive, rep.InISR = f&flagAlive != 0, f&flagInISR != 0
+			rep.LogEndOffset = int64(rr.u64())
+			rec.merge(&rr)
+			if rec.err == nil && int(rep.Node) >= len(b.Nodes) {
+				rec.err = fmt.Errorf("%w: %s-%d: replica node index %d of %d nodes", ErrMalformed, p.Topic, p.Partition, rep.Node, len(b.Nodes))
 			}
 			p.Replicas = append(p.Replicas, rep)
 		}
+		if r.merge(&rec); r.err != nil {
+			return nil, fmt.Errorf("partition %d: %w", i, r.err)
+		}
 		b.Partitions = append(b.Partitions, p)
 	}
-	return b, r.done()
+	return b, nil
 }
 
-// AppendDecisions appends the encoding of a module's answers to dst.
+// AppendDecisions appends the encoding of a module's answers, at
+// Major.Minor, to dst.
 func AppendDecisions(dst []byte, ds []Decision) []byte {
-	dst = binary.LittleEndian.AppendUint16(dst, Version)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(ds)))
+	le := binary.LittleEndian
+	dst = le.AppendUint16(dst, Major)
+	dst = le.AppendUint16(dst, Minor)
+	at := startRecord(&dst, headerLenSize)
+	dst = le.AppendUint32(dst, uint32(len(ds)))
+	endRecord(dst, at, headerLenSize)
 	for _, d := range ds {
+		at := startRecord(&dst, decisionLenSize)
 		dst = append(dst, byte(d.Kind))
-		dst = binary.LittleEndian.AppendUint64(dst, d.Leader)
+		dst = le.AppendUint64(dst, d.Leader)
 		dst = appendString(dst, d.Reason)
+		endRecord(dst, at, decisionLenSize)
 	}
 	return dst
 }
 
-// DecodeDecisions decodes a module's answers; want is the number of
-// partitions asked about, and any other count is an error.
+// DecodeDecisions decodes a module's answers, of major Major and any
+// minor, reading the fields of minor Minor and skipping any others; want
+// is the number of partitions asked about, and any other count is an
+// error. So is a decision kind it does not know.
 func DecodeDecisions(data []byte, want int) ([]Decision, error) {
-	r := reader{buf: data}
-	if v := r.u16(); r.err == nil && v != Version {
-		return nil, fmt.Errorf("%w: answer version %d, want %d", ErrMalformed, v, Version)
+	r := reader{buf: data, end: len(data)}
+	major, minor := r.u16(), r.u16()
+	if r.err == nil && major != Major {
+		return nil, fmt.Errorf("%w: answer of policy ABI %d.%d; this reader reads %d.x", ErrMalformed, major, minor, Major)
 	}
-	n := r.count(MaxPartitions, 11)
+	size := answerSizes[min(int(minor), Minor)]
+	h := r.record(headerLenSize, size.header, "answer header")
+	n32 := h.u32()
+	r.merge(&h)
+	n := int(min(n32, MaxPartitions+1))
+	if r.err == nil && (n > MaxPartitions || n*(decisionLenSize+size.decision) > r.end-r.off) {
+		return nil, fmt.Errorf("%w: %d decisions exceed the limit (%d) or the %d bytes after the header", ErrMalformed, n32, MaxPartitions, r.end-r.off)
+	}
 	if r.err == nil && n != want {
-		return nil, fmt.Errorf("%w: %d decisions for %d partitions", ErrMalformed, n, want)
+		return nil, fmt.Errorf("%w: %d decisions for %d partitions", ErrMalformed, n32, want)
+	}
+	if r.err != nil {
+		return nil, r.err
 	}
 	out := make([]Decision, 0, n)
 	// Policies repeat a few reason texts across a batch: one string each.
 	reasons := map[string]string{}
-	for range n {
-		d := Decision{Kind: DecisionKind(r.u8()), Leader: r.u64()}
-		rb := r.take(int(r.u16()))
+	for i := range n {
+		rec := r.record(decisionLenSize, size.decision, "decision")
+		d := Decision{Kind: DecisionKind(rec.u8()), Leader: rec.u64()}
+		rb := rec.take(int(rec.u16()))
+		if r.merge(&rec); r.err != nil {
+			return nil, fmt.Errorf("decision %d: %w", i, r.err)
+		}
+		if d.Kind > DecideLeader {
+			return nil, fmt.Errorf("%w: decision %d: unknown kind %d", ErrMalformed, i, d.Kind)
+		}
 		if s, ok := reasons[string(rb)]; ok {
 			d.Reason = s
-		} else if r.err == nil {
+		} else {
 			d.Reason = string(rb)
 			reasons[d.Reason] = d.Reason
 		}
-		if r.err == nil && d.Kind > DecideLeader {
-			return nil, fmt.Errorf("%w: decision %d: unknown kind %d", ErrMalformed, len(out), d.Kind)
-		}
 		out = append(out, d)
 	}
-	return out, r.done()
+	return out, nil
 }
 
 // AppendSettings appends the encoding of a policy's settings (its TOML
 // settings table, every value as a string), sorted by key by the caller
-// if it wants a stable encoding.
+// if it wants a stable encoding. Settings are not versioned: a list of
+// strings needs no new fields.
 func AppendSettings(dst []byte, settings []Label) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(settings)))
 	for _, s := range settings {
@@ -253,18 +398,21 @@ func AppendSettings(dst []byte, settings []Label) []byte {
 
 // DecodeSettings decodes a policy's settings.
 func DecodeSettings(data []byte) ([]Label, error) {
-	r := reader{buf: data}
+	r := reader{buf: data, end: len(data)}
 	n := r.count(MaxLabels, 4)
 	out := make([]Label, 0, n)
 	for range n {
 		out = append(out, Label{Key: r.str(), Value: r.str()})
 	}
-	return out, r.done()
+	if r.err == nil && r.off != r.end {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, r.end-r.off)
+	}
+	return out, r.err
 }
 
-func boolBit(b bool, bit uint) byte {
+func boolBit(b bool, bit byte) byte {
 	if b {
-		return 1 << bit
+		return bit
 	}
 	return 0
 }
@@ -277,20 +425,40 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
+// startRecord appends a record's length, zero for now, and returns where
+// it is for endRecord.
+func startRecord(dst *[]byte, lenSize int) int {
+	at := len(*dst)
+	*dst = append(*dst, make([]byte, lenSize)...)
+	return at
+}
+
+// endRecord writes the length of the record started at at: the bytes
+// after the length.
+func endRecord(dst []byte, at, lenSize int) {
+	n := len(dst) - at - lenSize
+	if lenSize == 2 {
+		binary.LittleEndian.PutUint16(dst[at:], uint16(n))
+	} else {
+		binary.LittleEndian.PutUint32(dst[at:], uint32(n))
+	}
+}
+
 // reader decodes with sticky errors: after the first short read every
-// later read returns zero and done reports the error.
+// later read returns zero and err holds the first error. It reads buf up
+// to end, which for a record's reader is the record's end.
 type reader struct {
-	buf []byte
-	off int
-	err error
+	buf      []byte
+	off, end int
+	err      error
 }
 
 func (r *reader) take(n int) []byte {
 	if r.err != nil {
 		return nil
 	}
-	if n < 0 || len(r.buf)-r.off < n {
-		r.err = fmt.Errorf("%w: truncated at byte %d (need %d more, have %d)", ErrMalformed, r.off, n, len(r.buf)-r.off)
+	if n < 0 || r.end-r.off < n {
+		r.err = fmt.Errorf("%w: truncated at byte %d (need %d more, have %d)", ErrMalformed, r.off, n, r.end-r.off)
 		return nil
 	}
 	b := r.buf[r.off : r.off+n]
@@ -328,31 +496,62 @@ func (r *reader) u64() uint64 {
 
 func (r *reader) str() string { return string(r.take(int(r.u16()))) }
 
+// record reads a record's length, lenSize bytes wide, checks that the
+// record holds at least size bytes and fits in what is left, and returns
+// a reader for it; r moves past the record, whose bytes the returned
+// reader does not read are a later minor's. Merge the record's reader
+// back into r when done with it.
+func (r *reader) record(lenSize, size int, what string) reader {
+	var n int
+	if lenSize == 2 {
+		n = int(r.u16())
+	} else {
+		n = int(r.u32())
+	}
+	rec := reader{buf: r.buf, off: r.off, end: r.off, err: r.err}
+	if r.err != nil {
+		return rec
+	}
+	switch {
+	case n < size:
+		r.err = fmt.Errorf("%w: %s at byte %d is %d bytes long, shorter than its fields (%d)", ErrMalformed, what, r.off, n, size)
+	case n > r.end-r.off:
+		r.err = fmt.Errorf("%w: %s at byte %d is %d bytes long; %d are left", ErrMalformed, what, r.off, n, r.end-r.off)
+	default:
+		rec.end = r.off + n
+		r.off += n
+	}
+	rec.err = r.err
+	return rec
+}
+
+// merge takes the first error of rec, a reader record returned.
+func (r *reader) merge(rec *reader) {
+	if r.err == nil {
+		r.err = rec.err
+	}
+}
+
 // count reads a u32 count and checks it against max and against the bytes
 // left, at least minSize each, so a lying count cannot make the caller
 // allocate.
 func (r *reader) count(max, minSize int) int {
-	return r.checkCount(int(r.u32()), max, minSize)
+	return r.checkCount(r.u32(), max, minSize)
 }
 
 func (r *reader) count16(max, minSize int) int {
-	return r.checkCount(int(r.u16()), max, minSize)
+	return r.checkCount(uint32(r.u16()), max, minSize)
 }
 
-func (r *reader) checkCount(n, max, minSize int) int {
+// checkCount compares n with max before multiplying, so that the product
+// fits an int of 32 bits.
+func (r *reader) checkCount(n uint32, max, minSize int) int {
 	if r.err != nil {
 		return 0
 	}
-	if n > max || n*minSize > len(r.buf)-r.off {
-		r.err = fmt.Errorf("%w: count %d at byte %d exceeds the limit (%d) or the message", ErrMalformed, n, r.off, max)
+	if n > uint32(max) || int(n)*minSize > r.end-r.off {
+		r.err = fmt.Errorf("%w: count %d at byte %d exceeds the limit (%d) or the bytes left (%d)", ErrMalformed, n, r.off, max, r.end-r.off)
 		return 0
 	}
-	return n
-}
-
-func (r *reader) done() error {
-	if r.err == nil && r.off != len(r.buf) {
-		r.err = fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.buf)-r.off)
-	}
-	return r.err
+	return int(n)
 }

@@ -111,11 +111,16 @@ func (e *engine) decide(data []byte) (out []byte, err error) {
 	}()
 	// The answer is encoded here rather than by a function per decision:
 	// see decodeBatch on what calls cost.
+	// It is abi.AppendDecisions's encoding at abi.Minor: the versions, a
+	// header of 4 bytes with the count, then each decision with its
+	// length.
 	out = e.out[:0]
-	if need := 6 + len(ins)*64; cap(out) < need {
+	if need := 10 + len(ins)*64; cap(out) < need {
 		out = make([]byte, 0, need)
 	}
-	out = binary.LittleEndian.AppendUint16(out, abi.Version)
+	out = binary.LittleEndian.AppendUint16(out, abi.Major)
+	out = binary.LittleEndian.AppendUint16(out, abi.Minor)
+	out = binary.LittleEndian.AppendUint16(out, 4)
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(ins)))
 	h := e.handler
 	for i = range ins {
@@ -127,6 +132,7 @@ func (e *engine) decide(data []byte) (out []byte, err error) {
 		if len(reason) > abi.MaxString {
 			reason = reason[:abi.MaxString] // as abi.AppendDecisions cuts it
 		}
+		out = binary.LittleEndian.AppendUint32(out, uint32(1+8+2+len(reason)))
 		out = append(out, byte(d.Kind))
 		out = binary.LittleEndian.AppendUint64(out, d.Leader)
 		out = binary.LittleEndian.AppendUint16(out, uint16(len(reason)))

@@ -135,22 +135,36 @@ func TestDecodeBatchReusesAcrossCalls(t *testing.T) {
 
 func TestDecodeBatchMalformed(t *testing.T) {
 	good := abi.AppendBatch(nil, testBatch())
+	with := func(b []byte, at int, v ...byte) []byte {
+		b = slices.Clone(b)
+		copy(b[at:], v)
+		return b
+	}
+	oneReplica := abi.AppendBatch(nil, &abi.Batch{Nodes: []abi.Node{{ID: 1}}, Partitions: []abi.Partition{{Topic: "t", Replicas: []abi.Replica{{Node: 0}}}}})
 	badNode := abi.AppendBatch(nil, &abi.Batch{Nodes: []abi.Node{{ID: 1}}, Partitions: []abi.Partition{{Topic: "t", Replicas: []abi.Replica{{Node: 1}}}}})
 	// Two partitions promised, and the first's replicas take the room the
 	// second needs.
 	crowded := abi.AppendBatch(nil, &abi.Batch{Nodes: []abi.Node{{ID: 1}}, Partitions: []abi.Partition{{Topic: "t", Replicas: make([]abi.Replica, 6)}}})
-	crowded[20] = 2 // the partition count, after the version, node count and node
-	wrongVersion := slices.Clone(good)
-	wrongVersion[0] = 2
+	crowded[10] = 2  // the partition count, after the versions, the header's length and the node count
+	const node0 = 14 // the first node's length, after the versions and the header
 	for name, data := range map[string][]byte{
-		"empty":          nil,
-		"version":        wrongVersion,
-		"truncated":      good[:len(good)-1],
-		"trailing":       append(slices.Clone(good), 0),
-		"node index":     badNode,
-		"lying count":    {1, 0, 0xff, 0xff, 0xff, 0xff},
-		"only a version": {1, 0},
-		"crowded":        crowded,
+		"empty":                   nil,
+		"ABI 1":                   with(good, 0, 1),
+		"major 3":                 with(good, 0, 3),
+		"short header":            with(good, 4, 7),
+		"header past the end":     good[:12],
+		"truncated":               good[:len(good)-1],
+		"node index":              badNode,
+		"lying count":             {2, 0, 0, 0, 8, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0},
+		"only a version":          {2, 0},
+		"crowded":                 crowded,
+		"node shorter":            with(good, node0, 13, 0, 0, 0),
+		"node past the end":       with(good, node0, 0xff, 0xff, 0, 0),
+		"labels past the node":    with(oneReplica, node0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0),
+		"partition shorter":       with(oneReplica, node0+18, 21, 0, 0, 0),
+		"topic past the record":   with(oneReplica, node0+18+4, 0xff, 0),
+		"replica shorter":         with(oneReplica, len(oneReplica)-15, 12),
+		"replica past the record": with(oneReplica, len(oneReplica)-15, 14),
 	} {
 		var e engine
 		if _, err := e.decodeBatch(data); !errors.Is(err, abi.ErrMalformed) {
@@ -162,13 +176,69 @@ func TestDecodeBatchMalformed(t *testing.T) {
 	}
 }
 
+// minor1 is what a host of minor 1 might add to every record.
+var minor1 = abi.Extension{
+	Minor:     1,
+	Header:    []byte{9, 9, 9, 9},
+	Node:      []byte{1, 2, 3, 4, 5, 6, 7, 8},
+	Partition: []byte{0xaa, 0xbb},
+	Replica:   []byte{0xcc, 0xdd, 0xee, 0xff},
+	Trailer:   []byte{0x42},
+}
+
+// TestDecodeBatchLaterMinor decodes a batch of a later minor, whose
+// records carry fields this SDK does not know, as the batch without them;
+// and a node whose later fields change from batch to batch keeps its
+// label map.
+func TestDecodeBatchLaterMinor(t *testing.T) {
+	var e engine
+	b := testBatch()
+	got, err := e.decodeBatch(abi.AppendBatchExtended(nil, b, minor1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := wantInputs(b); !reflect.DeepEqual(normalize(got), want) {
+		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
+	}
+	labels := got[0].Replicas[0].Labels
+	ext := minor1
+	ext.Node = []byte{8, 7, 6, 5, 4, 3, 2, 1}
+	got, err = e.decodeBatch(abi.AppendBatchExtended(nil, b, ext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reflect.ValueOf(got[0].Replicas[0].Labels).UnsafePointer() != reflect.ValueOf(labels).UnsafePointer() {
+		t.Error("labels were rebuilt when only a later minor's node field changed")
+	}
+}
+
+// TestDecodeBatchUnknownFlagBits sets every flag bit minor 0 does not
+// define; they are ignored.
+func TestDecodeBatchUnknownFlagBits(t *testing.T) {
+	b := &abi.Batch{Nodes: []abi.Node{{ID: 1}}, Partitions: []abi.Partition{{Topic: "t", Unclean: true, Replicas: []abi.Replica{{Node: 0, Alive: true}}}}}
+	data := abi.AppendBatch(nil, b)
+	data[14+18+4+3+4+1] |= 0xfe // the partition's flags: after the node, the partition's length, topic, partition and reason
+	data[len(data)-9] |= 0xfc   // the replica's, before its log-end offset
+	var e engine
+	got, err := e.decodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := wantInputs(b); !reflect.DeepEqual(normalize(got), want) {
+		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
+	}
+}
+
 // FuzzDecodeBatch holds the engine's decoder to abi.DecodeBatch: it must
 // accept exactly the same messages and read the same values.
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add(abi.AppendBatch(nil, testBatch()))
+	f.Add(abi.AppendBatchExtended(nil, testBatch(), minor1))
 	f.Add(abi.AppendBatch(nil, &abi.Batch{}))
 	f.Add(abi.AppendBatch(nil, &abi.Batch{Partitions: []abi.Partition{{Topic: "a"}}}))
+	f.Add(abi.AppendBatch(nil, &abi.Batch{Partitions: []abi.Partition{{}}}))
 	f.Add(abi.AppendBatch(nil, &abi.Batch{Nodes: []abi.Node{{ID: 1}}, Partitions: []abi.Partition{{Topic: "t", Replicas: []abi.Replica{{Node: 1}}}}}))
+	f.Add([]byte{2, 0, 0, 0, 8, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	var e engine // reused, as in a module
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := e.decodeBatch(data)
@@ -200,7 +270,7 @@ func TestDecide(t *testing.T) {
 		{Kind: abi.DecideLeader, Leader: 3, Reason: "unclean: alive but out of sync"},
 		{Kind: abi.DecideLeader, Leader: 1, Reason: "first in-sync replica alive"},
 		{Kind: abi.DecideLeader, Leader: 1 << 40, Reason: "first in-sync replica alive"},
-		{Kind: abi.DecideKeep, Reason: "no better replica"},
+		{Kind: abi.DecideNone, Reason: "no live in-sync replica"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decisions\n%+v\nwant\n%+v", got, want)

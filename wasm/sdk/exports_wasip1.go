@@ -42,7 +42,10 @@ func hostLog(level int32, msg string)
 func hostNow() int64
 
 //go:wasmexport reeve_abi_version
-func exportABIVersion() int32 { return abi.Version }
+func exportABIVersion() int32 { return abi.Major }
+
+//go:wasmexport reeve_abi_minor
+func exportABIMinor() int32 { return abi.Minor }
 
 //go:wasmexport reeve_alloc
 func exportAlloc(size int32) uint32 {

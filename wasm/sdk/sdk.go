@@ -115,39 +115,43 @@ func Handle(h Handler) { rt.handler = h }
 func Init(f InitFunc) { rt.initFunc = f }
 
 // FirstISR returns the decision of reeve's built-in first-ISR policy for in,
-// for handlers that fall back to it. For a leader timeout or a controlled
-// shutdown it elects the first replica in preference order, other than the
-// leader, that is alive and in the ISR; failing that, when the topic allows
-// unclean election, the first other replica that is alive; failing that,
-// none. For a rebalance or a manual election it picks the first replica
-// that is alive and in the ISR, keeping the leader if that is the leader,
-// and keeps the leader if there is none.
+// for handlers that fall back to it. It is FirstISROf(in, nil).
+func FirstISR(in Input) Decision { return FirstISROf(in, nil) }
+
+// FirstISROf returns the decision of reeve's built-in first-ISR policy
+// among the replicas allow admits, so that excluding some nodes takes one
+// line:
+//
+//	return sdk.FirstISROf(in, func(r sdk.Replica) bool { return r.Labels["maintenance"] != "true" })
+//
+// Its rules are those of policy.FirstISROf in reeve. Of the replicas allow
+// admits, in preference order, and never the current leader in a
+// LeaderTimeout or ControlledShutdown round: the first that is alive and
+// in the ISR leads, and if that is the current leader the decision is to
+// keep it; failing that, when the topic allows unclean election, the
+// first that is alive; failing that, none, and the partition goes
+// offline. A nil allow admits every replica.
 //
 // Its reasons are the built-in's without the node ID, which the decision
 // carries anyway: constant strings cost no allocation per decision.
-func FirstISR(in Input) Decision {
-	if in.Reason == LeaderTimeout || in.Reason == ControlledShutdown {
-		for _, r := range in.Replicas {
-			if r.ID != in.Leader && r.Alive && r.InISR {
-				return Elect(r.ID, "first in-sync replica alive")
-			}
-		}
-		if in.Unclean {
-			for _, r := range in.Replicas {
-				if r.ID != in.Leader && r.Alive {
-					return Elect(r.ID, "unclean: alive but out of sync")
-				}
-			}
-		}
-		return Offline("no live in-sync replica")
-	}
-	for _, r := range in.Replicas {
-		if r.Alive && r.InISR {
+func FirstISROf(in Input, allow func(Replica) bool) Decision {
+	leaving := in.Reason == LeaderTimeout || in.Reason == ControlledShutdown
+	for i := range in.Replicas {
+		r := &in.Replicas[i]
+		if r.Alive && r.InISR && !(leaving && r.ID == in.Leader) && (allow == nil || allow(*r)) {
 			if r.ID == in.Leader {
 				return Keep("the current leader is the first in-sync replica")
 			}
 			return Elect(r.ID, "first in-sync replica alive")
 		}
 	}
-	return Keep("no better replica")
+	if in.Unclean {
+		for i := range in.Replicas {
+			r := &in.Replicas[i]
+			if r.Alive && !(leaving && r.ID == in.Leader) && (allow == nil || allow(*r)) {
+				return Elect(r.ID, "unclean: alive but out of sync")
+			}
+		}
+	}
+	return Offline("no live in-sync replica")
 }

@@ -27,15 +27,19 @@ import (
 // compares names a word at a time. When a check fails it stops and asks
 // abi.DecodeBatch for the error, so that both report the same one.
 
-// The sizes of the smallest node (no labels), of a partition's fields
-// after its topic (partition, reason, flags, leader, leader epoch, replica
-// count), of the smallest partition (an empty topic and no replicas), and
-// of a replica.
+// The sizes of a batch's records at minor 0, with their lengths, as
+// abi.DecodeBatch requires them (see package abi on versions): the
+// versions and the header; the smallest node (no labels); a partition's
+// fields after its topic (partition, reason, flags, leader, leader epoch,
+// replica count); the smallest partition (an empty topic and no
+// replicas); and a replica. A record may be longer, with the fields of a
+// later minor after these: the decoder skips them.
 const (
-	minNodeSize        = 8 + 4 + 2
+	headerSize         = 2 + 2 + 2 + 4 + 4
+	minNodeSize        = 4 + 8 + 4 + 2
 	partitionFixedSize = 4 + 1 + 1 + 8 + 4 + 2
-	minPartitionSize   = 2 + partitionFixedSize
-	minReplicaSize     = 4 + 1 + 8
+	minPartitionSize   = 4 + 2 + partitionFixedSize
+	replicaSize        = 2 + 4 + 1 + 8
 )
 
 // nodeLabels caches one node table entry's label map by its encoding, so a
@@ -51,63 +55,71 @@ var errDisagree = errors.New("the SDK's decoder refused a batch that package abi
 
 // decodeBatch decodes a batch into the engine's inputs. The slices it
 // returns are the engine's and are overwritten by the next call.
+//
+// It reads the fields of minor 0 whatever the batch's minor: at abi.Minor
+// 0 no field depends on it.
 func (e *engine) decodeBatch(data []byte) ([]Input, error) {
-	if len(data) < 6 || binary.LittleEndian.Uint16(data) != abi.Version {
+	if len(data) < 6 || binary.LittleEndian.Uint16(data) != abi.Major {
 		return nil, batchError(data)
 	}
-	nn, rest := int(binary.LittleEndian.Uint32(data[2:])), data[6:]
-	if nn > abi.MaxNodes || nn*minNodeSize > len(rest) {
+	hl := int(binary.LittleEndian.Uint16(data[4:]))
+	if hl < headerSize-6 || hl > len(data)-6 {
 		return nil, batchError(data)
 	}
-	e.nodes = grow(e.nodes, nn)
-	if len(e.labelCache) < nn {
-		e.labelCache = append(e.labelCache, make([]nodeLabels, nn-len(e.labelCache))...)
+	nn, np := binary.LittleEndian.Uint32(data[6:]), binary.LittleEndian.Uint32(data[10:])
+	rest := data[6+hl:]
+	if nn > abi.MaxNodes || np > abi.MaxPartitions || int(nn)*minNodeSize+int(np)*minPartitionSize > len(rest) {
+		return nil, batchError(data)
+	}
+	e.nodes = grow(e.nodes, int(nn))
+	if len(e.labelCache) < int(nn) {
+		e.labelCache = append(e.labelCache, make([]nodeLabels, int(nn)-len(e.labelCache))...)
 	} else {
 		clear(e.labelCache[nn:])
 		e.labelCache = e.labelCache[:nn]
 	}
 	nodes := e.nodes
 	for i := range nodes {
-		if len(rest) < minNodeSize {
+		if len(rest) < 4 {
 			return nil, batchError(data)
 		}
+		size := uint64(binary.LittleEndian.Uint32(rest))
+		if size < minNodeSize-4 || size > uint64(len(rest)-4) {
+			return nil, batchError(data)
+		}
+		rec := rest[4 : 4+size : 4+size]
+		rest = rest[4+size:]
 		n := &nodes[i]
-		n.ID = binary.LittleEndian.Uint64(rest)
-		ageMs := binary.LittleEndian.Uint32(rest[8:])
+		n.ID = binary.LittleEndian.Uint64(rec)
+		ageMs := binary.LittleEndian.Uint32(rec[8:])
 		n.Heard = ageMs != abi.NeverHeard
 		n.HeartbeatAge = time.Duration(math.MaxInt64)
 		if n.Heard {
 			n.HeartbeatAge = time.Duration(ageMs) * time.Millisecond
 		}
-		rest = rest[12:]
-		// An encoding is self-delimiting, so labels whose bytes start as
-		// the cached ones did are those labels, and end where they did.
-		if c := &e.labelCache[i]; c.raw != nil && len(rest) >= len(c.raw) && equalBytes(rest[:len(c.raw)], c.raw) {
-			n.Labels, rest = c.labels, rest[len(c.raw):]
+		// The labels, then any later minor's fields. An encoding is self-
+		// delimiting, so labels whose bytes start as the cached ones did
+		// are those labels: the fields after them may change from batch
+		// to batch without costing a new map.
+		tail := rec[12:]
+		if c := &e.labelCache[i]; c.raw != nil && len(tail) >= len(c.raw) && equalBytes(tail[:len(c.raw)], c.raw) {
+			n.Labels = c.labels
 			continue
 		}
-		size, ok := labelsSize(rest)
+		ls, ok := labelsSize(tail)
 		if !ok {
 			return nil, batchError(data)
 		}
-		n.Labels, rest = e.newLabels(i, rest[:size]), rest[size:]
+		n.Labels = e.newLabels(i, tail[:ls])
 	}
-	if len(rest) < 4 {
-		return nil, batchError(data)
-	}
-	np := int(binary.LittleEndian.Uint32(rest))
-	rest = rest[4:]
-	if np > abi.MaxPartitions || np*24 > len(rest) { // 24 as abi.DecodeBatch checks it, to accept what it accepts
-		return nil, batchError(data)
-	}
-	ins := grow(e.inputs, np)
+	ins := grow(e.inputs, int(np))
 	e.inputs = ins
 	// Size the replicas once for the most the rest of the batch can hold
 	// (each partition takes at least minPartitionSize bytes and each
-	// replica minReplicaSize more). They then never move, so a partition's
+	// replica replicaSize more). They then never move, so a partition's
 	// Replicas are final as soon as they are filled, and a batch never
 	// leaves a grown array's predecessors as garbage.
-	if most := (len(rest) - np*minPartitionSize) / minReplicaSize; len(e.replicas) < most {
+	if most := (len(rest) - int(np)*minPartitionSize) / replicaSize; len(e.replicas) < most {
 		e.replicas = make([]Replica, most)
 	}
 	if len(e.topics.slots) == 0 {
@@ -116,20 +128,27 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 	all, slots, mask := e.replicas, e.topics.slots, len(e.topics.slots)-1
 	var prev topicName // the last partition's topic
 	for i := range ins {
-		if len(rest) < minPartitionSize {
+		if len(rest) < 4 {
 			return nil, batchError(data)
 		}
-		nameLen := int(binary.LittleEndian.Uint16(rest))
+		size := uint64(binary.LittleEndian.Uint32(rest))
+		if size < minPartitionSize-4 || size > uint64(len(rest)-4) {
+			return nil, batchError(data)
+		}
+		rec := rest[4 : 4+size : 4+size]
+		rest = rest[4+size:]
+		nameLen := int(binary.LittleEndian.Uint16(rec))
 		fixed := 2 + nameLen
-		if len(rest) < fixed+partitionFixedSize {
+		if len(rec) < fixed+partitionFixedSize {
 			return nil, batchError(data)
 		}
-		f := rest[fixed : fixed+partitionFixedSize : fixed+partitionFixedSize]
+		f := rec[fixed : fixed+partitionFixedSize : fixed+partitionFixedSize]
 		nr := int(binary.LittleEndian.Uint16(f[18:]))
-		end := fixed + partitionFixedSize + nr*minReplicaSize
+		src := rec[fixed+partitionFixedSize:]
 		// More replicas than all holds leave too few bytes for the
-		// partitions still to come (see above).
-		if nr > abi.MaxReplicas || end > len(rest) || nr > len(all) || f[5]&^1 != 0 {
+		// partitions still to come (see above). Flag bits past those
+		// minor 0 defines are ignored, as abi.DecodeBatch ignores them.
+		if nr > abi.MaxReplicas || nr*replicaSize > len(src) || nr > len(all) {
 			return nil, batchError(data)
 		}
 		in := &ins[i]
@@ -138,34 +157,44 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 		in.Unclean = f[5]&1 != 0
 		in.Leader = binary.LittleEndian.Uint64(f[6:])
 		in.LeaderEpoch = int32(binary.LittleEndian.Uint32(f[14:]))
-		// The name's words: 8 bytes after its length are in the message
+		// The name's words: 8 bytes after its length are in the record
 		// whatever its length, since the fixed fields follow it; the last
 		// word is 0 up to 8 bytes, computed without a jump.
-		first := binary.LittleEndian.Uint64(rest[2:]) & firstMask(nameLen)
+		first := binary.LittleEndian.Uint64(rec[2:]) & firstMask(nameLen)
 		long := uint64(int64(8-nameLen) >> 63) // all ones past 8 bytes
-		last := binary.LittleEndian.Uint64(rest[2+(nameLen-8)&int(long):]) & long
+		last := binary.LittleEndian.Uint64(rec[2+(nameLen-8)&int(long):]) & long
 		// A batch lists a topic's partitions together, so the name is
 		// most often the last one; else it is looked up in the table.
 		if p := &prev; uint64(nameLen^len(p.name))|first^p.first|last^p.last != 0 ||
-			nameLen > 16 && !equalBytes(rest[10:fixed-8], bytesOf(p.name[8:nameLen-8])) {
+			nameLen > 16 && !equalBytes(rec[10:fixed-8], bytesOf(p.name[8:nameLen-8])) {
 			h := hashWords(nameLen, first, last)
 			if nameLen > 16 {
-				h = hashMiddle(h, rest[10:fixed-8])
+				h = hashMiddle(h, rec[10:fixed-8])
 			}
 			s := &slots[int(h)&mask]
 			p.name, p.first, p.last = s.name, first, last
 			if (s.hash^h)|(s.first^first)|(s.last^last)|uint64(len(s.name)^nameLen) != 0 ||
-				nameLen > 16 && !equalBytes(rest[10:fixed-8], bytesOf(s.name[8:nameLen-8])) {
-				p.name = e.topics.find(rest[2:fixed], first, last, h)
+				nameLen > 16 && !equalBytes(rec[10:fixed-8], bytesOf(s.name[8:nameLen-8])) {
+				p.name = e.topics.find(rec[2:fixed], first, last, h)
 				slots, mask = e.topics.slots, len(e.topics.slots)-1
 			}
 		}
 		in.Topic = prev.name
-		reps, src := all[:nr:nr], rest[fixed+partitionFixedSize:end]
+		reps := all[:nr:nr]
 		for j := range reps {
-			b := src[j*minReplicaSize : (j+1)*minReplicaSize : (j+1)*minReplicaSize]
+			// Each replica is a u16 length and at least 13 bytes: node
+			// index, flags, log-end offset.
+			if len(src) < 2 {
+				return nil, batchError(data)
+			}
+			rl := int(binary.LittleEndian.Uint16(src))
+			if rl < replicaSize-2 || rl > len(src)-2 {
+				return nil, batchError(data)
+			}
+			b := src[2 : 2+replicaSize-2 : 2+replicaSize-2]
+			src = src[2+rl:]
 			node := binary.LittleEndian.Uint32(b)
-			if int(node) >= len(nodes) || b[4]&^3 != 0 {
+			if int(node) >= len(nodes) {
 				return nil, batchError(data)
 			}
 			rep := nodes[node]
@@ -175,11 +204,10 @@ func (e *engine) decodeBatch(data []byte) ([]Input, error) {
 		// Capped by the slice expression above, so that a handler that
 		// appends to its Replicas cannot overwrite the next partition's.
 		in.Replicas = reps
-		all, rest = all[nr:], rest[end:]
+		all = all[nr:]
 	}
-	if len(rest) != 0 {
-		return nil, batchError(data)
-	}
+	// Bytes after the last partition are a later minor's, as are those
+	// after the fields each record holds at minor 0.
 	return ins, nil
 }
 
