@@ -36,6 +36,19 @@
 // with go test like any other function. wasm/examples holds complete
 // policies; make policies builds them.
 //
+// FirstISR decides as reeve's built-in policy does, and FirstISROf does the
+// same among the replicas a predicate admits, so a policy that only rules
+// some nodes out is one line (see its example).
+//
+// # Versions
+//
+// The SDK speaks policy ABI abi.Major.abi.Minor: its module exports both,
+// and reeve runs it when reeve's major is the same and its minor the same
+// or later. A reeve of a later minor adds fields the SDK skips, so a
+// module needs rebuilding only to use them, or when the major changes.
+// docs/policy-abi.md says how to depend on the SDK from a module outside
+// reeve's repository.
+//
 // # Settings
 //
 // A policy's settings table in reeve's configuration reaches the function

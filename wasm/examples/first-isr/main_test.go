@@ -10,7 +10,8 @@ import (
 
 // TestMatchesBuiltIn checks decide and sdk.FirstISR against reeve's
 // built-in policy on every combination of up to three replicas' liveness
-// and ISR membership, every leader, reason and unclean setting.
+// and ISR membership, every leader, reason and unclean setting; and
+// sdk.FirstISROf against policy.FirstISROf with node 2 excluded.
 func TestMatchesBuiltIn(t *testing.T) {
 	reasons := map[sdk.Reason]policy.Reason{
 		sdk.LeaderTimeout:      policy.ReasonLeaderTimeout,
@@ -35,8 +36,18 @@ func TestMatchesBuiltIn(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						want := ds[0]
-						for name, got := range map[string]sdk.Decision{"decide": decide(in), "sdk.FirstISR": sdk.FirstISR(in)} {
+						for name, c := range map[string]struct {
+							got  sdk.Decision
+							want policy.Decision
+						}{
+							"decide":       {decide(in), ds[0]},
+							"sdk.FirstISR": {sdk.FirstISR(in), ds[0]},
+							"sdk.FirstISROf": {
+								sdk.FirstISROf(in, func(r sdk.Replica) bool { return r.ID != 2 }),
+								policy.FirstISROf(pin, func(r policy.Replica) bool { return r.ID != 2 }),
+							},
+						} {
+							got, want := c.got, c.want
 							same := got.Kind == sdk.KindKeep && want.Keep ||
 								got.Kind == sdk.KindOffline && !want.Keep && want.Leader == 0 ||
 								got.Kind == sdk.KindElect && !want.Keep && got.Leader == want.Leader && got.Leader != 0
