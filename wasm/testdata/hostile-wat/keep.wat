@@ -10,9 +10,11 @@
 (module
   (memory (export "memory") 1)
 
-  ;; ---- ABI (docs/policy-abi.md, version 1)
+  ;; ---- ABI (docs/policy-abi.md, version 2.0)
   ;; Memory: 0-4095 free, 4096-36863 the batch's node ids (at most 4,096
-  ;; nodes), the input buffer at 65536, the answer after it.
+  ;; nodes), the input buffer at 65536, the answer after it. Every record
+  ;; starts with its length; a record's fields this module does not know
+  ;; (a later minor's) are skipped.
   (global $incap (mut i32) (i32.const 0)) ;; the input buffer's size
   (global $p (mut i32) (i32.const 0))     ;; read cursor
   (global $end (mut i32) (i32.const 0))   ;; end of the batch
@@ -25,7 +27,7 @@
   (global $leader (mut i64) (i64.const 0))
   (global $clean (mut i32) (i32.const 0)) ;; the choice is in the ISR
 
-  (func (export "reeve_abi_version") (result i32) (i32.const 1))
+  (func (export "reeve_abi_version") (result i32) (i32.const 2))
 
   ;; grow grows memory to hold $top bytes, or traps.
   (func $grow (param $top i32)
@@ -56,7 +58,15 @@
   (func $u16 (result i32) (i32.load16_u (call $take (i32.const 2))))
   (func $u32 (result i32) (i32.load (call $take (i32.const 4))))
   (func $u64 (result i64) (i64.load (call $take (i32.const 8))))
-  (func $skipstr (drop (call $take (call $u16))))
+  ;; record reads a record's length (a u32 if $wide, else a u16), checks
+  ;; that the record is within the batch, and returns where it ends; the
+  ;; cursor is at its first field.
+  (func $record (param $wide i32) (result i32)
+    (local $n i32)
+    (local.set $n (if (result i32) (local.get $wide) (then (call $u32)) (else (call $u16))))
+    (if (i32.gt_u (local.get $n) (i32.sub (global.get $end) (global.get $p)))
+      (then unreachable))
+    (i32.add (global.get $p) (local.get $n)))
 
   (func $put8 (param i32)
     (i32.store8 (global.get $o) (local.get 0))
@@ -72,44 +82,43 @@
     (global.set $o (i32.add (global.get $o) (i32.const 8))))
   ;; decision appends one decision whose reason is the string at $s, $n.
   (func $decision (param $kind i32) (param $leader i64) (param $s i32) (param $n i32)
+    (call $put32 (i32.add (i32.const 11) (local.get $n)))
     (call $put8 (local.get $kind))
     (call $put64 (local.get $leader))
     (call $put16 (local.get $n))
     (memory.copy (global.get $o) (local.get $s) (local.get $n))
     (global.set $o (i32.add (global.get $o) (local.get $n))))
 
-  ;; header reads the batch's version and node table, keeping the nodes'
-  ;; ids, and returns its partition count.
+  ;; header reads the batch's version, header and node table, keeping the
+  ;; nodes' ids, and returns its partition count.
   (func $header (param $ptr i32) (param $len i32) (result i32)
-    (local $i i32) (local $labels i32)
+    (local $i i32) (local $next i32) (local $n i32)
     (global.set $p (local.get $ptr))
     (global.set $end (i32.add (local.get $ptr) (local.get $len)))
-    (drop (call $u16))
+    (if (i32.ne (call $u16) (i32.const 2)) (then unreachable)) ;; major
+    (drop (call $u16))                                         ;; minor
+    (local.set $next (call $record (i32.const 0)))
     (global.set $nnodes (call $u32))
+    (local.set $n (call $u32))
+    (global.set $p (local.get $next))
     (if (i32.gt_u (global.get $nnodes) (i32.const 4096)) (then unreachable))
     (block $done
       (loop $node
         (br_if $done (i32.ge_u (local.get $i) (global.get $nnodes)))
+        (local.set $next (call $record (i32.const 1)))
         (i64.store (i32.add (i32.const 4096) (i32.shl (local.get $i) (i32.const 3))) (call $u64))
-        (drop (call $u32)) ;; heartbeat age
-        (local.set $labels (call $u16))
-        (block $nolabels
-          (loop $label
-            (br_if $nolabels (i32.eqz (local.get $labels)))
-            (call $skipstr)
-            (call $skipstr)
-            (local.set $labels (i32.sub (local.get $labels) (i32.const 1)))
-            (br $label)))
+        (global.set $p (local.get $next)) ;; past the heartbeat age and labels
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $node)))
-    (call $u32))
+    (local.get $n))
 
   ;; partition reads one partition and returns first-isr's choice: the
   ;; first replica alive and in the ISR, else with unclean election the
   ;; first alive one, else 0.
   (func $partition (result i64)
-    (local $flags i32) (local $n i32) (local $node i32) (local $rf i32)
+    (local $next i32) (local $rnext i32) (local $flags i32) (local $n i32) (local $node i32) (local $rf i32)
     (local $id i64) (local $isr i64) (local $alive i64)
+    (local.set $next (call $record (i32.const 1)))
     (global.set $topiclen (call $u16))
     (global.set $topic (call $take (global.get $topiclen)))
     (drop (call $u32)) ;; partition
@@ -121,9 +130,10 @@
     (block $done
       (loop $replica
         (br_if $done (i32.eqz (local.get $n)))
+        (local.set $rnext (call $record (i32.const 0)))
         (local.set $node (call $u32))
         (local.set $rf (call $u8))
-        (drop (call $u64)) ;; log-end offset
+        (global.set $p (local.get $rnext)) ;; past the log-end offset
         (if (i32.ge_u (local.get $node) (global.get $nnodes)) (then unreachable))
         (local.set $id (i64.load (i32.add (i32.const 4096) (i32.shl (local.get $node) (i32.const 3)))))
         (if (i32.and (i32.eq (i32.and (local.get $rf) (i32.const 3)) (i32.const 3)) (i64.eqz (local.get $isr)))
@@ -132,20 +142,23 @@
           (then (local.set $alive (local.get $id))))
         (local.set $n (i32.sub (local.get $n) (i32.const 1)))
         (br $replica)))
+    (global.set $p (local.get $next))
     (global.set $clean (i32.eqz (i64.eqz (local.get $isr))))
     (if (result i64) (i64.eqz (local.get $isr))
       (then (select (local.get $alive) (i64.const 0) (i32.and (local.get $flags) (i32.const 1))))
       (else (local.get $isr))))
 
   ;; begin places the answer after the input buffer, room for n decisions
-  ;; with reasons of up to 53 bytes, and writes its header.
+  ;; with reasons of up to 49 bytes, and writes its version and header.
   (func $begin (param $n i32) (result i32)
     (local $at i32)
     (if (i32.gt_u (local.get $n) (i32.const 0x100000)) (then unreachable))
     (local.set $at (i32.and (i32.add (i32.add (i32.const 65536) (global.get $incap)) (i32.const 7)) (i32.const -8)))
-    (call $grow (i32.add (local.get $at) (i32.add (i32.const 6) (i32.shl (local.get $n) (i32.const 6)))))
+    (call $grow (i32.add (local.get $at) (i32.add (i32.const 10) (i32.shl (local.get $n) (i32.const 6)))))
     (global.set $o (local.get $at))
-    (call $put16 (i32.const 1))
+    (call $put16 (i32.const 2)) ;; major
+    (call $put16 (i32.const 0)) ;; minor
+    (call $put16 (i32.const 4)) ;; the header's length
     (call $put32 (local.get $n))
     (local.get $at))
 

@@ -52,7 +52,7 @@
     (local.set 1 (local.get $depth))
     (local.set 1000 (i64.add (local.get 1) (i64.const 1)))
     (i64.add (call $down (local.get 1000)) (local.get 500)))
-  (func (export "reeve_abi_version") (result i32) (i32.const 1))
+  (func (export "reeve_abi_version") (result i32) (i32.const 2))
   (func (export "reeve_alloc") (param i32) (result i32) (i32.const 1024))
   (func (export "reeve_decide") (param i32 i32) (result i64)
     (call $down (i64.const 0))))

@@ -8,7 +8,7 @@
 (module
   (memory (export "memory") 1)
   (table $t 0 funcref)
-  (func (export "reeve_abi_version") (result i32) (i32.const 1))
+  (func (export "reeve_abi_version") (result i32) (i32.const 2))
   (func (export "reeve_alloc") (param i32) (result i32) (i32.const 1024))
   (func (export "reeve_decide") (param i32 i32) (result i64)
     (if (i32.eq (table.grow $t (ref.null func) (i32.const 0x8000000)) (i32.const -1))

@@ -15,6 +15,6 @@
     (if (i32.eq (table.grow $t (ref.null func) (i32.const 0xfffffff0)) (i32.const -1))
       (then unreachable)))
   (start $start)
-  (func (export "reeve_abi_version") (result i32) (i32.const 1))
+  (func (export "reeve_abi_version") (result i32) (i32.const 2))
   (func (export "reeve_alloc") (param i32) (result i32) (i32.const 1024))
   (func (export "reeve_decide") (param i32 i32) (result i64) (i64.const -1)))

@@ -5,6 +5,6 @@
 (module
   (memory (export "memory") 1)
   (table 0x8000000 funcref)
-  (func (export "reeve_abi_version") (result i32) (i32.const 1))
+  (func (export "reeve_abi_version") (result i32) (i32.const 2))
   (func (export "reeve_alloc") (param i32) (result i32) (i32.const 1024))
   (func (export "reeve_decide") (param i32 i32) (result i64) (i64.const -1)))

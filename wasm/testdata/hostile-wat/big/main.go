@@ -23,7 +23,7 @@ import (
 func main() {
 	functions := flag.Int("functions", 1, "how many big functions")
 	kib := flag.Int("function-kib", 1100, "the size of each big function's body in `KiB`")
-	abi := flag.Int("abi", 1, "what reeve_abi_version returns")
+	abi := flag.Int("abi", 2, "what reeve_abi_version returns")
 	seed := flag.Int("seed", 0, "a value in the module, to change its bytes")
 	out := flag.String("o", "", "the `FILE` to write")
 	flag.Parse()
