@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/reeve-edge/reeve/policy"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/wasm/abi"
 )
 
@@ -60,7 +60,8 @@ var hostileCases = []hostileCase{
 	{name: "recursion-locals", refusedAt: "instantiate", want: []string{"self-test", "call stack", "election.policy_max_stack_kib"}},
 	{name: "keep", refusedAt: "instantiate", want: []string{"self-test", "keep"}},
 	{name: "none", refusedAt: "instantiate", want: []string{"self-test", "none"}},
-	{name: "selftest-cheat", refusedAt: "instantiate", want: []string{"self-test", "keep"}},
+	// selftest-cheat answers the fixed batch well: a sampled one refuses it.
+	{name: "selftest-cheat", refusedAt: "instantiate", want: []string{"self-test", "sampled batch"}},
 	// sleeper answers well for a second: no self-test can refuse it (the
 	// controller's check of every answer is what stops it).
 	{name: "sleeper"},
