@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reeve-edge/reeve/policy"
 )
 
 // hostileRule is one [[election.rules]] entry of the hostile cluster: a
@@ -185,22 +187,25 @@ func TestPolicy_hostileModulesCannotBreakACluster(t *testing.T) {
 	// loaded and behaved, and otherwise by first-isr, with the cause.
 	for _, r := range rules {
 		for _, part := range led[r.topic] {
-			var rec *electionRecord
+			var rec *policy.DecisionRecord
 			for deadline := time.Now().Add(5 * time.Second); rec == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 				for _, p := range survivors {
-					for _, e := range elections(p) {
-						if e.Topic == r.topic && e.Partition == part && e.From == uint64(victim.id) && e.To != 0 && e.Committed {
+					for _, e := range decisionLog(p) {
+						if e.Topic == r.topic && int(e.Partition) == part && e.From == uint64(victim.id) && e.To != 0 && e.Committed {
 							rec = &e
 						}
 					}
 				}
+			}
+			if rec != nil {
+				t.Logf("%s-%d: %s, in place of %q (%s)", r.topic, part, rec.Policy, rec.FallbackFrom, rec.FallbackCause)
 			}
 			switch {
 			case rec == nil:
 				t.Errorf("%s-%d: no decision-log record of its failover", r.topic, part)
 			case r.cause == "" && rec.Policy != r.module:
 				t.Errorf("%s-%d: decided by %q (%s %s); want %s", r.topic, part, rec.Policy, rec.FallbackCause, rec.FallbackError, r.module)
-			case r.cause != "" && (rec.Policy != "first-isr" || rec.FallbackFrom != r.module || rec.FallbackCause != r.cause):
+			case r.cause != "" && (rec.Policy != "first-isr" || rec.FallbackFrom != r.module || string(rec.FallbackCause) != r.cause):
 				t.Errorf("%s-%d: decided by %q in place of %q, cause %q (%s); want first-isr in place of %s, cause %s",
 					r.topic, part, rec.Policy, rec.FallbackFrom, rec.FallbackCause, rec.FallbackError, r.module, r.cause)
 			}
@@ -216,33 +221,6 @@ func TestPolicy_hostileModulesCannotBreakACluster(t *testing.T) {
 			}
 		}
 	}
-}
-
-// electionRecord is one record of GET /v1/elections, with the fallback
-// fields.
-type electionRecord struct {
-	Time           time.Time `json:"time"`
-	Topic          string    `json:"topic"`
-	Partition      int       `json:"partition"`
-	Reason         string    `json:"reason"`
-	Policy         string    `json:"policy"`
-	PolicyDigest   string    `json:"policy_digest"`
-	From           uint64    `json:"from"`
-	To             uint64    `json:"to"`
-	Committed      bool      `json:"committed"`
-	FallbackFrom   string    `json:"fallback_from"`
-	FallbackCause  string    `json:"fallback_cause"`
-	FallbackError  string    `json:"fallback_error"`
-	FallbackDigest string    `json:"fallback_digest"`
-}
-
-// elections reads a node's decision log; nil if the node does not answer.
-func elections(p *proc) []electionRecord {
-	var recs []electionRecord
-	if code, err := httpGetJSON("http://"+p.admin+"/v1/elections", &recs); err != nil || code != http.StatusOK {
-		return nil
-	}
-	return recs
 }
 
 // nodeWatch samples each node's memory and GET /v1/policies until stopped.

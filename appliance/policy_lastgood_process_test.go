@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reeve-edge/reeve/policy"
 )
 
 // TestPolicy_lastGoodModuleSurvivesARestart runs a 3-node cluster whose
@@ -91,10 +93,10 @@ func TestPolicy_lastGoodModuleSurvivesARestart(t *testing.T) {
 			t.Errorf("%s: reeve elect pref1-0 = %d, %s%s; want leader 3 (zone z3)", round.name, status, out, errOut)
 			continue
 		}
-		var rec *electionRecord
+		var rec *policy.DecisionRecord
 		for _, p := range procs {
-			for _, e := range elections(p) {
-				if e.Topic == "pref1" && e.From == 1 && e.To == 3 && e.Reason == "manual" && e.Committed && e.Policy != "operator" && e.Time.After(begun) {
+			for _, e := range decisionLog(p) {
+				if e.Topic == "pref1" && e.From == 1 && e.To == 3 && e.Reason == policy.ReasonManual && e.Committed && e.Policy != "operator" && e.Time.After(begun) {
 					rec = &e
 				}
 			}
