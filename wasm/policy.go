@@ -85,8 +85,8 @@ func (p *Policy) instantiate(ctx context.Context) error {
 		minor = int32(res[0])
 	}
 	if minor < 0 || minor > abi.Minor {
-		return fmt.Errorf("%w: %s speaks policy ABI %d.%d; this reeve speaks %d.0 to %d.%d: upgrade reeve, or rebuild the module with the SDK of this reeve's release (docs/policy-abi.md)",
-			ErrRefused, m.name, major, minor, abi.Major, abi.Major, abi.Minor)
+		return fmt.Errorf("%w: %s speaks policy ABI %d.%d; this reeve speaks up to %d.%d: upgrade reeve, or rebuild the module with the SDK of this reeve's release (docs/policy-abi.md)",
+			ErrRefused, m.name, major, minor, abi.Major, abi.Minor)
 	}
 	p.inst, p.alloc, p.decide = inst, inst.ExportedFunction("reeve_alloc"), inst.ExportedFunction("reeve_decide")
 	p.bufPtr, p.bufCap = 0, 0
