@@ -374,8 +374,11 @@ func TestPolicyRules_hostileModules(t *testing.T) {
 		{module: "garbage", loadLog: "bad answer"},
 		{module: "outside-isr", loadLog: "self-test.*not in the ISR|self-test.*none:|self-test.*keep:"},
 		{module: "dead-node", loadLog: "self-test.*not alive|self-test.*none:|self-test.*keep:"},
-		{name: "loop-later", module: "later", settings: map[string]string{"mode": "loop"}, decideLog: "deadline"},
-		{name: "trap-later", module: "later", settings: map[string]string{"mode": "trap"}, decideLog: "trapped"},
+		// later behaves on batches of topics named reeve*, which is how reeve's
+		// fixed self-test batch looked: the batches sampled from the rule's
+		// shape catch it.
+		{name: "loop-later", module: "later", settings: map[string]string{"mode": "loop"}, loadLog: "self-test"},
+		{name: "trap-later", module: "later", settings: map[string]string{"mode": "trap"}, loadLog: "self-test"},
 	} {
 		name := cmp.Or(tc.name, tc.module)
 		t.Run(name, func(t *testing.T) {

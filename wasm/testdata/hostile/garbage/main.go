@@ -18,7 +18,7 @@ var (
 )
 
 //go:wasmexport reeve_abi_version
-func abiVersion() int32 { return abi.Version }
+func abiVersion() int32 { return abi.Major }
 
 //go:wasmexport reeve_alloc
 func alloc(n int32) int32 {
