@@ -449,7 +449,7 @@ func (d *decoder) validateElection(c *Config) {
 		d.errorf("election.policy_timeout", "%s is out of range; use 1ms to 10s", durationText(pt))
 	}
 	for _, b := range []struct {
-		key      string
+		key       string
 		v, lo, hi int
 	}{
 		{"election.policy_max_module_mib", e.PolicyMaxModuleMiB, 1, 256},
