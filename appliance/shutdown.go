@@ -31,6 +31,7 @@ func (s *Server) controlledShutdown() {
 				}
 			}
 		}
+		before := moved
 		for _, rec := range s.controller.Elect(ctx, mine, policy.ReasonControlledShutdown) {
 			if rec.Committed && rec.To != 0 {
 				moved++
@@ -44,7 +45,9 @@ func (s *Server) controlledShutdown() {
 				}
 			}
 		}
-		if stuck == 0 || ctx.Err() != nil {
+		// Partitions with no other replica to lead stay; another try helps
+		// only if this one moved something (a commit may have raced).
+		if stuck == 0 || ctx.Err() != nil || (moved == before && attempt > 0) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -343,6 +343,13 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 		if d.Keep || d.Leader == p.Leader {
 			continue
 		}
+		if d.Leader == 0 && reason == ReasonControlledShutdown {
+			// No other replica can lead: the leaving node keeps the
+			// partition while it lives (as Kafka does) rather than take it
+			// offline now, which the offline retry would undo at once.
+			// Once its heartbeats stop, leader_timeout decides.
+			continue
+		}
 		isr := p.ISR
 		switch {
 		case d.Leader == 0:
