@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,9 +29,20 @@ import (
 const hostileTimeout = 50 * time.Millisecond
 
 // hostileSlack is how far past its bound a call may return on a loaded
-// machine: the deadline is checked every megabyte of code, and two cores
-// are shared with other tests.
-const hostileSlack = 50 * time.Millisecond
+// machine: the deadline is checked every megabyte of code, two cores are
+// shared with other tests, and unwinding a trapped call runs Go code that
+// the race detector slows four to ten times.
+var hostileSlack = 50 * time.Millisecond
+
+func init() {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" && s.Value == "true" {
+				hostileSlack *= 4
+			}
+		}
+	}
+}
 
 // hostileGrowth bounds how much a module may grow the process's peak RSS,
 // from reading it to its last call: far above what a policy needs (16 MiB
@@ -107,7 +119,8 @@ func TestHostileModules(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHostileModules$/^"+tc.name+"$", "-test.count=1", "-test.v")
-			cmd.Env = append(os.Environ(), hostileChild+"="+path)
+			// Without its race detector's second's sleep at exit.
+			cmd.Env = append(append([]string{"GORACE=atexit_sleep_ms=0"}, os.Environ()...), hostileChild+"="+path)
 			out, err := cmd.CombinedOutput()
 			text := string(out)
 			switch {
