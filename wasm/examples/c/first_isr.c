@@ -6,8 +6,9 @@
  *   clang --target=wasm32 -O2 -ffreestanding -nostdlib -Wall -Wextra \
  *       -Wl,--no-entry -o first_isr.wasm first_isr.c
  *
- * Exports memory, reeve_abi_version, reeve_alloc and reeve_decide; imports
- * only reeve.log. See README.md beside this file.
+ * Speaks policy ABI 2.0. Exports memory, reeve_abi_version,
+ * reeve_abi_minor, reeve_alloc and reeve_decide; imports only reeve.log.
+ * See README.md beside this file.
  */
 
 #include <stddef.h>
@@ -21,20 +22,39 @@ reeve_log(int32_t level, const char *ptr, int32_t len);
 
 enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
-/* The ABI's limits (wasm/abi: MaxNodes, MaxPartitions, MaxReplicas,
- * MaxLabels); a count above one is a malformed batch. */
+/* The ABI version this module speaks: reeve runs it when reeve's major is
+ * the same and its minor the same or later. */
+#define ABI_MAJOR 2
+#define ABI_MINOR 0
+
+/* The ABI's limits (wasm/abi: MaxNodes, MaxPartitions, MaxReplicas); a
+ * count above one is a malformed batch. */
 #define MAX_NODES (1u << 16)
 #define MAX_PARTITIONS (1u << 20)
 #define MAX_REPLICAS (1u << 10)
-#define MAX_LABELS (1u << 10)
+
+/* The bytes of each record's fields at minor 0, after its length: a record
+ * may be longer (a later minor appends fields), never shorter. The batch
+ * header holds the node and partition counts; a node its id, heartbeat age
+ * and label count (the labels follow); a partition its topic's length,
+ * partition, reason, flags, leader, leader epoch and replica count (the
+ * topic and the replicas follow); a replica its node index, flags and
+ * log-end offset. Node and partition lengths are u32, the header's and a
+ * replica's u16. */
+#define HEADER_SIZE 8u
+#define NODE_SIZE 14u
+#define PARTITION_SIZE 22u
+#define REPLICA_SIZE 13u
 
 enum { REASON_LEADER_TIMEOUT = 0, REASON_CONTROLLED_SHUTDOWN = 1, REASON_REBALANCE = 2, REASON_MANUAL = 3 };
 enum { KIND_NONE = 0, KIND_KEEP = 1, KIND_LEADER = 2 };
 
-/* The most bytes one encoded decision takes: kind, leader, the reason's
- * length and the longest reason below ("unclean: node " + 20 digits +
- * " is alive but out of sync" is 59 bytes). */
-#define DECISION_MAX (1 + 8 + 2 + 80)
+/* The most bytes one encoded decision takes: its length, kind, leader, the
+ * reason's length and the longest reason below ("unclean: node " + 20
+ * digits + " is alive but out of sync" is 59 bytes). An answer's header
+ * takes 10: major, minor, the header's length and the decision count. */
+#define DECISION_MAX (4 + 1 + 8 + 2 + 80)
+#define ANSWER_HEADER 10u
 
 #define PAGE 65536u
 
@@ -128,11 +148,12 @@ static struct text msg(const char *prefix) {
 
 /* ---- decoding -------------------------------------------------------------
  * A reader with a sticky error, like wasm/abi's: after the first bad read
- * every later read returns zero, and `why` holds the first reason. */
+ * every later read returns zero, and `why` holds the first reason. It reads
+ * up to `end`, which record() narrows to one record at a time. */
 
 struct reader {
 	const uint8_t *p;
-	uint32_t len, off;
+	uint32_t end, off;
 	int bad;
 	struct text why;
 };
@@ -142,14 +163,14 @@ static void bad(struct reader *r) { r->bad = 1; }
 static const uint8_t *take(struct reader *r, uint32_t n) {
 	if (r->bad)
 		return NULL;
-	if (r->len - r->off < n) {
+	if (r->end - r->off < n) {
 		bad(r);
 		r->why = msg("malformed batch: truncated at byte ");
 		put_u(&r->why, r->off);
 		put_s(&r->why, " (need ");
 		put_u(&r->why, n);
 		put_s(&r->why, " more, have ");
-		put_u(&r->why, r->len - r->off);
+		put_u(&r->why, r->end - r->off);
 		put_s(&r->why, ")");
 		return NULL;
 	}
@@ -197,7 +218,7 @@ static const uint8_t *str(struct reader *r, uint32_t *n) {
 static uint32_t count(struct reader *r, uint32_t n, uint32_t max, uint32_t min_size) {
 	if (r->bad)
 		return 0;
-	if (n > max || (uint64_t)n * min_size > r->len - r->off) {
+	if (n > max || (uint64_t)n * min_size > r->end - r->off) {
 		bad(r);
 		r->why = msg("malformed batch: count ");
 		put_u(&r->why, n);
@@ -209,6 +230,42 @@ static uint32_t count(struct reader *r, uint32_t n, uint32_t max, uint32_t min_s
 		return 0;
 	}
 	return n;
+}
+
+/* A record: its length (u16, or u32 if wide), then its fields. record()
+ * reads the length, checks that the record holds at least size bytes and
+ * fits in what is left, and narrows the reader to it; leave() moves past
+ * the record, skipping the fields of a later minor this module does not
+ * know, and widens the reader again. */
+struct record {
+	uint32_t end, outer_end;
+};
+
+static struct record record(struct reader *r, int wide, uint32_t size, const char *what) {
+	uint32_t n = wide ? u32(r) : u16(r);
+	struct record rec = {r->off, r->end};
+	if (r->bad)
+		return rec;
+	if (n < size || n > r->end - r->off) {
+		bad(r);
+		r->why = msg("malformed batch: ");
+		put_s(&r->why, what);
+		put_s(&r->why, " at byte ");
+		put_u(&r->why, r->off);
+		put_s(&r->why, " is ");
+		put_u(&r->why, n);
+		put_s(&r->why, n < size ? " bytes long, shorter than its fields" : " bytes long, past the end of what holds it");
+		return rec;
+	}
+	rec.end = r->off + n;
+	r->end = rec.end;
+	return rec;
+}
+
+static void leave(struct reader *r, struct record rec) {
+	if (!r->bad)
+		r->off = rec.end;
+	r->end = rec.outer_end;
 }
 
 /* ---- encoding ------------------------------------------------------------- */
@@ -243,24 +300,30 @@ static void decision(struct writer *w, uint8_t kind, uint64_t leader, const char
                      const char *b) {
 	if (kind == KIND_LEADER && leader == 0)
 		kind = KIND_NONE;
+	uint32_t at = w->off; /* the decision's length, written below */
+	w->off += 4;
 	w8(w, kind);
 	w64(w, kind == KIND_LEADER ? leader : 0);
-	uint32_t at = w->off;
+	uint32_t reason_at = w->off;
 	w->off += 2;
-	struct text t = {(char *)w->p + w->off, 0, DECISION_MAX - 11};
+	struct text t = {(char *)w->p + w->off, 0, DECISION_MAX - 15};
 	put_s(&t, a);
 	if (has_node) {
 		put_u(&t, node);
 		put_s(&t, b);
 	}
-	w->p[at] = (uint8_t)t.n;
-	w->p[at + 1] = (uint8_t)(t.n >> 8);
 	w->off += t.n;
+	struct writer len = {w->p, at};
+	w32(&len, w->off - at - 4);
+	len.off = reason_at;
+	w16(&len, (uint16_t)t.n);
 }
 
 /* ---- exports -------------------------------------------------------------- */
 
-EXPORT("reeve_abi_version") int32_t reeve_abi_version(void) { return 1; }
+EXPORT("reeve_abi_version") int32_t reeve_abi_version(void) { return ABI_MAJOR; }
+
+EXPORT("reeve_abi_minor") int32_t reeve_abi_minor(void) { return ABI_MINOR; }
 
 EXPORT("reeve_alloc") uint8_t *reeve_alloc(int32_t size) {
 	uint8_t *p = size < 0 ? NULL : buffer(input, INPUT_CAP, &big_input, (uint32_t)size);
@@ -291,31 +354,42 @@ EXPORT("reeve_decide") int64_t reeve_decide(const uint8_t *ptr, int32_t len) {
 	}
 	struct reader r = {ptr, (uint32_t)len, 0, 0, {0}};
 
-	uint16_t version = u16(&r);
-	if (!r.bad && version != 1) {
-		struct text t = msg("malformed batch: batch version ");
-		put_u(&t, version);
-		put_s(&t, ", want 1");
+	/* The versions, then the header. A batch of a later minor is read as
+	 * minor 0: its records are longer, and leave() skips what they add. */
+	uint16_t major = u16(&r), minor = u16(&r);
+	if (!r.bad && major != ABI_MAJOR) {
+		struct text t = msg("malformed batch: policy ABI ");
+		put_u(&t, major);
+		put_s(&t, ".");
+		put_u(&t, minor);
+		put_s(&t, ", want 2.x");
+		return fail(t);
+	}
+	struct record header = record(&r, 0, HEADER_SIZE, "batch header");
+	uint32_t nodes = u32(&r), parts = u32(&r);
+	leave(&r, header);
+	/* Every node and partition takes at least its length and its fields. */
+	if (!r.bad && (nodes > MAX_NODES || parts > MAX_PARTITIONS ||
+	               (uint64_t)nodes * (4 + NODE_SIZE) + (uint64_t)parts * (4 + PARTITION_SIZE) > r.end - r.off)) {
+		struct text t = msg("malformed batch: ");
+		put_u(&t, nodes);
+		put_s(&t, " nodes and ");
+		put_u(&t, parts);
+		put_s(&t, " partitions exceed the limits or the message");
 		return fail(t);
 	}
 
-	/* The node table: only ids matter to first-ISR; heartbeat ages and
-	 * labels are read past. */
-	uint32_t nodes = count(&r, u32(&r), MAX_NODES, 14);
+	/* The node table: only ids matter to first-ISR; heartbeat ages, labels
+	 * and whatever a later minor adds are skipped with the record. */
 	for (uint32_t i = 0; i < nodes && !r.bad; i++) {
+		struct record node = record(&r, 1, NODE_SIZE, "node");
 		node_ids[i] = u64(&r);
-		(void)u32(&r); /* heartbeat_age_ms */
-		uint32_t labels = count(&r, u16(&r), MAX_LABELS, 4);
-		for (uint32_t j = 0; j < 2 * labels && !r.bad; j++) {
-			uint32_t n;
-			(void)str(&r, &n);
-		}
+		leave(&r, node);
 	}
-	uint32_t parts = count(&r, u32(&r), MAX_PARTITIONS, 24);
 	if (r.bad)
 		return fail(r.why);
 
-	uint8_t *out = buffer(output, OUTPUT_CAP, &big_output, 6 + (uint64_t)parts * DECISION_MAX);
+	uint8_t *out = buffer(output, OUTPUT_CAP, &big_output, ANSWER_HEADER + (uint64_t)parts * DECISION_MAX);
 	if (!out) {
 		struct text t = msg("cannot allocate the answer for ");
 		put_u(&t, parts);
@@ -323,18 +397,21 @@ EXPORT("reeve_decide") int64_t reeve_decide(const uint8_t *ptr, int32_t len) {
 		return fail(t);
 	}
 	struct writer w = {out, 0};
-	w16(&w, 1);
+	w16(&w, ABI_MAJOR);
+	w16(&w, ABI_MINOR);
+	w16(&w, 4); /* the header's length: the decision count */
 	w32(&w, parts);
 
 	for (uint32_t i = 0; i < parts; i++) {
+		struct record part = record(&r, 1, PARTITION_SIZE, "partition");
 		uint32_t topic_len;
 		const uint8_t *topic = str(&r, &topic_len);
 		int32_t partition = (int32_t)u32(&r);
 		uint8_t reason = u8(&r);
-		uint8_t unclean = u8(&r) & 1;
+		uint8_t unclean = u8(&r) & 1; /* other bits are a later minor's */
 		uint64_t leader = u64(&r);
 		(void)u32(&r); /* leader_epoch */
-		uint32_t replicas = count(&r, u16(&r), MAX_REPLICAS, 13);
+		uint32_t replicas = count(&r, u16(&r), MAX_REPLICAS, 2 + REPLICA_SIZE);
 		if (r.bad)
 			return fail(r.why);
 		if (reason > REASON_MANUAL) {
@@ -348,13 +425,17 @@ EXPORT("reeve_decide") int64_t reeve_decide(const uint8_t *ptr, int32_t len) {
 		}
 
 		/* One pass over the replicas, in preference order, keeps the first
-		 * of each kind of candidate firstISR looks for. */
-		int clean = 0, any = 0, first = 0;
-		uint64_t clean_id = 0, any_id = 0, first_id = 0;
+		 * of each kind of candidate first-ISR looks for. When the leader
+		 * is going (a timeout or a shutdown) it is never a candidate. */
+		int leaving = reason == REASON_LEADER_TIMEOUT || reason == REASON_CONTROLLED_SHUTDOWN;
+		int clean = 0, any = 0;
+		uint64_t clean_id = 0, any_id = 0;
 		for (uint32_t j = 0; j < replicas; j++) {
+			struct record rep = record(&r, 0, REPLICA_SIZE, "replica");
 			uint32_t node = u32(&r);
 			uint8_t flags = u8(&r);
 			(void)u64(&r); /* log_end_offset */
+			leave(&r, rep);
 			if (r.bad)
 				return fail(r.why);
 			if (node >= nodes) {
@@ -370,38 +451,30 @@ EXPORT("reeve_decide") int64_t reeve_decide(const uint8_t *ptr, int32_t len) {
 				return fail(t);
 			}
 			uint64_t id = node_ids[node];
-			int alive = flags & 1, in_isr = (flags >> 1) & 1;
-			if (!clean && id != leader && alive && in_isr)
+			int alive = flags & 1, in_isr = (flags >> 1) & 1; /* other bits are a later minor's */
+			if (leaving && id == leader)
+				continue;
+			if (!clean && alive && in_isr)
 				clean = 1, clean_id = id;
-			if (!any && id != leader && alive)
+			if (!any && alive)
 				any = 1, any_id = id;
-			if (!first && alive && in_isr)
-				first = 1, first_id = id;
 		}
+		leave(&r, part);
+		if (r.bad)
+			return fail(r.why);
 
-		if (reason == REASON_LEADER_TIMEOUT || reason == REASON_CONTROLLED_SHUTDOWN) {
-			/* The leader is going: the first live in-sync replica other than
-			 * it, or with unclean election the first live one at all. */
-			if (clean)
-				decision(&w, KIND_LEADER, clean_id, "first in-sync replica alive (node ", 1, clean_id, ")");
-			else if (unclean && any)
-				decision(&w, KIND_LEADER, any_id, "unclean: node ", 1, any_id, " is alive but out of sync");
-			else
-				decision(&w, KIND_NONE, 0, "no live in-sync replica", 0, 0, "");
-		} else if (first && first_id == leader) {
-			/* rebalance, manual: the first live in-sync replica leads. */
+		/* The first live in-sync candidate leads (kept if it leads
+		 * already); else, with unclean election, the first live one; else
+		 * none. */
+		if (clean && clean_id == leader)
 			decision(&w, KIND_KEEP, 0, "the current leader is the first in-sync replica", 0, 0, "");
-		} else if (first) {
-			decision(&w, KIND_LEADER, first_id, "first in-sync replica alive (node ", 1, first_id, ")");
-		} else {
-			decision(&w, KIND_KEEP, 0, "no better replica", 0, 0, "");
-		}
+		else if (clean)
+			decision(&w, KIND_LEADER, clean_id, "first in-sync replica alive (node ", 1, clean_id, ")");
+		else if (unclean && any)
+			decision(&w, KIND_LEADER, any_id, "unclean: node ", 1, any_id, " is alive but out of sync");
+		else
+			decision(&w, KIND_NONE, 0, "no live in-sync replica", 0, 0, "");
 	}
-	if (r.off != r.len) {
-		struct text t = msg("malformed batch: ");
-		put_u(&t, r.len - r.off);
-		put_s(&t, " trailing bytes");
-		return fail(t);
-	}
+	/* Bytes after the last partition are a later minor's. */
 	return (int64_t)((uint64_t)(uintptr_t)out << 32 | w.off);
 }
