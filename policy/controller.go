@@ -34,6 +34,8 @@ type Change struct {
 	Policy       string
 	PolicyDigest string
 	Detail       string // the policy's explanation
+	// Fallback is set when first-isr decided in place of Policy's answer.
+	Fallback *Fallback
 	Controller   uint64
 	LatencyMs    float64
 }
@@ -366,7 +368,7 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 			detail += " (in place of " + fb.Policy + ": " + string(fb.Cause) + ": " + fb.Err + ")"
 		}
 		changes = append(changes, Change{Partition: p, Leader: d.Leader, ISR: isr, Reason: reason, Policy: d.Source.Policy,
-			PolicyDigest: d.Source.Digest, Detail: detail, Controller: c.self})
+			PolicyDigest: d.Source.Digest, Detail: detail, Fallback: d.Source.Fallback, Controller: c.self})
 		idx = append(idx, i)
 	}
 	if len(changes) == 0 {

@@ -64,18 +64,20 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	               controlled_shutdown for the partitions N leads that have
 //	               another replica
 //	answer         scriptPolicy's answers, one a line: t-0 leader=N | keep |
-//	               none | first-isr (forget the answer)
+//	               none | fail (the partition's Decision.Err) | first-isr
+//	               (forget the answer); or "batch error" (the next Decide
+//	               fails whole) or "batch short" (answers one too few)
 //	show           every partition
 //	last-pass      when Controller.LastPass says Run last passed
 //
 // A directive prints, in the order they happened, every commit memMetadata
-// saw ("15s: t-0 leader 1->2 reason=... policy=...: committed
+// saw and every fallback the controller reported ("15s: t-0 leader 1->2 reason=... policy=...: committed
 // epochs=1/1 isr=2,3", or refused with the error) and, with trace, every
 // Decide call; then its own output; "ok" if that is all empty.
 //
 // Cases where a policy answers keep or none, fails, or chooses an
-// ineligible leader and first-isr stands in go in
-// testdata/controller/fallback*.txt, next to policy.txt.
+// ineligible leader and first-isr stands in are in
+// testdata/controller/fallback.txt.
 func TestController_dataDriven(t *testing.T) {
 	files, err := filepath.Glob("testdata/controller/*.txt")
 	if err != nil {
@@ -249,6 +251,9 @@ func newCtlDriver(t *testing.T, path string, c ddCase) *ctlDriver {
 	}
 	d.live = NewLiveness(node)
 	d.c = NewController(d.md, d.live, p, node, timeout, slog.New(slog.DiscardHandler))
+	d.c.OnFallback = func(r FallbackReport) {
+		d.log.add("fallback from %s: %s, %d partitions: %s", r.Policy, r.Cause, r.Partitions, r.Err)
+	}
 	d.c.Decisions = NewDecisionLog(100)
 	d.c.RebalanceInterval = d.duration(args["rebalance"], 0)
 	d.c.HoldDown = d.duration(args["hold-down"], 0)
@@ -405,8 +410,13 @@ func (d *ctlDriver) answer(line string) {
 	case strings.HasPrefix(what, "leader="):
 		n := d.uint(strings.TrimPrefix(what, "leader="))
 		a = Decision{Leader: n, Reason: fmt.Sprintf("the script chose node %d", n)}
+	case what == "fail":
+		a = Decision{Err: refuse(CauseTrap, "the script's module trapped")}
+	case name == "batch" && (what == "error" || what == "short"):
+		d.script.batch(what)
+		return
 	default:
-		d.fail("answer %q: want t-0 leader=N, keep, none or first-isr", line)
+		d.fail("answer %q: want t-0 leader=N, keep, none, fail or first-isr, or batch error|short|ok", line)
 	}
 	d.script.set(name, &a)
 }
@@ -717,6 +727,13 @@ func casUpdate(p *PartitionState, leaderEpoch, partitionEpoch int32, leader *uin
 type scriptPolicy struct {
 	mu      sync.Mutex
 	answers map[string]Decision
+	whole   string // "error": Decide fails; "short": one answer too few
+}
+
+func (s *scriptPolicy) batch(how string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.whole = how
 }
 
 var _ Policy = (*scriptPolicy)(nil)
@@ -733,6 +750,14 @@ func (s *scriptPolicy) Decide(_ context.Context, in []Input) ([]Decision, error)
 			d = firstISR(p)
 		}
 		out[i] = d
+	}
+	switch s.whole {
+	case "error":
+		s.whole = ""
+		return nil, context.DeadlineExceeded
+	case "short":
+		s.whole = ""
+		return out[:len(out)-1], nil
 	}
 	return out, nil
 }
@@ -775,8 +800,14 @@ func decisionText(d Decision) string {
 	return strconv.FormatUint(d.Leader, 10)
 }
 
-// changePolicy names who decided a change, as the output prints it.
-func changePolicy(ch Change) string { return ch.Policy }
+// changePolicy names who decided a change, as the output prints it, and
+// whom first-isr stood in for and why.
+func changePolicy(ch Change) string {
+	if fb := ch.Fallback; fb != nil {
+		return fmt.Sprintf("%s (in place of %s: %s)", ch.Policy, fb.Policy, fb.Cause)
+	}
+	return ch.Policy
+}
 
 func changeText(ch Change) string {
 	return fmt.Sprintf("%s leader %s->%s reason=%s policy=%s", partitionName(ch.Partition),
