@@ -35,9 +35,9 @@ type Change struct {
 	PolicyDigest string
 	Detail       string // the policy's explanation
 	// Fallback is set when first-isr decided in place of Policy's answer.
-	Fallback *Fallback
-	Controller   uint64
-	LatencyMs    float64
+	Fallback   *Fallback
+	Controller uint64
+	LatencyMs  float64
 }
 
 // Metadata is what a controller reads and changes. appliance adapts the
