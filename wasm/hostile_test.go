@@ -127,7 +127,7 @@ func TestHostileModules(t *testing.T) {
 			case err != nil && (strings.Contains(text, "fatal error") || strings.Contains(text, "panic:") || cmd.ProcessState.ExitCode() < 0):
 				t.Fatalf("%s crashed the process (%v):\n%s", tc.name, err, crash(text))
 			case err != nil || !strings.Contains(text, "--- PASS: TestHostileModules/"+tc.name):
-				t.Fatalf("%s (%v):\n%s", tc.name, err, tail(text, 3000))
+				t.Fatalf("%s (%v):\n%s", tc.name, err, lastBytes(text, 3000))
 			}
 			t.Log(lastLine(text, "hostile "+tc.name+":"))
 		})
@@ -230,7 +230,7 @@ func runHostile(t *testing.T, tc hostileCase, path string) {
 		})
 		if tc.name == "first-isr" || tc.name == "sleeper" { // the sleeper is first-isr for its first second
 			for i, d := range ds {
-				if want := firstISR(b, b.Partitions[i]); d.Kind != want.Kind || d.Leader != want.Leader {
+				if want := wantFirstISR(b, b.Partitions[i]); d.Kind != want.Kind || d.Leader != want.Leader {
 					t.Fatalf("round %d: partition %d (%+v): decided %+v, want %+v", round, i, b.Partitions[i], d, want)
 				}
 			}
@@ -238,10 +238,10 @@ func runHostile(t *testing.T, tc hostileCase, path string) {
 	}
 }
 
-// firstISR is what first-isr.wat decides for p: the first replica alive
+// wantFirstISR is what first-isr.wat decides for p: the first replica alive
 // and in the ISR (kept if it leads), else with unclean election the first
 // alive one, else none.
-func firstISR(b *abi.Batch, p abi.Partition) abi.Decision {
+func wantFirstISR(b *abi.Batch, p abi.Partition) abi.Decision {
 	var isr, alive uint64
 	for _, r := range p.Replicas {
 		id := b.Nodes[r.Node].ID
@@ -333,10 +333,11 @@ func crash(out string) string {
 	if j := strings.Index(out, "panic:"); i < 0 || (j >= 0 && j < i) {
 		i = j
 	}
-	return tail(out[max(i, 0):min(len(out), max(i, 0)+1500)], 1500)
+	i = max(i, 0)
+	return out[i:min(len(out), i+1500)]
 }
 
-func tail(s string, n int) string {
+func lastBytes(s string, n int) string {
 	if len(s) > n {
 		return "..." + s[len(s)-n:]
 	}
