@@ -132,6 +132,11 @@ func FirstISR(in Input) Decision { return FirstISROf(in, nil) }
 // first that is alive; failing that, none, and the partition goes
 // offline. A nil allow admits every replica.
 //
+// A predicate states a preference, not a safety rule: when it rules out
+// every replica that could lead, the decision is none, which reeve refuses
+// while some replica could lead, and its built-in first-ISR decides the
+// partition instead, among all the replicas.
+//
 // Its reasons are the built-in's without the node ID, which the decision
 // carries anyway: constant strings cost no allocation per decision.
 func FirstISROf(in Input, allow func(Replica) bool) Decision {
