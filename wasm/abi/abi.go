@@ -207,13 +207,17 @@ func appendBatch(dst []byte, b *Batch, e *Extension) []byte {
 	le := binary.LittleEndian
 	dst = le.AppendUint16(dst, Major)
 	dst = le.AppendUint16(dst, e.Minor)
-	at := startRecord(&dst, headerLenSize)
+	dst = le.AppendUint16(dst, uint16(4+4+len(e.Header)))
 	dst = le.AppendUint32(dst, uint32(len(b.Nodes)))
 	dst = le.AppendUint32(dst, uint32(len(b.Partitions)))
 	dst = append(dst, e.Header...)
-	endRecord(dst, at, headerLenSize)
+	// A record's length is written once its fields are: zeros first, put
+	// in place after. A replica's is known up front.
+	extNode, extPartition, extReplica := e.Node, e.Partition, e.Replica
+	replicaLen := uint16(batchSizes[0].replica + len(extReplica))
 	for _, n := range b.Nodes {
-		at := startRecord(&dst, nodeLenSize)
+		at := len(dst)
+		dst = append(dst, 0, 0, 0, 0)
 		dst = le.AppendUint64(dst, n.ID)
 		dst = le.AppendUint32(dst, n.HeartbeatAgeMs)
 		dst = le.AppendUint16(dst, uint16(len(n.Labels)))
@@ -221,11 +225,15 @@ func appendBatch(dst []byte, b *Batch, e *Extension) []byte {
 			dst = appendString(dst, l.Key)
 			dst = appendString(dst, l.Value)
 		}
-		dst = append(dst, e.Node...)
-		endRecord(dst, at, nodeLenSize)
+		if len(extNode) > 0 { // a test's; appending nothing still costs a call
+			dst = append(dst, extNode...)
+		}
+		le.PutUint32(dst[at:], uint32(len(dst)-at-nodeLenSize))
 	}
-	for _, p := range b.Partitions {
-		at := startRecord(&dst, partitionLenSize)
+	for i := range b.Partitions {
+		p := &b.Partitions[i]
+		at := len(dst)
+		dst = append(dst, 0, 0, 0, 0)
 		dst = appendString(dst, p.Topic)
 		dst = le.AppendUint32(dst, uint32(p.Partition))
 		dst = append(dst, byte(p.Reason), boolBit(p.Unclean, flagUnclean))
@@ -233,15 +241,18 @@ func appendBatch(dst []byte, b *Batch, e *Extension) []byte {
 		dst = le.AppendUint32(dst, uint32(p.LeaderEpoch))
 		dst = le.AppendUint16(dst, uint16(len(p.Replicas)))
 		for _, r := range p.Replicas {
-			at := startRecord(&dst, replicaLenSize)
+			dst = le.AppendUint16(dst, replicaLen)
 			dst = le.AppendUint32(dst, r.Node)
 			dst = append(dst, boolBit(r.Alive, flagAlive)|boolBit(r.InISR, flagInISR))
 			dst = le.AppendUint64(dst, uint64(r.LogEndOffset))
-			dst = append(dst, e.Replica...)
-			endRecord(dst, at, replicaLenSize)
+			if len(extReplica) > 0 {
+				dst = append(dst, extReplica...)
+			}
 		}
-		dst = append(dst, e.Partition...)
-		endRecord(dst, at, partitionLenSize)
+		if len(extPartition) > 0 {
+			dst = append(dst, extPartition...)
+		}
+		le.PutUint32(dst[at:], uint32(len(dst)-at-partitionLenSize))
 	}
 	return append(dst, e.Trailer...)
 }
@@ -322,15 +333,14 @@ func AppendDecisions(dst []byte, ds []Decision) []byte {
 	le := binary.LittleEndian
 	dst = le.AppendUint16(dst, Major)
 	dst = le.AppendUint16(dst, Minor)
-	at := startRecord(&dst, headerLenSize)
+	dst = le.AppendUint16(dst, uint16(answerSizes[Minor].header))
 	dst = le.AppendUint32(dst, uint32(len(ds)))
-	endRecord(dst, at, headerLenSize)
 	for _, d := range ds {
-		at := startRecord(&dst, decisionLenSize)
+		reason := d.Reason[:min(len(d.Reason), MaxString)]
+		dst = le.AppendUint32(dst, uint32(answerSizes[Minor].decision+len(reason)))
 		dst = append(dst, byte(d.Kind))
 		dst = le.AppendUint64(dst, d.Leader)
-		dst = appendString(dst, d.Reason)
-		endRecord(dst, at, decisionLenSize)
+		dst = appendString(dst, reason)
 	}
 	return dst
 }
@@ -345,12 +355,12 @@ func DecodeDecisions(data []byte, want int) ([]Decision, error) {
 	if r.err == nil && major != Major {
 		return nil, fmt.Errorf("%w: answer of policy ABI %d.%d; this reader reads %d.x", ErrMalformed, major, minor, Major)
 	}
-	size := answerSizes[min(int(minor), Minor)]
-	h := r.record(headerLenSize, size.header, "answer header")
+	sizes := answerSizes[min(int(minor), Minor)]
+	h := r.record(headerLenSize, sizes.header, "answer header")
 	n32 := h.u32()
 	r.merge(&h)
 	n := int(min(n32, MaxPartitions+1))
-	if r.err == nil && (n > MaxPartitions || n*(decisionLenSize+size.decision) > r.end-r.off) {
+	if r.err == nil && (n > MaxPartitions || n*(decisionLenSize+sizes.decision) > r.end-r.off) {
 		return nil, fmt.Errorf("%w: %d decisions exceed the limit (%d) or the %d bytes after the header", ErrMalformed, n32, MaxPartitions, r.end-r.off)
 	}
 	if r.err == nil && n != want {
@@ -362,13 +372,29 @@ func DecodeDecisions(data []byte, want int) ([]Decision, error) {
 	out := make([]Decision, 0, n)
 	// Policies repeat a few reason texts across a batch: one string each.
 	reasons := map[string]string{}
+	// The host decodes an answer per round: the records are sliced here
+	// rather than read through a reader of their own.
+	le := binary.LittleEndian
+	rest := data[r.off:]
 	for i := range n {
-		rec := r.record(decisionLenSize, size.decision, "decision")
-		d := Decision{Kind: DecisionKind(rec.u8()), Leader: rec.u64()}
-		rb := rec.take(int(rec.u16()))
-		if r.merge(&rec); r.err != nil {
-			return nil, fmt.Errorf("decision %d: %w", i, r.err)
+		at := len(data) - len(rest)
+		if len(rest) < decisionLenSize {
+			return nil, fmt.Errorf("decision %d: %w: truncated at byte %d (need %d more, have %d)", i, ErrMalformed, at, decisionLenSize, len(rest))
 		}
+		size := uint64(le.Uint32(rest))
+		if err := checkRecord("decision", at+decisionLenSize, size, uint64(sizes.decision), uint64(len(rest)-decisionLenSize)); err != nil {
+			return nil, fmt.Errorf("decision %d: %w", i, err)
+		}
+		// Kind, leader and the reason's length, then the reason: at every
+		// minor, since minors only append.
+		rec := rest[decisionLenSize : decisionLenSize+size]
+		rest = rest[decisionLenSize+size:]
+		d := Decision{Kind: DecisionKind(rec[0]), Leader: le.Uint64(rec[1:])}
+		l := int(le.Uint16(rec[9:]))
+		if l > len(rec)-11 {
+			return nil, fmt.Errorf("decision %d: %w: truncated at byte %d (need %d more, have %d)", i, ErrMalformed, at+decisionLenSize+11, l, len(rec)-11)
+		}
+		rb := rec[11 : 11+l]
 		if d.Kind > DecideLeader {
 			return nil, fmt.Errorf("%w: decision %d: unknown kind %d", ErrMalformed, i, d.Kind)
 		}
@@ -423,25 +449,6 @@ func appendString(dst []byte, s string) []byte {
 	}
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(s)))
 	return append(dst, s...)
-}
-
-// startRecord appends a record's length, zero for now, and returns where
-// it is for endRecord.
-func startRecord(dst *[]byte, lenSize int) int {
-	at := len(*dst)
-	*dst = append(*dst, make([]byte, lenSize)...)
-	return at
-}
-
-// endRecord writes the length of the record started at at: the bytes
-// after the length.
-func endRecord(dst []byte, at, lenSize int) {
-	n := len(dst) - at - lenSize
-	if lenSize == 2 {
-		binary.LittleEndian.PutUint16(dst[at:], uint16(n))
-	} else {
-		binary.LittleEndian.PutUint32(dst[at:], uint32(n))
-	}
 }
 
 // reader decodes with sticky errors: after the first short read every
@@ -502,27 +509,34 @@ func (r *reader) str() string { return string(r.take(int(r.u16()))) }
 // reader does not read are a later minor's. Merge the record's reader
 // back into r when done with it.
 func (r *reader) record(lenSize, size int, what string) reader {
-	var n int
+	var n uint64
 	if lenSize == 2 {
-		n = int(r.u16())
+		n = uint64(r.u16())
 	} else {
-		n = int(r.u32())
+		n = uint64(r.u32())
 	}
 	rec := reader{buf: r.buf, off: r.off, end: r.off, err: r.err}
 	if r.err != nil {
 		return rec
 	}
-	switch {
-	case n < size:
-		r.err = fmt.Errorf("%w: %s at byte %d is %d bytes long, shorter than its fields (%d)", ErrMalformed, what, r.off, n, size)
-	case n > r.end-r.off:
-		r.err = fmt.Errorf("%w: %s at byte %d is %d bytes long; %d are left", ErrMalformed, what, r.off, n, r.end-r.off)
-	default:
-		rec.end = r.off + n
-		r.off += n
+	if r.err = checkRecord(what, r.off, n, uint64(size), uint64(r.end-r.off)); r.err == nil {
+		rec.end = r.off + int(n)
+		r.off = rec.end
 	}
 	rec.err = r.err
 	return rec
+}
+
+// checkRecord checks the length n of a record at byte at: at least size,
+// and at most the left bytes that hold it.
+func checkRecord(what string, at int, n, size, left uint64) error {
+	switch {
+	case n < size:
+		return fmt.Errorf("%w: %s at byte %d is %d bytes long, shorter than its fields (%d)", ErrMalformed, what, at, n, size)
+	case n > left:
+		return fmt.Errorf("%w: %s at byte %d is %d bytes long; %d are left", ErrMalformed, what, at, n, left)
+	}
+	return nil
 }
 
 // merge takes the first error of rec, a reader record returned.
