@@ -372,6 +372,10 @@ func (m *module) readImports(body []byte) ([]byte, error) {
 func (m *module) readFunctions(body []byte) error {
 	r := &reader{b: body}
 	n := r.u32()
+	if n > maxCompileWork/workPerFunction {
+		return fmt.Errorf("compiling it would take too long: %d functions, which is over %d units of compile work (the Go SDK's modules take about 3.5 million); split or simplify its code",
+			n, maxCompileWork)
+	}
 	for range n {
 		if !r.ok() {
 			break

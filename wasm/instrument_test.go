@@ -176,6 +176,71 @@ func TestInstrument_refuses(t *testing.T) {
 	}
 }
 
+// moduleOf assembles a module of n functions of type () -> () whose
+// bodies are body (without its end).
+func moduleOf(n int, body []byte) []byte {
+	mod := []byte("\x00asm\x01\x00\x00\x00")
+	sec := func(id byte, b []byte) {
+		mod = appendU32(append(mod, id), uint32(len(b)))
+		mod = append(mod, b...)
+	}
+	sec(secType, []byte{1, 0x60, 0, 0})
+	fs := appendU32(nil, uint32(n))
+	code := appendU32(nil, uint32(n))
+	for range n {
+		fs = append(fs, 0)
+		code = appendU32(code, uint32(len(body)+2))
+		code = append(append(append(code, 0), body...), 0x0b)
+	}
+	sec(secFunction, fs)
+	sec(secCode, code)
+	return mod
+}
+
+// TestInstrument_boundsCompileWork: shapes of code that cost wazero's
+// compiler far more than their size (measured: 100,000 empty functions
+// 3.7 s, one br_table of 400,000 targets 53 s, blocks nested 240,000 deep
+// minutes) are refused before compiling; the examples' shapes are not.
+func TestInstrument_boundsCompileWork(t *testing.T) {
+	nest := func(depth int) []byte {
+		var b []byte
+		for range depth {
+			b = append(b, 0x02, 0x40)
+		}
+		for range depth {
+			b = append(b, 0x0b)
+		}
+		return b
+	}
+	brTable := func(targets int) []byte {
+		b := appendU32([]byte{0x02, 0x40, 0x41, 0, 0x0e}, uint32(targets))
+		for range targets + 1 {
+			b = append(b, 0)
+		}
+		return append(b, 0x0b)
+	}
+	for _, tt := range []struct {
+		name string
+		code []byte
+		ok   bool
+	}{
+		{"a few thousand functions", moduleOf(5000, nil), true},
+		{"100,000 functions", moduleOf(100000, nil), false},
+		{"blocks nested 1,000 deep", moduleOf(1, nest(1000)), true},
+		{"blocks nested 50,000 deep", moduleOf(1, nest(50000)), false},
+		{"100 functions nested 2,000 deep", moduleOf(100, nest(2000)), false},
+		{"a br_table of 1,000 targets", moduleOf(1, brTable(1000)), true},
+		{"a br_table of 100,000 targets", moduleOf(1, brTable(100000)), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := instrument(tt.code, testBounds)
+			if tt.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), "compile work") {
+				t.Errorf("instrument = %v, want ok %v or a compile work refusal", err, tt.ok)
+			}
+		})
+	}
+}
+
 // FuzzInstrument holds instrument to wazero's view of a module: it never
 // panics, and what it rewrites compiles whenever the module as given
 // compiles. (Modules it refuses are not compiled: wazero takes seconds on
