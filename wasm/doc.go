@@ -1,22 +1,25 @@
 // Package wasm runs election policies written as WebAssembly modules, in a
 // wazero sandbox: no file system, network, environment or arguments, a
-// memory cap, a deadline on every call, and the module's output routed to
-// the daemon's log. The ABI and its encoding are in package wasm/abi and
+// memory cap, a deadline on every call, bounded tables, call stack, file
+// size and compile work, and the module's output routed to the daemon's
+// log. The ABI and its encoding are in package wasm/abi and
 // docs/policy-abi.md.
 //
 // A Runtime compiles modules (with a compilation cache on disk); a Module
 // is compiled code whose imports and exports were checked; a Policy is an
-// instance of a module with its settings, self-tested, ready to decide. A
-// Policy that traps or overruns its deadline discards its instance and
-// makes a fresh one for the next call.
+// instance of a module with its settings, self-tested, ready to decide: a
+// policy.Policy. A Policy that traps or overruns its deadline discards its
+// instance and makes a fresh one for the next call. Modules keeps a policy
+// folder's compiled modules and each file's last good one on disk, for
+// policy.Rules.
 //
 //	rt, err := wasm.NewRuntime(ctx, wasm.Config{CacheDir: dir, Logger: log})
+//	code, err := rt.ReadModule("prefer-label.wasm")
 //	mod, err := rt.Compile(ctx, "prefer-label.wasm", code)
-//	p, err := mod.Instantiate(ctx, []abi.Label{{Key: "label", Value: "power"}, {Key: "value", Value: "mains"}})
-//	decisions, err := p.Decide(ctx, batch)
+//	p, err := mod.Instantiate(ctx, wasm.Settings(map[string]string{"label": "power", "value": "mains"}), policy.Shape{})
+//	decisions, err := p.Decide(ctx, inputs)
 //
-// The package knows nothing of the election controller: package appliance
-// adapts a Policy to policy.Policy and does the safety checks.
+// The safety check of every answer and the fallback are package policy's.
 //
 // # Rationale
 //
