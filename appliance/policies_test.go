@@ -131,13 +131,20 @@ func TestFirstISRModule_decidesAsTheBuiltIn(t *testing.T) {
 }
 
 // BenchmarkPolicyDecide reports the cost of one partition decision for the
-// built-in first-isr and for the SDK's first-isr module (memory cap and
+// built-in first-isr, the SDK's first-isr module ("wasm") and the
+// prefer-label example (memory cap and
 // deadline on, as in production), in batches of 1, 100 and 10,000 of the
 // generated corpus, ordered as a controller's batches are.
 //
 //	go test -run '^$' -bench BenchmarkPolicyDecide ./appliance/
 func BenchmarkPolicyDecide(b *testing.B) {
-	p := loadGuest(b, "wasm/examples/first-isr", nil)
+	modules := []struct {
+		name string
+		p    *wasm.Policy
+	}{
+		{"wasm", loadGuest(b, "wasm/examples/first-isr", nil)},
+		{"prefer-label", loadGuest(b, "wasm/examples/prefer-label", map[string]string{"label": "power", "value": "mains"})},
+	}
 	ctx := context.Background()
 	for _, batch := range []int{1, 100, 10000} {
 		// Shaped like a controller's batch: Raft lists a group's
@@ -152,14 +159,16 @@ func BenchmarkPolicyDecide(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/decision")
 		})
-		b.Run(fmt.Sprintf("wasm/batch-%d", batch), func(b *testing.B) {
-			for b.Loop() {
-				if _, err := p.Decide(ctx, in); err != nil {
-					b.Fatal(err)
+		for _, m := range modules {
+			b.Run(fmt.Sprintf("%s/batch-%d", m.name, batch), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := m.p.Decide(ctx, in); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/decision")
-		})
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/decision")
+			})
+		}
 	}
 }
 
