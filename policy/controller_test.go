@@ -1,14 +1,11 @@
 package policy
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/reeve-edge/reeve/internal/datadriven"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,8 +15,6 @@ import (
 	"testing/synctest"
 	"time"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/controller/*.txt with what the code produces")
 
 // TestController_dataDriven runs each testdata/controller/*.txt file as one
 // scenario: a controller, its liveness table and an in-memory Metadata
@@ -88,113 +83,24 @@ func TestController_dataDriven(t *testing.T) {
 	}
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			cases, trailer := parseDataDriven(t, path)
+			cases, trailer := datadriven.Parse(t, path)
 			got := make([][]string, len(cases))
 			synctest.Test(t, func(t *testing.T) {
 				var d *ctlDriver
 				for i, c := range cases {
 					if i == 0 {
-						if verb, _, _ := strings.Cut(c.cmd, " "); verb != "controller" {
-							t.Fatalf("%s:%d: the first directive is %q; start with controller", path, c.line, verb)
+						if verb, _, _ := strings.Cut(c.Cmd, " "); verb != "controller" {
+							t.Fatalf("%s:%d: the first directive is %q; start with controller", path, c.Line, verb)
 						}
 						d = newCtlDriver(t, path, c)
 						defer d.stop()
 					}
 					got[i] = d.run(c)
-					if !*rewrite && !slices.Equal(got[i], c.want) {
-						t.Errorf("%s:%d: %s =\n%s\nwant\n%s", path, c.line, c.cmd, strings.Join(got[i], "\n"), strings.Join(c.want, "\n"))
-					}
+					datadriven.Check(t, path, c, got[i])
 				}
 			})
-			if *rewrite {
-				writeDataDriven(t, path, cases, got, trailer)
-			}
+			datadriven.RewriteIfAsked(t, path, cases, got, trailer)
 		})
-	}
-}
-
-// ddCase is one case of a data-driven file.
-type ddCase struct {
-	line  int      // of the directive
-	pre   []string // comments and blank lines before it, kept by -rewrite
-	cmd   string
-	input []string
-	want  []string
-}
-
-func parseDataDriven(t *testing.T, path string) (cases []ddCase, trailer []string) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	var (
-		c     *ddCase
-		state = "between" // or "input", "output"
-		pre   []string
-		n     int
-	)
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		switch state {
-		case "between":
-			if line == "" || strings.HasPrefix(line, "#") {
-				pre = append(pre, line)
-				continue
-			}
-			c = &ddCase{line: n, pre: pre, cmd: line}
-			pre, state = nil, "input"
-		case "input":
-			if line == "----" {
-				state = "output"
-				continue
-			}
-			c.input = append(c.input, line)
-		case "output":
-			if line == "" {
-				cases, state = append(cases, *c), "between"
-				continue
-			}
-			c.want = append(c.want, line)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	switch state {
-	case "input":
-		t.Fatalf("%s:%d: %q has no ----", path, c.line, c.cmd)
-	case "output":
-		cases = append(cases, *c)
-	}
-	return cases, pre
-}
-
-func writeDataDriven(t *testing.T, path string, cases []ddCase, got [][]string, trailer []string) {
-	t.Helper()
-	var out bytes.Buffer
-	for i, c := range cases {
-		for _, l := range c.pre {
-			fmt.Fprintln(&out, l)
-		}
-		fmt.Fprintln(&out, c.cmd)
-		for _, l := range c.input {
-			fmt.Fprintln(&out, l)
-		}
-		fmt.Fprintln(&out, "----")
-		for _, l := range got[i] {
-			fmt.Fprintln(&out, l)
-		}
-		fmt.Fprintln(&out)
-	}
-	for _, l := range trailer {
-		fmt.Fprintln(&out, l)
-	}
-	if err := os.WriteFile(path, append(bytes.TrimRight(out.Bytes(), "\n"), '\n'), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -221,12 +127,12 @@ type ctlDriver struct {
 	done     chan struct{}
 }
 
-func newCtlDriver(t *testing.T, path string, c ddCase) *ctlDriver {
+func newCtlDriver(t *testing.T, path string, c datadriven.Case) *ctlDriver {
 	start := time.Now()
-	d := &ctlDriver{t: t, path: path, line: c.line, start: start, log: &eventLog{start: start},
+	d := &ctlDriver{t: t, path: path, line: c.Line, start: start, log: &eventLog{start: start},
 		interval: time.Second, up: map[uint64]bool{}, done: make(chan struct{})}
 	d.md = newMemMetadata(d.log)
-	_, rest, _ := strings.Cut(c.cmd, " ")
+	_, rest, _ := strings.Cut(c.Cmd, " ")
 	args := d.args(rest, "node", "timeout", "heartbeat", "rebalance", "hold-down", "policy", "trace")
 	node := d.uint(args["node"])
 	if node == 0 {
@@ -234,7 +140,7 @@ func newCtlDriver(t *testing.T, path string, c ddCase) *ctlDriver {
 	}
 	timeout := d.duration(args["timeout"], 10*time.Second)
 	d.interval = d.duration(args["heartbeat"], time.Second)
-	for _, line := range c.input {
+	for _, line := range c.Input {
 		d.md.add(d.partition(line))
 	}
 	var p Policy = FirstISR{}
@@ -276,11 +182,11 @@ func (d *ctlDriver) fail(format string, args ...any) {
 }
 
 // run runs one directive and returns its output.
-func (d *ctlDriver) run(c ddCase) []string {
+func (d *ctlDriver) run(c datadriven.Case) []string {
 	d.t.Helper()
-	d.line = c.line
+	d.line = c.Line
 	defer func() { d.ran++ }()
-	verb, rest, _ := strings.Cut(c.cmd, " ")
+	verb, rest, _ := strings.Cut(c.Cmd, " ")
 	var out []string
 	switch verb {
 	case "controller":
@@ -313,7 +219,7 @@ func (d *ctlDriver) run(c ddCase) []string {
 		}
 	case "add":
 		args := d.args(rest, "quiet")
-		for _, line := range c.input {
+		for _, line := range c.Input {
 			d.md.add(d.partition(line))
 		}
 		if _, quiet := args["quiet"]; !quiet {
@@ -355,7 +261,7 @@ func (d *ctlDriver) run(c ddCase) []string {
 		if d.script == nil {
 			d.fail("answer needs controller ... policy=script")
 		}
-		for _, line := range c.input {
+		for _, line := range c.Input {
 			d.answer(line)
 		}
 	case "show":

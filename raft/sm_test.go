@@ -1,12 +1,10 @@
 package raft
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
+	"github.com/reeve-edge/reeve/internal/datadriven"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -795,68 +793,6 @@ func TestClusterSM_nodes(t *testing.T) {
 	}
 }
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt with what the code produces")
-
-// ddCase is one case of a data-driven file.
-type ddCase struct {
-	line  int      // of the directive
-	pre   []string // comments and blank lines before it, kept by -rewrite
-	cmd   string
-	input []string
-	want  []string
-}
-
-func parseDataDriven(t *testing.T, path string) (cases []ddCase, trailer []string) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	var (
-		c     *ddCase
-		state = "between" // or "input", "output"
-		pre   []string
-		n     int
-	)
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		switch state {
-		case "between":
-			if line == "" || strings.HasPrefix(line, "#") {
-				pre = append(pre, line)
-				continue
-			}
-			c = &ddCase{line: n, pre: pre, cmd: line}
-			pre, state = nil, "input"
-		case "input":
-			if line == "----" {
-				state = "output"
-				continue
-			}
-			c.input = append(c.input, line)
-		case "output":
-			if line == "" {
-				cases, state = append(cases, *c), "between"
-				continue
-			}
-			c.want = append(c.want, line)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	switch state {
-	case "input":
-		t.Fatalf("%s:%d: %q has no ----", path, c.line, c.cmd)
-	case "output":
-		cases = append(cases, *c)
-	}
-	return cases, pre
-}
-
 // TestPartitionSM_dataDriven runs each testdata/partition_*.txt file
 // against a fresh partition state machine. A case is a directive line, input
 // lines, "----" and the expected output up to a blank line; '#' lines
@@ -884,53 +820,31 @@ func TestPartitionSM_dataDriven(t *testing.T) {
 	}
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			cases, trailer := parseDataDriven(t, path)
+			cases, trailer := datadriven.Parse(t, path)
 			d := newPartitionDriver(t)
-			var out bytes.Buffer
-			for _, c := range cases {
-				got := runPartitionCase(t, d, path, c)
-				if !*rewrite && !slices.Equal(got, c.want) {
-					t.Errorf("%s:%d: %s =\n%s\nwant\n%s", path, c.line, c.cmd, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
-				}
-				for _, l := range c.pre {
-					fmt.Fprintln(&out, l)
-				}
-				fmt.Fprintln(&out, c.cmd)
-				for _, l := range c.input {
-					fmt.Fprintln(&out, l)
-				}
-				fmt.Fprintln(&out, "----")
-				for _, l := range got {
-					fmt.Fprintln(&out, l)
-				}
-				fmt.Fprintln(&out)
+			got := make([][]string, len(cases))
+			for i, c := range cases {
+				got[i] = runPartitionCase(t, d, path, c)
+				datadriven.Check(t, path, c, got[i])
 			}
-			for _, l := range trailer {
-				fmt.Fprintln(&out, l)
-			}
-			if *rewrite {
-				b := append(bytes.TrimRight(out.Bytes(), "\n"), '\n')
-				if err := os.WriteFile(path, b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			datadriven.RewriteIfAsked(t, path, cases, got, trailer)
 		})
 	}
 }
 
-func runPartitionCase(t *testing.T, d *driver, path string, c ddCase) []string {
+func runPartitionCase(t *testing.T, d *driver, path string, c datadriven.Case) []string {
 	t.Helper()
 	fail := func(format string, args ...any) {
 		t.Helper()
-		t.Fatalf("%s:%d: %s: %s", path, c.line, c.cmd, fmt.Sprintf(format, args...))
+		t.Fatalf("%s:%d: %s: %s", path, c.Line, c.Cmd, fmt.Sprintf(format, args...))
 	}
-	verb, arg, _ := strings.Cut(c.cmd, " ")
+	verb, arg, _ := strings.Cut(c.Cmd, " ")
 	var out []string
 	lastSeq := d.m.(*partitionSM).out.LastSeq
 	switch verb {
 	case "init":
 		var parts []Partition
-		for _, line := range c.input {
+		for _, line := range c.Input {
 			p, err := parsePartition(line)
 			if err != nil {
 				fail("%v", err)
@@ -940,7 +854,7 @@ func runPartitionCase(t *testing.T, d *driver, path string, c ddCase) []string {
 		out = append(out, resultLine(d.do(kindInitPartitions, initPartitionsCmd{Partitions: parts})))
 	case "update":
 		var updates []PartitionUpdate
-		for _, line := range c.input {
+		for _, line := range c.Input {
 			u, err := parseUpdate(line)
 			if err != nil {
 				fail("%v", err)
@@ -953,7 +867,7 @@ func runPartitionCase(t *testing.T, d *driver, path string, c ddCase) []string {
 			break
 		}
 		for i, item := range r.Items {
-			ref := strings.Fields(c.input[i])[0]
+			ref := strings.Fields(c.Input[i])[0]
 			switch {
 			case item.Code == "":
 				out = append(out, fmt.Sprintf("%s ok: %s", ref, partitionState(*item.Partition)))
@@ -966,7 +880,7 @@ func runPartitionCase(t *testing.T, d *driver, path string, c ddCase) []string {
 	case "remove":
 		out = append(out, resultLine(d.do(kindRemovePartitions, removePartitionsCmd{TopicID: idFor(arg)})))
 	case "show":
-		if len(c.input) != 0 {
+		if len(c.Input) != 0 {
 			fail("show takes no input")
 		}
 		for _, p := range d.partitions() {
