@@ -133,7 +133,12 @@ func TestPolicy_hostileModulesCannotBreakACluster(t *testing.T) {
 			moveLeader(t, procs[0], r.topic, 0, uint64(victim.id))
 		}
 	}
-	// The sleeper wakes a second after its self-test at load.
+	// A moved partition's followers catch up with its new leader before
+	// the kill, or it would rightly go offline; and the sleeper wakes a
+	// second after its self-test at load.
+	for _, r := range rules {
+		waitFullISR(t, procs[0], r.topic, 3, 30*time.Second, true)
+	}
 	time.Sleep(time.Until(watch.started.Add(1200 * time.Millisecond)))
 	led := map[string][]int{} // the victim's partitions, by topic
 	for _, r := range rules {
