@@ -215,7 +215,10 @@ func testRules(t *testing.T, dir, module string, timeout time.Duration, settings
 	buf := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(buf, nil))
 	wc := wasmConfig(e)
-	wc.Logger = log
+	// The node's compilation cache: a module swapped back in compiles
+	// from it (without it, 50 swaps are 50 cold compiles, minutes under
+	// -race).
+	wc.Logger, wc.CacheDir = log, t.TempDir()
 	ctx := context.Background()
 	rt, err := wasm.NewRuntime(ctx, wc)
 	if err != nil {

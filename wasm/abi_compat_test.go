@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/wasm/abi"
@@ -115,7 +116,7 @@ func TestABI_laterMinorRunsUnchanged(t *testing.T) {
 		t.Skip("builds the example policies")
 	}
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, Config{})
+	rt, err := NewRuntime(ctx, Config{Timeout: 2 * time.Second}) // a Go module starts its runtime in _initialize: slow under -race
 	if err != nil {
 		t.Fatal(err)
 	}
