@@ -2,11 +2,13 @@ package appliance
 
 import "strings"
 
-// Event subjects: <prefix>.<cluster>.<kind>.<topic>.<partition> for a
-// partition's events, <prefix>.<cluster>.node.<id>.<kind> for a node's,
-// <prefix>.<cluster>.policy.<kind> for a policy's, so subscribers filter
-// with NATS wildcards: "reeve.edge1.leader.>" for every leader change,
-// "reeve.*.*.line1~temp.*" for one topic in any cluster.
+// Event subjects (EventSubject builds them): the event type always comes
+// third, <prefix>.<cluster>.<type>.<topic>.<partition> for a partition's
+// events, <prefix>.<cluster>.<type>.<node> for a node's and
+// <prefix>.<cluster>.<type>.<policy> for a policy's, so subscribers filter
+// with NATS wildcards: "reeve.edge1.leader_changed.>" for every leader
+// change, "reeve.*.*.line1~temp.*" for every event of one topic's
+// partitions in any cluster.
 //
 // A Kafka topic name is letters, digits, '.', '_' and '-'. NATS splits
 // subjects into tokens at '.', so a topic's '.' is written '~' in its token.
