@@ -3,10 +3,10 @@
 // api.go), the partition logs (package kafka/internal/storage),
 // replication on both sides (replication.go: what a leader knows of its
 // followers, and the high watermark; fetcher.go: the follower's fetch
-// loop, and the leader's ISR changes), idempotent producers, the consumer group coordinator
-// (groups.go), and the BrokerHeartbeat exchange between nodes that feeds
-// the election controller's liveness table. docs/kafka.md lists the APIs
-// and versions.
+// loop, and the leader's ISR changes), idempotent producers, the consumer
+// group coordinator (groups.go), and the BrokerHeartbeat exchange between
+// nodes that feeds the election controller's liveness table. docs/kafka.md
+// lists the APIs and versions.
 //
 // It reads and changes metadata through the Cluster interface it declares,
 // which appliance implements over raft.Store, so this package never
