@@ -1,5 +1,7 @@
-// Package config reads and validates reeve's TOML configuration. It is the
-// only package that reads TOML; the rest of reeve takes a *Config.
+// Package config reads and validates reeve's TOML configuration, and the
+// scenario files of reeve policy test (LoadScenario). It is the only
+// package that reads TOML and imports no other part of reeve; appliance
+// takes the *Config and hands each part the plain values it needs.
 //
 // Parse and Load start from the defaults (the same as Default), apply the
 // file on top and validate the result. They report every problem in one
