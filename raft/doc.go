@@ -1,7 +1,11 @@
 // Package raft is reeve's source of truth for cluster metadata: one
 // Dragonboat NodeHost per process running a cluster group (node registry,
-// topics, replica assignment) and K partition groups (per-partition
-// replicas, leader, leader epoch, ISR and partition epoch).
+// topics, replica assignment, producer id blocks) and K partition groups
+// (per-partition replicas, leader, leader epoch, ISR and partition epoch,
+// and consumer groups' committed offsets). Nodes exchange Raft messages
+// over reeve's own transport (transport.go): framed TCP opened by a hello
+// carrying an id derived from the cluster name, so nodes of different
+// clusters refuse each other.
 //
 // Every change is a typed, versioned command committed through Raft; the
 // state machines are deterministic (no clock, no randomness, no I/O in
