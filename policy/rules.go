@@ -2,7 +2,9 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path"
 	"reflect"
@@ -177,10 +179,14 @@ func (rs *Rules) load(ctx context.Context, r *rule) Instance {
 		err = ierr
 	}
 	if cur == nil { // a fresh start with a bad or missing file: its last good module
-		if inst, lerr := rs.mods.LastGood(ctx, r.cfg.Policy, r.cfg.Settings, rs.shape(r)); lerr == nil {
+		inst, lerr := rs.mods.LastGood(ctx, r.cfg.Policy, r.cfg.Settings, rs.shape(r))
+		if lerr == nil {
 			rs.log.Warn("election policy: the folder's file is not usable; running its last good module", "policy", r.cfg.Policy,
 				"topics", r.cfg.Topics, "digest", inst.Digest(), "err", err)
 			return rs.swap(r, inst, fmt.Sprintf("%v; running the last good module %s", err, inst.Digest()))
+		}
+		if !errors.Is(lerr, fs.ErrNotExist) { // there is one, and it failed: say why too
+			err = fmt.Errorf("%w; the last good module failed too: %v", err, lerr)
 		}
 	}
 	if why := err.Error(); !strings.HasPrefix(r.whyText(), why) { // said once, not every scan

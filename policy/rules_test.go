@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 	"testing"
@@ -77,7 +78,7 @@ func (f *folder) LastGood(_ context.Context, name string, _ map[string]string, _
 	defer f.mu.Unlock()
 	d, ok := f.good[name]
 	if !ok {
-		return nil, errors.New("no last good module")
+		return nil, fmt.Errorf("no last good module: %w", fs.ErrNotExist)
 	}
 	return &fakeInstance{digest: d}, nil
 }

@@ -21,7 +21,11 @@ func (p *Policy) Name() string { return p.mod.name }
 // Decide implements policy.Policy. Every decision names the module and
 // its digest; its safety is the controller's to check (policy.Validate).
 func (p *Policy) Decide(ctx context.Context, in []policy.Input) ([]policy.Decision, error) {
-	ads, err := p.DecideBatch(ctx, toBatch(in))
+	return p.decideInputs(ctx, in, p.mod.rt.cfg.Timeout)
+}
+
+func (p *Policy) decideInputs(ctx context.Context, in []policy.Input, timeout time.Duration) ([]policy.Decision, error) {
+	ads, err := p.decideWithin(ctx, toBatch(in), timeout)
 	if err != nil {
 		return nil, err
 	}

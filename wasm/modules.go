@@ -153,7 +153,7 @@ func (ms *Modules) Instantiate(ctx context.Context, name string, settings map[st
 // LastGood implements policy.Modules.
 func (ms *Modules) LastGood(ctx context.Context, name string, settings map[string]string, shape policy.Shape) (policy.Instance, error) {
 	if ms.store == "" {
-		return nil, errors.New("no last good module is kept")
+		return nil, fmt.Errorf("no last good module is kept: %w", fs.ErrNotExist)
 	}
 	ref, err := os.ReadFile(filepath.Join(ms.store, name+".good"))
 	if err != nil {

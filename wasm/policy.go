@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -137,7 +138,12 @@ func (p *Policy) write(ctx context.Context, data []byte) (uint32, error) {
 // policy for this batch. The decisions are checked only for form (one per
 // partition, known kinds); their safety is the caller's to check.
 func (p *Policy) DecideBatch(ctx context.Context, b *abi.Batch) ([]abi.Decision, error) {
-	ctx, cancel := context.WithTimeout(withGuestOutput(ctx, p.out), p.mod.rt.cfg.Timeout)
+	return p.decideWithin(ctx, b, p.mod.rt.cfg.Timeout)
+}
+
+// decideWithin is DecideBatch with the deadline timeout.
+func (p *Policy) decideWithin(ctx context.Context, b *abi.Batch, timeout time.Duration) ([]abi.Decision, error) {
+	ctx, cancel := context.WithTimeout(withGuestOutput(ctx, p.out), timeout)
 	defer cancel()
 	p.mu.Lock()
 	defer p.mu.Unlock()

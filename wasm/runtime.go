@@ -195,10 +195,10 @@ func (m *Module) release(ctx context.Context) {
 // module is first instrumented to check its deadline (see instrument.go);
 // its digest is that of code as given.
 func (r *Runtime) Compile(ctx context.Context, name string, code []byte) (*Module, error) {
-	sum := sha256.Sum256(code)
 	if len(code) > int(r.cfg.MaxModuleBytes) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrRefused, name, tooLarge(int64(len(code)), r.cfg.MaxModuleBytes))
 	}
+	sum := sha256.Sum256(code)
 	inst, err := instrument(code, bounds{tableElements: r.cfg.MaxTableElements, stackBytes: r.cfg.MaxStackBytes,
 		functionBytes: r.cfg.MaxFunctionBytes})
 	if err != nil {
