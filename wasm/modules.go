@@ -200,7 +200,35 @@ func (ms *Modules) keepGood(name, digest string, code []byte) error {
 			return err
 		}
 	}
-	return writeFileAtomic(filepath.Join(ms.store, name+".good"), []byte(digest+"\n"))
+	if err := writeFileAtomic(filepath.Join(ms.store, name+".good"), []byte(digest+"\n")); err != nil {
+		return err
+	}
+	return ms.prune()
+}
+
+// prune removes the stored modules no file refers to any more, so the
+// store holds at most one module per policy file.
+func (ms *Modules) prune() error {
+	entries, err := os.ReadDir(ms.store)
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".good") {
+			ref, err := os.ReadFile(filepath.Join(ms.store, e.Name()))
+			if err != nil {
+				return err // keep everything rather than guess
+			}
+			used[strings.TrimPrefix(strings.TrimSpace(string(ref)), "sha256:")+".wasm"] = true
+		}
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".wasm") && !used[e.Name()] {
+			os.Remove(filepath.Join(ms.store, e.Name()))
+		}
+	}
+	return nil
 }
 
 func writeFileAtomic(path string, data []byte) error {

@@ -48,6 +48,26 @@ func TestModules_lastGoodSurvivesARestart(t *testing.T) {
 	}
 	p.Close(ctx)
 
+	// A newer good version replaces the old one in the store.
+	if err := os.WriteFile(file, append(append([]byte(nil), good...), 0, 4, 3, 'p', 'a', 'd'), 0o644); err == nil {
+		ms.Scan(ctx)
+		if p, err := ms.Instantiate(ctx, "p.wasm", nil, policy.Shape{}); err != nil {
+			t.Fatalf("a second version (a custom section more): %v", err)
+		} else {
+			p.Close(ctx)
+		}
+		if stored, _ := filepath.Glob(filepath.Join(store, "*.wasm")); len(stored) != 1 {
+			t.Errorf("store holds %d modules after a second good version, want 1: %v", len(stored), stored)
+		}
+		os.WriteFile(file, good, 0o644)
+		ms.Scan(ctx)
+		if p, err := ms.Instantiate(ctx, "p.wasm", nil, policy.Shape{}); err != nil {
+			t.Fatal(err)
+		} else {
+			p.Close(ctx)
+		}
+	}
+
 	for _, tt := range []struct {
 		name   string
 		change func()
