@@ -49,7 +49,7 @@ func TestModules_lastGoodSurvivesARestart(t *testing.T) {
 	p.Close(ctx)
 
 	// A newer good version replaces the old one in the store.
-	if err := os.WriteFile(file, append(append([]byte(nil), good...), 0, 4, 3, 'p', 'a', 'd'), 0o644); err == nil {
+	if err := os.WriteFile(file, append(append([]byte(nil), good...), 0, 5, 3, 'p', 'a', 'd', 0), 0o644); err == nil {
 		ms.Scan(ctx)
 		if p, err := ms.Instantiate(ctx, "p.wasm", nil, policy.Shape{}); err != nil {
 			t.Fatalf("a second version (a custom section more): %v", err)
