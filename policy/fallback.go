@@ -1,9 +1,6 @@
 package policy
 
-import (
-	"fmt"
-	"sort"
-)
+import "sort"
 
 // FallbackReport is one policy's failure in one election round: how many
 // of the round's partitions first-isr decided in its place, for one cause.
@@ -64,7 +61,10 @@ func (c *Controller) settle(in []Input, ds []Decision, err error) []Decision {
 	for _, r := range reports {
 		list = append(list, r)
 	}
-	sort.Slice(list, func(i, j int) bool { return fmt.Sprint(list[i].Fallback) < fmt.Sprint(list[j].Fallback) })
+	sort.Slice(list, func(i, j int) bool {
+		a, b := list[i], list[j]
+		return a.Policy < b.Policy || a.Policy == b.Policy && (a.Digest < b.Digest || a.Digest == b.Digest && a.Cause < b.Cause)
+	})
 	for _, r := range list {
 		c.log.Warn("election policy failed; first-isr decided in its place", "policy", r.Policy, "digest", r.Digest,
 			"cause", string(r.Cause), "partitions", r.Partitions, "err", r.Err)

@@ -88,9 +88,11 @@ func Validate(in Input, d Decision) error {
 		return nil
 	case d.Leader == 0:
 		for _, r := range in.Replicas {
-			if r.Alive && (r.InISR || in.Unclean) {
-				return refuse(CauseInvalidNone, "none: node %d is alive%s and could lead %s-%d", r.ID, map[bool]string{true: " and in the ISR"}[r.InISR],
-					in.Topic, in.Partition)
+			switch {
+			case r.Alive && r.InISR:
+				return refuse(CauseInvalidNone, "none: node %d is alive and in the ISR and could lead %s-%d", r.ID, in.Topic, in.Partition)
+			case r.Alive && in.Unclean:
+				return refuse(CauseInvalidNone, "none: node %d is alive and could lead %s-%d (unclean election is on)", r.ID, in.Topic, in.Partition)
 			}
 		}
 		return nil
