@@ -381,8 +381,8 @@ func (m *module) readFunctions(body []byte) error {
 			break
 		}
 		t := r.u32()
-		if t >= uint32(len(m.params)) {
-			r.fail("function of type %d, of %d types", t, len(m.params))
+		if t >= uint32(len(m.bodyTypes)) { // the module's own types, not those the rewrite adds
+			r.fail("function of type %d, of %d types", t, len(m.bodyTypes))
 		}
 		m.funcTypes = append(m.funcTypes, t)
 	}
