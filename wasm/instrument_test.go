@@ -78,6 +78,7 @@ func TestInstrument_sameResults(t *testing.T) {
 		{"squares", []uint64{10}}, {"squares", []uint64{1000}},
 		{"dispatch", []uint64{1000}}, {"indirect", nil}, {"bulk", nil},
 		{"branches", []uint64{5}}, {"branches", []uint64{20}},
+		{"exits", []uint64{100000}},
 	} {
 		want, err := plain.ExportedFunction(c.export).Call(ctx, c.args...)
 		if err != nil {

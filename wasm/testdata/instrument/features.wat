@@ -30,6 +30,37 @@
   (func $add3 (param i32) (result i32) (i32.add (local.get 0) (i32.const 3)))
   (func $divmod (type $pair) (i32.div_u (local.get 0) (i32.const 7)) (i32.rem_u (local.get 0) (i32.const 7)))
 
+  ;; every way out of a function, each of which must give its stack
+  ;; budget back: a br_if and a br_table to the function's own label, a
+  ;; return from inside a block, and the end (10, 20, 30, 41, 40 for k 0-4)
+  (func $exit (param $k i32) (result i32)
+    (i32.const 10)
+    (br_if 0 (i32.eqz (local.get $k)))
+    (drop)
+    (block $b (result i32)
+      (i32.const 20)
+      (br_if 1 (i32.eq (local.get $k) (i32.const 1)))
+      (drop)
+      (if (i32.eq (local.get $k) (i32.const 2)) (then (return (i32.const 30))))
+      (i32.const 40)
+      (i32.sub (local.get $k) (i32.const 3))
+      (br_table $b 1))
+    (i32.add (i32.const 1)))
+
+  ;; calls $exit and the two-result $divmod n times each: far more calls
+  ;; than the stack budget has frames, so a way out that kept its frame
+  ;; would trap
+  (func $exits (export "exits") (param $n i32) (result i32)
+    (local $i i32) (local $sum i32)
+    (loop $l
+      (local.set $sum (i32.add (local.get $sum) (call $exit (i32.rem_u (local.get $i) (i32.const 5)))))
+      (call $divmod (local.get $i))
+      (i32.add)
+      (local.set $sum (i32.add (local.get $sum)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (local.get $sum))
+
   ;; sum of i*i for i below n, in a loop that carries the sum as a parameter
   (func $squares (export "squares") (param $n i32) (result i32)
     (local $i i32)
