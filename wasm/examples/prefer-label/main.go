@@ -24,6 +24,7 @@ package main
 
 import (
 	"errors"
+	"reflect"
 
 	"github.com/reeve-edge/reeve/wasm/sdk"
 )
@@ -78,8 +79,35 @@ func eligible(r sdk.Replica) bool { return r.Alive && r.InISR }
 // preferred reports whether the replica's node has the label. A node
 // without the label key never matches, even when value is empty.
 func preferred(r sdk.Replica) bool {
+	if r.Labels == nil {
+		return false
+	}
+	// The SDK shares one label map per node while the node's labels stay
+	// the same, so the answer is remembered per map: a batch asks about
+	// the same few nodes for every partition. The memo holds the maps it
+	// names, so none of them is freed and its address reused.
+	id := reflect.ValueOf(r.Labels).Pointer()
+	for _, m := range memo {
+		if m.id == id {
+			return m.preferred
+		}
+	}
 	v, ok := r.Labels[label]
-	return ok && v == value
+	m := nodeMemo{id: id, labels: r.Labels, preferred: ok && v == value}
+	if len(memo) == cap(memo) {
+		memo = memo[:0] // nodes come and go: start over
+	}
+	memo = append(memo, m)
+	return m.preferred
 }
+
+// nodeMemo is preferred's answer for one node's label map.
+type nodeMemo struct {
+	id        uintptr
+	labels    map[string]string // keeps the map, and so its address, alive
+	preferred bool
+}
+
+var memo = make([]nodeMemo, 0, 32)
 
 func main() {}
