@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -113,24 +112,25 @@ func firstISR(p Input) Decision { return FirstISROf(p, nil) }
 // still the choice is kept.
 func FirstISROf(p Input, allow func(Replica) bool) Decision {
 	leaving := p.Reason == ReasonLeaderTimeout || p.Reason == ReasonControlledShutdown
-	pick := func(inSync bool) (Replica, bool) {
-		for _, r := range p.Replicas {
-			if r.Alive && (r.InISR || !inSync) && !(leaving && r.ID == p.Leader) && (allow == nil || allow(r)) {
-				return r, true
+	firstAlive := -1 // for an unclean election
+	for i := range p.Replicas {
+		r := &p.Replicas[i]
+		if !r.Alive || leaving && r.ID == p.Leader || allow != nil && !allow(*r) {
+			continue
+		}
+		if r.InISR {
+			if r.ID == p.Leader {
+				return Decision{Keep: true, Reason: "the current leader is the first in-sync replica"}
 			}
+			return Decision{Leader: r.ID, Reason: "first in-sync replica alive (node " + uintText(r.ID) + ")"}
 		}
-		return Replica{}, false
+		if firstAlive < 0 {
+			firstAlive = i
+		}
 	}
-	if r, ok := pick(true); ok {
-		if r.ID == p.Leader {
-			return Decision{Keep: true, Reason: "the current leader is the first in-sync replica"}
-		}
-		return Decision{Leader: r.ID, Reason: fmt.Sprintf("first in-sync replica alive (node %d)", r.ID)}
-	}
-	if p.Unclean {
-		if r, ok := pick(false); ok {
-			return Decision{Leader: r.ID, Reason: fmt.Sprintf("unclean: node %d is alive but out of sync", r.ID)}
-		}
+	if p.Unclean && firstAlive >= 0 {
+		id := p.Replicas[firstAlive].ID
+		return Decision{Leader: id, Reason: "unclean: node " + uintText(id) + " is alive but out of sync"}
 	}
 	return Decision{Reason: "no live in-sync replica"}
 }
