@@ -89,14 +89,7 @@ func TestPolicy_hostileModulesCannotBreakACluster(t *testing.T) {
 		waitFullISR(t, procs[0], r.topic, 3, 30*time.Second, true)
 	}
 	for _, p := range procs {
-		var pol struct {
-			Rules []struct {
-				Topics  string `json:"topics"`
-				Policy  string `json:"policy"`
-				Running bool   `json:"running"`
-				Error   string `json:"last_error"`
-			} `json:"rules"`
-		}
+		var pol policy.RulesInfo // GET /v1/policies carries it, and a fallback count
 		if _, err := httpGetJSON("http://"+p.admin+"/v1/policies", &pol); err != nil || len(pol.Rules) != len(rules) {
 			t.Fatalf("node %d: GET /v1/policies = %+v, %v", p.id, pol, err)
 		}

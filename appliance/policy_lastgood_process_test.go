@@ -30,17 +30,9 @@ func TestPolicy_lastGoodModuleSurvivesARestart(t *testing.T) {
 	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), `policy_timeout = "1s"`,
 		fmt.Sprintf("policy_dir = %q", pdir), "[[election.rules]]", `topics = "pref*"`, `policy = "pref.wasm"`,
 		`settings = { label = "zone", value = "z3" }`)...)
-	type ruleState struct {
-		Policy  string `json:"policy"`
-		Digest  string `json:"digest"`
-		Running bool   `json:"running"`
-		Error   string `json:"last_error"`
-	}
-	rule := func(p *proc) ruleState {
+	rule := func(p *proc) policy.RuleStatus {
 		t.Helper()
-		var r struct {
-			Rules []ruleState `json:"rules"`
-		}
+		var r policy.RulesInfo
 		if _, err := httpGetJSON("http://"+p.admin+"/v1/policies", &r); err != nil || len(r.Rules) != 1 {
 			t.Fatalf("node %d: GET /v1/policies = %+v, %v", p.id, r, err)
 		}
