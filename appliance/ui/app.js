@@ -156,7 +156,7 @@
       td('Last error', r.last_error || '—'))));
     $('policies-empty').hidden = pol.rules.length > 0;
     $('policies').parentElement.hidden = pol.rules.length === 0;
-    $('policies-note').textContent = `Modules loaded ${pol.modules_loaded}, refused ${pol.modules_refused}, rounds fallen back to first-isr ${pol.fallbacks}` +
+    $('policies-note').textContent = `Modules loaded ${pol.modules_loaded}, refused ${pol.modules_refused}, decisions first-isr made in place of a failed policy ${pol.fallbacks}` +
       (pol.policy_dir ? ` · folder ${pol.policy_dir}` : '');
   }
 
