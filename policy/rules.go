@@ -91,6 +91,9 @@ type rule struct {
 	// refused, failed its self-test, or running the last good one).
 	why    atomic.Pointer[string]
 	failed string // the digest that last failed to instantiate; guarded by reloadMu
+	// lastGoodTried: the last good module was tried and failed; it is not
+	// compiled again every scan, only after SIGHUP. Guarded by reloadMu.
+	lastGoodTried bool
 }
 
 // instanceBox holds an Instance for an atomic.Pointer.
@@ -178,7 +181,8 @@ func (rs *Rules) load(ctx context.Context, r *rule) Instance {
 		rs.onLoad(r.cfg.Policy, digest, ierr, r.cfg.Topics)
 		err = ierr
 	}
-	if cur == nil { // a fresh start with a bad or missing file: its last good module
+	if cur == nil && !r.lastGoodTried { // a fresh start with a bad or missing file: its last good module
+		r.lastGoodTried = true
 		inst, lerr := rs.mods.LastGood(ctx, r.cfg.Policy, r.cfg.Settings, rs.shape(r))
 		if lerr == nil {
 			rs.log.Warn("election policy: the folder's file is not usable; running its last good module", "policy", r.cfg.Policy,
@@ -247,7 +251,7 @@ func (rs *Rules) onLoad(file, digest string, err error, topics string) {
 func (rs *Rules) ReloadAll(ctx context.Context) {
 	rs.reloadMu.Lock()
 	for _, r := range rs.current() {
-		r.failed = ""
+		r.failed, r.lastGoodTried = "", false
 	}
 	rs.reloadMu.Unlock()
 	rs.Reload(ctx)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ type folder struct {
 	block    chan struct{}
 	entered  chan struct{}
 	instance int
+	// lastGoodCalls counts LastGood calls.
+	lastGoodCalls int
 }
 
 func newFolder() *folder {
@@ -76,7 +79,11 @@ func (f *folder) Instantiate(_ context.Context, name string, _ map[string]string
 func (f *folder) LastGood(_ context.Context, name string, _ map[string]string, _ Shape) (Instance, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lastGoodCalls++
 	d, ok := f.good[name]
+	if f.bad[d] {
+		return nil, fmt.Errorf("%s: self-test failed", d)
+	}
 	if !ok {
 		return nil, fmt.Errorf("no last good module: %w", fs.ErrNotExist)
 	}
@@ -162,6 +169,23 @@ func TestRules_loadReplaceAndKeep(t *testing.T) {
 	if !st.Running || st.Digest != "sha256:a" || st.Error == "" {
 		t.Errorf("restarted over a bad file: rule status %+v, want the last good sha256:a with last_error", st)
 	}
+	// A node restarted with the file gone and a last good module that
+	// fails too tries that module once, not at every scan.
+	f.bad["sha256:a"] = true
+	f.set("p.wasm", "")
+	f.lastGoodCalls = 0
+	again := NewRules([]Rule{{Topics: "m.*", Policy: "p.wasm"}}, f, 50*time.Millisecond, slog.New(slog.DiscardHandler))
+	for range 3 {
+		again.Reload(ctx)
+	}
+	if f.lastGoodCalls != 1 {
+		t.Errorf("LastGood called %d times over 3 scans, want once", f.lastGoodCalls)
+	}
+	if st := again.Info().Rules[0]; st.Running || !strings.Contains(st.Error, "the last good module failed too") {
+		t.Errorf("both bad: rule status %+v, want not running, both reasons", st)
+	}
+	delete(f.bad, "sha256:a")
+
 	// and a good new version replaces it, clearing the error.
 	f.set("p.wasm", "sha256:c")
 	restarted.Reload(ctx)
