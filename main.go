@@ -8,5 +8,5 @@ import (
 )
 
 func main() {
-	os.Exit(appliance.Main(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(appliance.Main(os.Args[1:], os.Stdout, os.Stderr, testOptions()))
 }

@@ -160,3 +160,15 @@ func partitionState(p raft.Partition, unclean bool) policy.PartitionState {
 // allowsUnclean reports whether a topic lets a live out-of-sync replica
 // lead when no in-sync one is alive.
 func allowsUnclean(t raft.Topic) bool { return t.Config["unclean.leader.election.enable"] == "true" }
+
+// electionsAPI is the election machinery as the admin API uses it:
+// manual elections through the controller, log end offsets from the
+// replicas.
+type electionsAPI struct {
+	*policyMetadata
+	ctl *policy.Controller
+}
+
+func (e electionsAPI) ElectTo(ctx context.Context, t raft.Topic, p raft.Partition, to uint64) (policy.DecisionRecord, error) {
+	return e.ctl.ElectTo(ctx, partitionState(p, allowsUnclean(t)), to)
+}

@@ -22,7 +22,7 @@ import (
 	"github.com/nats-io/nkeys"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/reeve-edge/reeve/appliance"
+	"github.com/reeve-edge/reeve/api"
 	"github.com/reeve-edge/reeve/policy"
 )
 
@@ -61,7 +61,7 @@ type received struct {
 	at     time.Time
 	msgID  string
 	header nats.Header
-	env    appliance.Envelope
+	env    api.Envelope
 }
 
 // subscribe collects the events published on subject.
@@ -143,7 +143,7 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 	var controller uint64
 	for _, p := range procs[1:] {
 		for _, r := range decisionLog(p) {
-			if r.Topic == "fail.over" && r.Reason == policy.ReasonLeaderTimeout && r.Committed {
+			if r.Topic == "fail.over" && r.Reason == string(policy.ReasonLeaderTimeout) && r.Committed {
 				committed, controller = r.Time, uint64(p.id)
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/reeve-edge/reeve/api"
 	"github.com/reeve-edge/reeve/policy"
 )
 
@@ -92,7 +93,7 @@ func TestFailover_killedLeaderIsReplacedAndNothingIsLost(t *testing.T) {
 	logged := false
 	for _, p := range procs[1:] {
 		for _, r := range decisionLog(p) {
-			if r.Topic == "failover" && r.Reason == policy.ReasonLeaderTimeout && r.To == newLeader && r.Committed {
+			if r.Topic == "failover" && r.Reason == string(policy.ReasonLeaderTimeout) && r.To == newLeader && r.Committed {
 				logged = true
 			}
 		}
@@ -520,8 +521,8 @@ func TestFailover_noEligibleLeaderTakesThePartitionOffline(t *testing.T) {
 
 // decisionLog reads a node's decision log (GET /v1/elections); nil if the
 // node does not answer.
-func decisionLog(p *proc) []policy.DecisionRecord {
-	var recs []policy.DecisionRecord
+func decisionLog(p *proc) []api.Election {
+	var recs []api.Election
 	if code, err := httpGetJSON("http://"+p.admin+"/v1/elections", &recs); err != nil || code != 200 {
 		return nil
 	}

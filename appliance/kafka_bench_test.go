@@ -122,7 +122,7 @@ func reeveInProcess(b *testing.B, fsync string) string {
 	cfg.Kafka.Listen = freePort(b, "127.0.0.1")
 	cfg.Admin.Listen = freePort(b, "127.0.0.1")
 	cfg.Kafka.Fsync = fsync
-	s, err := appliance.Start(cfg, slog.New(slog.DiscardHandler))
+	s, err := appliance.Start(cfg, slog.New(slog.DiscardHandler), appliance.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

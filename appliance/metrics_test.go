@@ -125,7 +125,7 @@ func startNode(t *testing.T, mutate ...func(*config.Config)) *appliance.Server {
 	for _, m := range mutate {
 		m(cfg)
 	}
-	s, err := appliance.Start(cfg, slog.New(slog.DiscardHandler))
+	s, err := appliance.Start(cfg, slog.New(slog.DiscardHandler), appliance.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

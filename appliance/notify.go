@@ -97,7 +97,7 @@ func (s *Server) announce(ctx context.Context, n *notifier) {
 	if !s.whileJoining(ctx, n, serving) {
 		return
 	}
-	last := s.status().summary()
+	last := s.admin.Status().Summary()
 	s.log.Info("reeve ready", "node_id", s.cfg.Node.ID, "partition_groups", s.store.PartitionGroups(),
 		"admin", "http://"+s.AdminAddr(), "status", last)
 	n.send(daemon.SdNotifyReady, status(last))
@@ -110,7 +110,7 @@ func (s *Server) announce(ctx context.Context, n *notifier) {
 			return
 		case <-t.C:
 		}
-		if now := s.status().summary(); now != last {
+		if now := s.admin.Status().Summary(); now != last {
 			n.send(status(now))
 			last = now
 		}
@@ -189,7 +189,7 @@ func (s *Server) watchdog(ctx context.Context, n *notifier) {
 		switch {
 		case err == nil && failing != "":
 			s.log.Info("healthy again; watchdog pings resume", "was_failing", failing)
-			n.send(daemon.SdNotifyWatchdog, status(s.status().summary()))
+			n.send(daemon.SdNotifyWatchdog, status(s.admin.Status().Summary()))
 			failing = ""
 		case err == nil:
 			n.send(daemon.SdNotifyWatchdog)
@@ -241,18 +241,4 @@ func (s *Server) health(ctx context.Context) (part string, err error) {
 		}
 	}
 	return "", nil
-}
-
-// wedgeWhileExists is a test hook (REEVE_TEST_KAFKA_WEDGE=FILE): while FILE
-// exists, the Kafka acceptor stops after each connection it accepts, as a
-// hung acceptor would.
-func wedgeWhileExists(path string) func() {
-	return func() {
-		for {
-			if _, err := os.Stat(path); err != nil {
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 }

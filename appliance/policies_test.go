@@ -214,7 +214,7 @@ func testRules(t *testing.T, dir, module string, timeout time.Duration, settings
 	e.Rules = []config.PolicyRule{{Topics: "*", Policy: module, Settings: settings}}
 	buf := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(buf, nil))
-	wc := wasmConfig(e)
+	wc := wasm.ElectionConfig(e)
 	// The node's compilation cache: a module swapped back in compiles
 	// from it (without it, 50 swaps are 50 cold compiles, minutes under
 	// -race).

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reeve-edge/reeve/policy"
+	"github.com/reeve-edge/reeve/api"
 )
 
 // hostileRule is one [[election.rules]] entry of the hostile cluster: a
@@ -89,7 +89,7 @@ func TestPolicy_hostileModulesCannotBreakACluster(t *testing.T) {
 		waitFullISR(t, procs[0], r.topic, 3, 30*time.Second, true)
 	}
 	for _, p := range procs {
-		var pol policy.RulesInfo // GET /v1/policies carries it, and a fallback count
+		var pol api.Policies // GET /v1/policies carries it, and a fallback count
 		if _, err := httpGetJSON("http://"+p.admin+"/v1/policies", &pol); err != nil || len(pol.Rules) != len(rules) {
 			t.Fatalf("node %d: GET /v1/policies = %+v, %v", p.id, pol, err)
 		}
@@ -185,7 +185,7 @@ func TestPolicy_hostileModulesCannotBreakACluster(t *testing.T) {
 	// loaded and behaved, and otherwise by first-isr, with the cause.
 	for _, r := range rules {
 		for _, part := range led[r.topic] {
-			var rec *policy.DecisionRecord
+			var rec *api.Election
 			for deadline := time.Now().Add(5 * time.Second); rec == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 				for _, p := range survivors {
 					for _, e := range decisionLog(p) {

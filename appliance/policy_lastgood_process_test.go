@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reeve-edge/reeve/api"
 	"github.com/reeve-edge/reeve/policy"
 )
 
@@ -30,9 +31,9 @@ func TestPolicy_lastGoodModuleSurvivesARestart(t *testing.T) {
 	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), `policy_timeout = "1s"`,
 		fmt.Sprintf("policy_dir = %q", pdir), "[[election.rules]]", `topics = "pref*"`, `policy = "pref.wasm"`,
 		`settings = { label = "zone", value = "z3" }`)...)
-	rule := func(p *proc) policy.RuleStatus {
+	rule := func(p *proc) api.PolicyRule {
 		t.Helper()
-		var r policy.RulesInfo
+		var r api.Policies
 		if _, err := httpGetJSON("http://"+p.admin+"/v1/policies", &r); err != nil || len(r.Rules) != 1 {
 			t.Fatalf("node %d: GET /v1/policies = %+v, %v", p.id, r, err)
 		}
@@ -89,10 +90,10 @@ func TestPolicy_lastGoodModuleSurvivesARestart(t *testing.T) {
 			t.Errorf("%s: reeve elect pref1-0 = %d, %s%s; want leader 3 (zone z3)", round.name, status, out, errOut)
 			continue
 		}
-		var rec *policy.DecisionRecord
+		var rec *api.Election
 		for _, p := range procs {
 			for _, e := range decisionLog(p) {
-				if e.Topic == "pref1" && e.From == 1 && e.To == 3 && e.Reason == policy.ReasonManual && e.Committed && e.Policy != "operator" && e.Time.After(begun) {
+				if e.Topic == "pref1" && e.From == 1 && e.To == 3 && e.Reason == string(policy.ReasonManual) && e.Committed && e.Policy != "operator" && e.Time.After(begun) {
 					rec = &e
 				}
 			}

@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-// These tests drive the real reeve binary, built once in TestMain, as
+// These tests drive the real reeve binary, built once in TestMain with the
+// test hooks (testhooks.go at the repository root) compiled in, as
 // separate processes talking real TCP on 127.0.0.x.
 
 var reeveBin string
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	reeveBin = filepath.Join(dir, "reeve")
-	build := exec.Command("go", "build", "-o", reeveBin, "..")
+	build := exec.Command("go", "build", "-tags", "reeve_testhooks", "-o", reeveBin, "..")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build reeve: %v\n%s", err, out)

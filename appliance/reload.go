@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/reeve-edge/reeve/config"
+	"github.com/reeve-edge/reeve/logging"
 )
 
 // reload is what SIGHUP (systemctl reload) does: the configuration file is
@@ -28,7 +29,7 @@ func (s *Server) reload(ctx context.Context, level *slog.LevelVar) error {
 		return fmt.Errorf("%s not applied: %w", s.cfg.Source, err)
 	}
 	if next.Log.Level != s.cfg.Log.Level && level != nil {
-		l, err := parseLevel(next.Log.Level)
+		l, err := logging.ParseLevel(next.Log.Level)
 		if err == nil { // validated by config.Load
 			level.Set(l)
 			s.log.Info("reload: log level changed", "from", s.cfg.Log.Level, "to", next.Log.Level)

@@ -2,147 +2,177 @@ package appliance
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/reeve-edge/reeve/admin"
 	"github.com/reeve-edge/reeve/config"
+	"github.com/reeve-edge/reeve/events"
 	"github.com/reeve-edge/reeve/kafka"
 	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/raft"
-	"github.com/reeve-edge/reeve/wasm"
 )
 
-// Server is one running reeve node: its metadata store, Kafka listener and
-// admin endpoint.
+// Server is one running reeve node: its metadata store, Kafka listener,
+// election controller, event publisher and admin endpoint.
 type Server struct {
 	cfg   *config.Config
 	log   *slog.Logger
+	life  *lifecycle
 	store *raft.Store
 	kafka *kafka.Server
-	admin *http.Server
-	ln    net.Listener
-	done  chan error // the first of the admin and Kafka servers to exit
-	stop  context.CancelFunc
+	admin *admin.Server
 
 	elections  *policyMetadata
 	controller *policy.Controller
 	policies   *policy.Rules
-	policyRT   *wasm.Runtime // nil without a policy folder
-	nats       *natsLink     // nil with events off
 	live       *policy.Liveness
 	decisions  *policy.DecisionLog
-	metricSet  *metrics.Set // every part's metrics, served at /metrics (metrics.go)
-	publisher  *publisher   // nil with events off
+	metricSet  *metrics.Set // every part's metrics, served at /metrics
+}
+
+// Options are what tests inject into a node to act out faults; a
+// production node runs with none.
+type Options struct {
+	// KafkaAccepted runs after each Kafka connection is accepted; blocking
+	// in it acts out a hung acceptor.
+	KafkaAccepted func()
+	// EventsFault chooses the crash the event publisher acts out.
+	EventsFault func() events.Fault
 }
 
 // Start opens the node's Raft groups and binds the Kafka and admin
 // listeners. It does not wait for the cluster to form; Ready tells when it
-// has.
-func Start(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	mset := newMetricSet()
-	store, err := raft.Open(storeConfig(cfg, log, mset))
-	if err != nil {
+// has. On an error, what was started is closed again.
+func Start(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, life: newLifecycle(), metricSet: newMetricSet(),
+		live: policy.NewLiveness(cfg.Node.ID), decisions: policy.NewDecisionLog(decisionLogSize)}
+	if err := s.start(opts); err != nil {
+		s.Close()
 		return nil, err
 	}
-	quorum := newQuorumWatch(store, cfg.Raft.RTT.Duration*time.Duration(cfg.Raft.ElectionRTT))
-	live := policy.NewLiveness(cfg.Node.ID)
-	kcfg := kafkaConfig(cfg, log, mset)
-	kcfg.Heartbeats, kcfg.HeartbeatInterval = live, cfg.Election.HeartbeatInterval.Duration
-	if path := os.Getenv("REEVE_TEST_KAFKA_WEDGE"); path != "" {
-		kcfg.AcceptedHook = wedgeWhileExists(path)
+	return s, nil
+}
+
+// start starts the parts in dependency order, each registering how it is
+// undone; Close undoes them in reverse.
+func (s *Server) start(opts Options) error {
+	cfg, life := s.cfg, s.life
+	store, err := raft.Open(storeConfig(cfg, s.log, s.metricSet))
+	if err != nil {
+		return err
 	}
+	s.store = store
+	life.onClose(store.Close)
+
+	quorum := newQuorumWatch(store, cfg.Raft.RTT.Duration*time.Duration(cfg.Raft.ElectionRTT))
+	kcfg := kafkaConfig(cfg, s.log, s.metricSet)
+	kcfg.Heartbeats, kcfg.HeartbeatInterval = s.live, cfg.Election.HeartbeatInterval.Duration
+	kcfg.AcceptedHook = opts.KafkaAccepted
 	ks, err := kafka.New(kcfg, kafkaCluster{store: store, quorum: quorum})
 	if err != nil {
-		store.Close()
-		return nil, err
+		return err
 	}
-	if err := ks.Listen(); err != nil {
-		ks.Close()
-		store.Close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		ks.Close()
-		store.Close()
-		return nil, fmt.Errorf("admin: listen on %s: %w (set admin.listen to a free address)", cfg.Admin.Listen, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, store: store, kafka: ks, ln: ln, done: make(chan error, 2), stop: cancel,
-		live: live, decisions: policy.NewDecisionLog(decisionLogSize), elections: newPolicyMetadata(store, ks), metricSet: mset}
-	s.admin = &http.Server{
-		Handler:           gzipped(s.routes()),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	rules, rt, err := newPolicies(ctx, cfg, store, log.With("component", "policy"))
-	if err != nil {
-		cancel()
-		ln.Close()
-		ks.Close()
-		store.Close()
-		return nil, err
-	}
-	s.policies, s.policyRT = rules, rt
-	if cfg.Events.EventsEnabled() {
-		link, err := connectNATS(ctx, cfg, log.With("component", "events"))
-		if err != nil {
-			s.closePolicies(ctx)
-			cancel()
-			ln.Close()
-			ks.Close()
-			store.Close()
-			return nil, err
+	s.kafka = ks
+	life.onClose(func() {
+		if err := ks.Close(); err != nil {
+			s.log.Error("kafka: close partition logs", "err", err)
 		}
-		s.nats = link
-		pub := &publisher{store: store, conn: link.conn, prefix: cfg.Events.SubjectPrefix, log: log.With("component", "events"),
-			testHook: os.Getenv("REEVE_TEST_EVENTS_HOOK")}
-		s.publisher = pub
-		go pub.run(ctx)
-		go s.watchNodes(ctx)
+	})
+	if err := ks.Listen(); err != nil {
+		return err
+	}
+	s.elections = newPolicyMetadata(store, ks)
+
+	rules, rt, err := newPolicies(life.ctx, cfg, store, s.log.With("component", "policy"))
+	if err != nil {
+		return err
+	}
+	s.policies = rules
+	life.onClose(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rules.Close(ctx)
+		if rt != nil {
+			rt.Close(ctx)
+		}
+	})
+
+	var recorder *events.Recorder
+	var published func() uint64
+	if cfg.Events.EventsEnabled() {
+		elog := s.log.With("component", "events")
+		link, err := events.Connect(life.ctx, cfg, elog)
+		if err != nil {
+			return err
+		}
+		life.onClose(link.Close)
+		pub := events.NewPublisher(store, link.Conn(), cfg.Events.SubjectPrefix, elog,
+			events.PublisherOptions{Fault: opts.EventsFault})
+		published = pub.Published
+		life.run(pub.Run)
+		recorder = events.NewRecorder(store, s.live, cfg.Election.HeartbeatInterval.Duration,
+			cfg.Election.LeaderTimeout.Duration, elog)
+		life.run(recorder.Run)
 		rules.OnLoad = func(file, digest string, err error, topics string) {
-			ev := policyLoadEvent(file, digest, err, topics)
-			ev.Node = cfg.Node.ID
-			go s.emit(ctx, ev)
+			recorder.Record(events.PolicyLoad(file, digest, err, topics))
 		}
 	} else {
-		go discardEvents(ctx, store)
+		life.run(func(ctx context.Context) { events.Discard(ctx, store) })
 	}
-	rules.Reload(ctx)
-	ctl := policy.NewController(s.elections, live, rules, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
-		log.With("component", "controller"))
+	rules.Reload(life.ctx)
+
+	ctl := policy.NewController(s.elections, s.live, rules, cfg.Node.ID, cfg.Election.LeaderTimeout.Duration,
+		s.log.With("component", "controller"))
 	// Each rule's module gets its own deadline; the controller allows a
 	// batch that spans every rule (policyRules.DecideBound).
-	ctl.Decisions, ctl.Metrics = s.decisions, mset
-	if cfg.Events.EventsEnabled() {
-		ctl.OnFallback = func(r policy.FallbackReport) {
-			ev := policyFallbackEvent(r)
-			ev.Node = cfg.Node.ID
-			go s.emit(ctx, ev)
-		}
+	ctl.Decisions, ctl.Metrics = s.decisions, s.metricSet
+	if recorder != nil {
+		ctl.OnFallback = func(r policy.FallbackReport) { recorder.Record(events.PolicyFellBack(r)) }
 	}
 	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
 	s.controller = ctl
-	go func() { s.done <- s.admin.Serve(ln) }()
-	go func() { s.done <- ks.Serve() }()
-	go s.followChanges(ctx)
-	go quorum.run(ctx)
-	go s.elections.wake(ctx)
-	go ctl.Run(ctx)
-	go rules.Watch(ctx, policyScanInterval)
-	return s, nil
+
+	ad, err := admin.Listen(cfg.Admin.Listen, admin.Node{
+		Store: store, Elections: electionsAPI{s.elections, ctl}, Decisions: s.decisions, Liveness: s.live,
+		Policies: rules, Metrics: s.metricSet, EventsPublished: published,
+		LeaderTimeout: cfg.Election.LeaderTimeout.Duration, Version: Version, Log: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.admin = ad
+	life.serve(ad.Serve, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ad.Close(ctx)
+	})
+	life.serve(ks.Serve, func() { ks.Close() })
+	life.run(s.followChanges)
+	life.run(quorum.run)
+	life.run(s.elections.wake)
+	life.run(ctl.Run)
+	life.run(func(ctx context.Context) { rules.Watch(ctx, policyScanInterval) })
+	return nil
+}
+
+// newMetricSet returns the set a node's parts write their metrics into
+// (admin serves it at /metrics): one per node, not the library's global
+// one, so several nodes in one process keep apart.
+func newMetricSet() *metrics.Set {
+	// TYPE lines let Prometheus read the histograms as histograms; the
+	// switch is the library's, global, and only adds lines.
+	metrics.ExposeMetadata(true)
+	return metrics.NewSet()
 }
 
 // policyScanInterval is how often the policy folder is checked for new
@@ -228,29 +258,20 @@ func storeConfig(cfg *config.Config, log *slog.Logger, mset *metrics.Set) raft.C
 func (s *Server) KafkaAddr() string { return s.kafka.Addr().String() }
 
 // AdminAddr returns the address the admin endpoint listens on.
-func (s *Server) AdminAddr() string { return s.ln.Addr().String() }
+func (s *Server) AdminAddr() string { return s.admin.Addr() }
 
 // Store returns the node's metadata store.
 func (s *Server) Store() *raft.Store { return s.store }
 
-// Close stops the admin endpoint and the Raft groups; state stays on disk.
-func (s *Server) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.admin.Shutdown(ctx)
-	s.stop()
-	if err := s.kafka.Close(); err != nil {
-		s.log.Error("kafka: close partition logs", "err", err)
-	}
-	s.store.Close()
-	s.closePolicies(ctx)
-	s.nats.close()
-}
+// Close stops everything Start started, in reverse order, and returns
+// once every goroutine it started has ended; state stays on disk. It may
+// be called more than once.
+func (s *Server) Close() { s.life.close() }
 
 // serve runs a node until SIGINT or SIGTERM, telling systemd (when it
 // started the process) when the node is ready, reloading and stopping.
 // level is the logger's level, which a reload may change.
-func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) error {
+func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar, opts Options) error {
 	source := cfg.Source
 	if source == "" {
 		source = "embedded defaults"
@@ -264,16 +285,22 @@ func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
 	sys := newNotifier(log)
-	s, err := Start(cfg, log)
+	s, err := Start(cfg, log, opts)
 	if err != nil {
 		sys.send(status("failed to start: " + err.Error()))
 		return err
 	}
-
+	// The systemd announcer and watchdog belong to serve: they end, and are
+	// waited for, before the node closes.
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.announce(ctx, sys)
-	go s.watchdog(ctx, sys)
+	var notifiers sync.WaitGroup
+	notifiers.Go(func() { s.announce(ctx, sys) })
+	notifiers.Go(func() { s.watchdog(ctx, sys) })
+	stop := func() {
+		cancel()
+		notifiers.Wait()
+		s.Close()
+	}
 	for {
 		select {
 		case got := <-sig:
@@ -286,7 +313,7 @@ func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) error {
 					line = "reload failed (" + err.Error() + "); "
 				}
 				if sys.ready.Load() {
-					sys.send(daemon.SdNotifyReady, status(line+s.status().summary()))
+					sys.send(daemon.SdNotifyReady, status(line+s.admin.Status().Summary()))
 				}
 				continue
 			}
@@ -295,14 +322,11 @@ func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar) error {
 			if got == syscall.SIGTERM && s.store.Ready() {
 				s.controlledShutdown()
 			}
-			s.Close()
+			stop()
 			return nil
-		case err := <-s.done:
+		case err := <-s.life.failed:
 			sys.send(daemon.SdNotifyStopping, status("stopping: a listener failed"))
-			s.Close()
-			if err == nil || errors.Is(err, http.ErrServerClosed) {
-				return nil
-			}
+			stop()
 			return err
 		}
 	}

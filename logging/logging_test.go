@@ -1,4 +1,4 @@
-package appliance
+package logging
 
 import (
 	"bytes"
@@ -59,7 +59,7 @@ func TestNewLogger_journalPriorities(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			f, stream := logFile(t, "stderr")
 			t.Setenv("JOURNAL_STREAM", stream)
-			log, _ := newLogger(config.Log{Level: "debug", Format: format}, f)
+			log, _ := New(config.Log{Level: "debug", Format: format}, f)
 			logEachLevel(log)
 			lines := logLines(t, f)
 			if len(lines) != 4 {
@@ -105,7 +105,7 @@ func TestNewLogger_journalStreamOfAnotherFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Setenv("JOURNAL_STREAM", env)
-			log, _ := newLogger(config.Log{Level: "info", Format: "logfmt"}, f)
+			log, _ := New(config.Log{Level: "info", Format: "logfmt"}, f)
 			log.Warn("warn line")
 			lines := logLines(t, f)
 			if len(lines) != 1 || !strings.HasPrefix(lines[0], "time=") {
@@ -189,12 +189,12 @@ func TestNewLogger_colourOnlyOnATerminal(t *testing.T) {
 			var out string
 			if tt.terminal {
 				ptm, pts := openPTY(t)
-				log, _ := newLogger(config.Log{Level: "info", Format: tt.format}, pts)
+				log, _ := New(config.Log{Level: "info", Format: tt.format}, pts)
 				log.Warn("disk nearly full", "free_bytes", 1024)
 				out = readPTY(t, ptm, "free_bytes=1024\n")
 			} else {
 				f, _ := logFile(t, "stderr")
-				log, _ := newLogger(config.Log{Level: "info", Format: tt.format}, f)
+				log, _ := New(config.Log{Level: "info", Format: tt.format}, f)
 				log.Warn("disk nearly full", "free_bytes", 1024)
 				out = strings.Join(logLines(t, f), "\n")
 			}
@@ -214,7 +214,7 @@ func TestNewLogger_colourOnlyOnATerminal(t *testing.T) {
 func TestNewLogger_levelChangesAtRuntime(t *testing.T) {
 	t.Setenv("JOURNAL_STREAM", "")
 	var buf bytes.Buffer
-	log, level := newLogger(config.Log{Level: "warn", Format: "logfmt"}, &buf)
+	log, level := New(config.Log{Level: "warn", Format: "logfmt"}, &buf)
 	log.Info("before")
 	log.Warn("before")
 	level.Set(slog.LevelDebug)
@@ -249,12 +249,12 @@ func TestParseLevel(t *testing.T) {
 		{in: "", err: true},
 	}
 	for _, tt := range tests {
-		got, err := parseLevel(tt.in)
+		got, err := ParseLevel(tt.in)
 		if (err != nil) != tt.err || (!tt.err && got != tt.want) {
-			t.Errorf("parseLevel(%q) = %v, %v, want %v (error %v)", tt.in, got, err, tt.want, tt.err)
+			t.Errorf("ParseLevel(%q) = %v, %v, want %v (error %v)", tt.in, got, err, tt.want, tt.err)
 		}
 	}
-	// The configuration accepts a level exactly when parseLevel does, so a
+	// The configuration accepts a level exactly when ParseLevel does, so a
 	// reload never meets a level it cannot set.
 	for _, tt := range tests {
 		_, err := config.Parse("reeve.toml", []byte("[log]\nlevel = "+strconv.Quote(tt.in)+"\n"))
@@ -344,7 +344,7 @@ func TestNewLogger_journalConcurrentLines(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			f, stream := logFile(t, "stderr")
 			t.Setenv("JOURNAL_STREAM", stream)
-			log, _ := newLogger(config.Log{Level: "debug", Format: format}, f)
+			log, _ := New(config.Log{Level: "debug", Format: format}, f)
 			const writers, each = 8, 200
 			var wg sync.WaitGroup
 			for w := range writers {

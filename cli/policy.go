@@ -1,4 +1,4 @@
-package appliance
+package cli
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/reeve-edge/reeve/config"
+	"github.com/reeve-edge/reeve/logging"
 	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/wasm"
 )
@@ -46,8 +47,8 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) int {
 	ctx := context.Background()
 	var mod *wasm.Policy
 	if !(sub == "test" && file == config.BuiltinPolicy) {
-		guestLog, _ := newLogger(config.Log{Level: "info", Format: "auto"}, stderr)
-		wc := wasmConfig(config.Default().Election)
+		guestLog, _ := logging.New(config.Log{Level: "info", Format: "auto"}, stderr)
+		wc := wasm.ElectionConfig(config.Default().Election)
 		wc.MemoryLimit, wc.Timeout, wc.Logger, wc.CacheDir = uint64(*memMiB)<<20, *timeout, guestLog, *cacheDir
 		rt, err := wasm.NewRuntime(ctx, wc)
 		if err != nil && wc.CacheDir != "" { // an unwritable cache only costs time

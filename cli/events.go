@@ -1,4 +1,4 @@
-package appliance
+package cli
 
 import (
 	"encoding/json"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
+
+	"github.com/reeve-edge/reeve/api"
 )
 
 // cmdEvents runs `reeve events --follow`: it subscribes to the cluster's
@@ -101,7 +103,7 @@ func cmdEvents(args []string, stdout, stderr io.Writer) int {
 
 // eventLine is one event for a person to read.
 func eventLine(m *nats.Msg) string {
-	var env Envelope
+	var env api.Envelope
 	if err := json.Unmarshal(m.Data, &env); err != nil {
 		return fmt.Sprintf("%s (undecodable: %v)", m.Subject, err)
 	}

@@ -1,4 +1,4 @@
-package appliance
+package admin
 
 import (
 	"bytes"
@@ -17,28 +17,20 @@ import (
 //
 // Three sources make up an answer:
 //
-//   - the Server's metrics.Set, which the Raft store (proposal latency),
+//   - the node's metrics.Set (Node.Metrics), which the Raft store (proposal latency),
 //     the Kafka listener (requests, records, ISR changes), the election
 //     controller (elections, fallbacks) and this package (a module's
-//     fallbacks) write into as things happen. One set per Server, not the
-//     library's global one, so several servers in one process keep apart;
+//     fallbacks) write into as things happen. One set per node, not the
+//     library's global one, so several nodes in one process keep apart;
 //   - state read at scrape time (writeState): partitions by health, nodes,
 //     Raft groups, event outboxes, policy modules. Gauges of state are
 //     computed from the node's applied metadata, never kept up to date by
 //     hand, so they cannot drift;
 //   - the Go runtime's and the process's own metrics (go_*, process_*).
 
-// newMetricSet returns the set a Server's parts write their metrics into.
-func newMetricSet() *metrics.Set {
-	// TYPE lines let Prometheus read the histograms as histograms; the
-	// switch is the library's, global, and only adds lines.
-	metrics.ExposeMetadata(true)
-	return metrics.NewSet()
-}
-
 func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	var b bytes.Buffer
-	s.metricSet.WritePrometheus(&b)
+	s.n.Metrics.WritePrometheus(&b)
 	s.writeState(&b)
 	metrics.WriteProcessMetrics(&b)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -52,18 +44,19 @@ func livez(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }
 
 // writeState writes the figures read from the node's state now.
 func (s *Server) writeState(w io.Writer) {
-	st := s.store
+	st := s.n.Store
+	live := s.n.Liveness
 	self := st.NodeID()
-	timeout := s.cfg.Election.LeaderTimeout.Duration
+	timeout := s.n.LeaderTimeout
 
-	gauge(w, `reeve_build_info{version="`+labelValue(Version)+`"}`, 1)
+	gauge(w, `reeve_build_info{version="`+labelValue(s.n.Version)+`"}`, 1)
 	gauge(w, "reeve_ready", boolValue(st.Ready()))
 
 	states := map[raft.NodeState]int{raft.NodeActive: 0, raft.NodeJoining: 0, raft.NodeRemoved: 0}
 	alive := 0
 	for _, n := range st.Nodes() {
 		states[n.State]++
-		if n.State != raft.NodeRemoved && s.live.Alive(n.ID, timeout) {
+		if n.State != raft.NodeRemoved && live.Alive(n.ID, timeout) {
 			alive++
 		}
 	}
@@ -82,7 +75,7 @@ func (s *Server) writeState(w io.Writer) {
 				offline++
 			case p.Leader == self:
 				led++
-			case !s.live.Alive(p.Leader, timeout):
+			case !live.Alive(p.Leader, timeout):
 				leaderless++
 			}
 			if len(p.ISR) < len(p.Replicas) {
@@ -123,13 +116,14 @@ func (s *Server) writeState(w io.Writer) {
 		fmt.Fprintf(w, "reeve_events_outbox_dropped_total{group=\"%d\"} %d\n", g, ob.Dropped)
 	}
 	var published uint64
-	if s.publisher != nil {
-		published = s.publisher.sent.Load()
+	if s.n.EventsPublished != nil {
+		published = s.n.EventsPublished()
 	}
 	metrics.WriteCounterUint64(w, "reeve_events_published_total", published)
 
-	metrics.WriteCounterUint64(w, "reeve_policy_modules_loaded_total", uint64(s.policies.Info().Loaded))
-	metrics.WriteCounterUint64(w, "reeve_policy_modules_refused_total", uint64(s.policies.Info().Refused))
+	rules := s.n.Policies.Info()
+	metrics.WriteCounterUint64(w, "reeve_policy_modules_loaded_total", uint64(rules.Loaded))
+	metrics.WriteCounterUint64(w, "reeve_policy_modules_refused_total", uint64(rules.Refused))
 }
 
 // family writes a family's TYPE line (and its empty HELP) once, before

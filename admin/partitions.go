@@ -1,4 +1,4 @@
-package appliance
+package admin
 
 import (
 	"cmp"
@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/reeve-edge/reeve/api"
 	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/raft"
 )
@@ -28,43 +29,6 @@ import (
 // GET /v1/partitions.
 const partitionOffsetsTimeout = time.Second
 
-// PartitionsInfo is the body of GET /v1/partitions.
-type PartitionsInfo struct {
-	NodeID uint64 `json:"node_id"` // the answering node
-	// Stale is true when the metadata is the answering node's local view
-	// (?stale=true), false when it was read after a Raft barrier.
-	Stale bool `json:"stale"`
-	// Offsets is true when replicas were asked for their log end offsets
-	// (the default; ?offsets=false skips it).
-	Offsets    bool            `json:"offsets"`
-	Partitions []PartitionInfo `json:"partitions"`
-}
-
-// PartitionInfo is one partition's replicated state and Raft group, and
-// what each of its replicas looks like from the answering node.
-type PartitionInfo struct {
-	PartitionState
-	// ReplicaStates follows Replicas' order (preferred leader first).
-	ReplicaStates []ReplicaInfo `json:"replica_states"`
-	// MaxLag is the largest Lag among the in-sync followers, -1 when no
-	// follower's lag is known.
-	MaxLag int64 `json:"max_lag"`
-}
-
-// ReplicaInfo is one replica of a partition.
-type ReplicaInfo struct {
-	Node   uint64 `json:"node"`
-	Leader bool   `json:"leader"`
-	InISR  bool   `json:"in_isr"`
-	Alive  bool   `json:"alive"` // heard within the leader timeout by the answering node
-	// LogEndOffset is where this replica's log ends, -1 when unknown (the
-	// node is dead, did not answer, or offsets were not asked).
-	LogEndOffset int64 `json:"log_end_offset"`
-	// Lag is the leader's log end offset minus this replica's: 0 for the
-	// leader, -1 when either is unknown.
-	Lag int64 `json:"lag"`
-}
-
 // listPartitions answers GET /v1/partitions. Query parameters: stale=true
 // reads the local view without a Raft barrier (what the status page does,
 // so it keeps working on a node cut off from the quorum), topic=NAME keeps
@@ -72,13 +36,13 @@ type ReplicaInfo struct {
 func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	stale := q.Get("stale") == "true"
-	if err := s.consistent(r, s.store.Groups()...); err != nil {
+	if err := s.consistent(r, s.n.Store.Groups()...); err != nil {
 		writeError(w, err)
 		return
 	}
-	topics := s.store.Topics()
+	topics := s.n.Store.Topics()
 	if name := q.Get("topic"); name != "" {
-		t, ok := s.store.Topic(name)
+		t, ok := s.n.Store.Topic(name)
 		if !ok {
 			writeError(w, fmt.Errorf("%w: %q", raft.ErrUnknownTopic, name))
 			return
@@ -87,26 +51,26 @@ func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.SortFunc(topics, func(a, b raft.Topic) int { return cmp.Compare(a.Name, b.Name) })
 
-	out := PartitionsInfo{NodeID: s.store.NodeID(), Stale: stale, Offsets: q.Get("offsets") != "false", Partitions: []PartitionInfo{}}
+	out := api.Partitions{NodeID: s.n.Store.NodeID(), Stale: stale, Offsets: q.Get("offsets") != "false", Partitions: []api.PartitionInfo{}}
 	var parts []raft.Partition
 	for _, t := range topics {
-		ps := s.store.Partitions(t)
+		ps := s.n.Store.Partitions(t)
 		slices.SortFunc(ps, func(a, b raft.Partition) int { return cmp.Compare(a.Partition, b.Partition) })
 		parts = append(parts, ps...)
 	}
-	timeout := s.cfg.Election.LeaderTimeout.Duration
+	timeout := s.n.LeaderTimeout
 	alive := map[uint64]bool{}
-	for _, n := range s.store.Nodes() {
-		alive[n.ID] = n.State == raft.NodeActive && s.live.Alive(n.ID, timeout)
+	for _, n := range s.n.Store.Nodes() {
+		alive[n.ID] = n.State == raft.NodeActive && s.n.Liveness.Alive(n.ID, timeout)
 	}
 	var leos []map[uint64]int64
 	if out.Offsets {
 		ctx, cancel := context.WithTimeout(r.Context(), partitionOffsetsTimeout)
-		leos = s.elections.LogEndOffsets(ctx, askable(parts, alive))
+		leos = s.n.Elections.LogEndOffsets(ctx, askable(parts, alive))
 		cancel()
 	}
 	for i, p := range parts {
-		pi := PartitionInfo{PartitionState: PartitionState{Partition: p, Group: s.store.GroupOf(p.TopicID, p.Partition)}, MaxLag: -1}
+		pi := api.PartitionInfo{PartitionState: api.PartitionState{Partition: apiPartition(p), Group: s.n.Store.GroupOf(p.TopicID, p.Partition)}, MaxLag: -1}
 		var known map[uint64]int64
 		if leos != nil {
 			known = leos[i]
@@ -135,15 +99,15 @@ func askable(parts []raft.Partition, alive map[uint64]bool) []policy.PartitionSt
 // replicaStates describes p's replicas given each node's liveness and the
 // log end offsets known (nil when none were asked), and returns the largest
 // lag of an in-sync follower (-1 when none is known).
-func replicaStates(p raft.Partition, alive map[uint64]bool, leos map[uint64]int64) ([]ReplicaInfo, int64) {
+func replicaStates(p raft.Partition, alive map[uint64]bool, leos map[uint64]int64) ([]api.ReplicaInfo, int64) {
 	leaderLEO, leaderKnown := leos[p.Leader]
 	if p.Leader == raft.NoLeader {
 		leaderKnown = false
 	}
 	maxLag := int64(-1)
-	out := make([]ReplicaInfo, 0, len(p.Replicas))
+	out := make([]api.ReplicaInfo, 0, len(p.Replicas))
 	for _, r := range p.Replicas {
-		ri := ReplicaInfo{Node: r, Leader: r == p.Leader, InISR: slices.Contains(p.ISR, r), Alive: alive[r], LogEndOffset: -1, Lag: -1}
+		ri := api.ReplicaInfo{Node: r, Leader: r == p.Leader, InISR: slices.Contains(p.ISR, r), Alive: alive[r], LogEndOffset: -1, Lag: -1}
 		if leo, ok := leos[r]; ok {
 			ri.LogEndOffset = leo
 			if leaderKnown {

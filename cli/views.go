@@ -1,4 +1,4 @@
-package appliance
+package cli
 
 import (
 	"encoding/json"
@@ -10,8 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/reeve-edge/reeve/policy"
-	"github.com/reeve-edge/reeve/raft"
+	"github.com/reeve-edge/reeve/api"
 )
 
 // The read-only views of the CLI beyond `reeve status`: who leads what
@@ -44,14 +43,14 @@ func cmdPartitions(args []string, stdout, stderr io.Writer) int {
 	if err := c.do("GET", path, nil, &raw); err != nil {
 		return fail(stderr, err)
 	}
-	var info PartitionsInfo
+	var info api.Partitions
 	if err := json.Unmarshal(raw, &info); err != nil {
 		return fail(stderr, fmt.Errorf("decode partitions: %w", err))
 	}
 	if *unhealthy {
 		kept := info.Partitions[:0]
 		for _, p := range info.Partitions {
-			if p.Leader == raft.NoLeader || len(p.ISR) < len(p.Replicas) {
+			if p.Leader == api.NoLeader || len(p.ISR) < len(p.Replicas) {
 				kept = append(kept, p)
 			}
 		}
@@ -69,7 +68,7 @@ func cmdPartitions(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func printPartitions(w io.Writer, info PartitionsInfo) {
+func printPartitions(w io.Writer, info api.Partitions) {
 	if len(info.Partitions) == 0 {
 		fmt.Fprintln(w, "no partitions")
 		return
@@ -78,7 +77,7 @@ func printPartitions(w io.Writer, info PartitionsInfo) {
 	fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tISR\tREPLICAS\tMAX-LAG\tDOWN\tGROUP")
 	for _, p := range info.Partitions {
 		leader := strconv.FormatUint(p.Leader, 10)
-		if p.Leader == raft.NoLeader {
+		if p.Leader == api.NoLeader {
 			leader = "OFFLINE"
 		}
 		var down []string
@@ -98,7 +97,7 @@ func printPartitions(w io.Writer, info PartitionsInfo) {
 
 // lagText is a partition's largest in-sync lag: "-" with no followers,
 // "?" when no follower's lag is known.
-func lagText(p PartitionInfo) string {
+func lagText(p api.PartitionInfo) string {
 	switch {
 	case len(p.Replicas) < 2:
 		return "-"
@@ -130,7 +129,7 @@ func cmdElections(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	var recs []policy.DecisionRecord
+	var recs []api.Election
 	if err := c.do("GET", "/v1/elections", nil, &recs); err != nil {
 		return fail(stderr, err)
 	}
@@ -145,7 +144,7 @@ func cmdElections(args []string, stdout, stderr io.Writer) int {
 	}
 	if *af.json {
 		if recs == nil {
-			recs = []policy.DecisionRecord{}
+			recs = []api.Election{}
 		}
 		printJSON(stdout, recs)
 		return exitOK

@@ -1,11 +1,10 @@
-package appliance
+package cli
 
 import (
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/reeve-edge/reeve/config"
@@ -43,8 +42,13 @@ The topic, node, elect, status, partitions and elections commands talk to a runn
 with --admin HOST:PORT, else admin.listen of -c FILE, else 127.0.0.1:9644.
 `
 
+// Serve runs a node on cfg until it stops (reeve serve). Package
+// appliance provides it; the client commands never start a node.
+type Serve func(cfg *config.Config, stderr io.Writer) error
+
 // Main runs the reeve command line and returns the process exit status.
-func Main(args []string, stdout, stderr io.Writer) int {
+// version is the release printed by reeve version.
+func Main(args []string, stdout, stderr io.Writer, version string, serve Serve) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -52,7 +56,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
-		return cmdServe(rest, stderr)
+		return cmdServe(rest, stderr, serve)
 	case "config":
 		if len(rest) == 0 || rest[0] != "check" {
 			fmt.Fprintln(stderr, "usage: reeve config check -c FILE")
@@ -76,7 +80,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "events":
 		return cmdEvents(rest, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "reeve %s\n", Version)
+		fmt.Fprintf(stdout, "reeve %s\n", version)
 		return exitOK
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -143,7 +147,7 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func cmdServe(args []string, stderr io.Writer) int {
+func cmdServe(args []string, stderr io.Writer, serve Serve) int {
 	fs := flag.NewFlagSet("reeve serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "", "configuration `FILE` (default: embedded one-node defaults)")
@@ -154,9 +158,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
-	log, level := newLogger(cfg.Log, os.Stderr)
-	if err := serve(cfg, log, level); err != nil {
-		log.Error("reeve failed", "err", err)
+	if err := serve(cfg, stderr); err != nil {
 		return exitFailure
 	}
 	return exitOK

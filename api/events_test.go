@@ -1,11 +1,9 @@
-package appliance
+package api
 
 import (
 	"math/rand/v2"
 	"strings"
 	"testing"
-
-	"github.com/reeve-edge/reeve/raft"
 )
 
 // TestTopicToken_roundTripsEveryKafkaName is a property test: for random
@@ -48,13 +46,13 @@ func TestTopicToken_roundTripsEveryKafkaName(t *testing.T) {
 // policy's token even though they name the node that ran the policy.
 func TestEventSubject_perKind(t *testing.T) {
 	for _, tt := range []struct {
-		ev   raft.Event
+		ev   Event
 		want string
 	}{
-		{raft.Event{Type: raft.EventLeaderChanged, Topic: "line1.temp", Partition: 3, Node: 2}, "reeve.site1.leader_changed.line1~temp.3"},
-		{raft.Event{Type: raft.EventPartitionOffline, Topic: "a_b-c", Partition: 0}, "reeve.site1.partition_offline.a_b-c.0"},
-		{raft.Event{Type: raft.EventNodeDown, Node: 7}, "reeve.site1.node_down.7"},
-		{raft.Event{Type: raft.EventPolicyFellBack, Policy: "prefer label*.wasm", Node: 2}, "reeve.site1.policy_fell_back.prefer_label_~wasm"},
+		{Event{Type: EventLeaderChanged, Topic: "line1.temp", Partition: 3, Node: 2}, "reeve.site1.leader_changed.line1~temp.3"},
+		{Event{Type: EventPartitionOffline, Topic: "a_b-c", Partition: 0}, "reeve.site1.partition_offline.a_b-c.0"},
+		{Event{Type: EventNodeDown, Node: 7}, "reeve.site1.node_down.7"},
+		{Event{Type: EventPolicyFellBack, Policy: "prefer label*.wasm", Node: 2}, "reeve.site1.policy_fell_back.prefer_label_~wasm"},
 	} {
 		if got := EventSubject("reeve", "site1", tt.ev); got != tt.want {
 			t.Errorf("EventSubject(%s) = %q, want %q", tt.ev.Type, got, tt.want)

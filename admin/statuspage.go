@@ -1,4 +1,4 @@
-package appliance
+package admin
 
 import (
 	"bytes"
@@ -36,7 +36,7 @@ type uiAsset struct {
 	etag string
 }
 
-// statusPage serves the status page; admin.go routes GET / and GET /ui/ to
+// statusPage serves the status page; server.go routes GET / and GET /ui/ to
 // it.
 var statusPage http.Handler = newStatusPage(uiFS)
 
@@ -61,7 +61,7 @@ func newStatusPage(fsys fs.FS) http.Handler {
 		err = fs.ErrNotExist
 	}
 	if err != nil {
-		panic("appliance: embedded status page: ui/index.html: " + err.Error())
+		panic("admin: embedded status page: ui/index.html: " + err.Error())
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Path

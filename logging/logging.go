@@ -1,4 +1,7 @@
-package appliance
+// Package logging builds the process logger of reeve serve and its tools
+// from the [log] section: text for a person, logfmt or JSON, syslog
+// priorities for the systemd journal, and a level a reload can change.
+package logging
 
 import (
 	"bytes"
@@ -20,7 +23,7 @@ import (
 	"github.com/reeve-edge/reeve/config"
 )
 
-// newLogger builds the process logger from the [log] section and returns it
+// New builds the process logger from the [log] section and returns it
 // with the level it logs at, which a reload may change while it runs.
 //
 // Formats: "text" is a line for a person (time, level, message,
@@ -35,9 +38,9 @@ import (
 // ("<3>" error, "<4>" warning, "<6>" info, "<7>" debug), which journald
 // strips and stores as the entry's PRIORITY, and the time is left out, as
 // journald stamps each entry itself.
-func newLogger(c config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+func New(c config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
-	if l, err := parseLevel(c.Level); err == nil {
+	if l, err := ParseLevel(c.Level); err == nil {
 		level.Set(l)
 	} // config.Validate refuses an unknown level; info stands in for one.
 	terminal := isTerminal(w)
@@ -58,8 +61,8 @@ func newLogger(c config.Log, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	return slog.New(build(w)), level
 }
 
-// parseLevel reads a [log] level: debug, info, warn or error.
-func parseLevel(s string) (slog.Level, error) {
+// ParseLevel reads a [log] level: debug, info, warn or error.
+func ParseLevel(s string) (slog.Level, error) {
 	switch s {
 	case "debug":
 		return slog.LevelDebug, nil

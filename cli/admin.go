@@ -1,4 +1,4 @@
-package appliance
+package cli
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/reeve-edge/reeve/raft"
+	"github.com/reeve-edge/reeve/api"
 )
 
 // adminClient calls a node's admin JSON API for the CLI.
@@ -48,7 +48,7 @@ func (c *adminClient) do(method, path string, body, out any) error {
 		return fmt.Errorf("read answer from %s: %w", c.base, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e apiError
+		var e api.Error
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
 			return fmt.Errorf("%s", e.Error)
 		}
@@ -118,14 +118,14 @@ func cmdTopic(args []string, stdout, stderr io.Writer) int {
 		}
 		r := *rf
 		if r == 0 {
-			var nodes []raft.Node
+			var nodes []api.Node
 			if err := c.do("GET", "/v1/nodes?stale=true", nil, &nodes); err != nil {
 				return fail(stderr, err)
 			}
 			r = min(3, activeCount(nodes))
 		}
-		req := CreateTopicRequest{Name: name, Partitions: int32(*partitions), ReplicationFactor: int16(r), Config: settings}
-		var t raft.Topic
+		req := api.CreateTopicRequest{Name: name, Partitions: int32(*partitions), ReplicationFactor: int16(r), Config: settings}
+		var t api.Topic
 		if err := c.do("POST", "/v1/topics", req, &raw); err != nil {
 			return fail(stderr, err)
 		}
@@ -136,7 +136,7 @@ func cmdTopic(args []string, stdout, stderr io.Writer) int {
 		json.Unmarshal(raw, &t)
 		fmt.Fprintf(stdout, "created topic %s (id %s) with %d partition(s), replication factor %d\n", t.Name, t.ID, t.Partitions, t.ReplicationFactor)
 	case "list":
-		var topics []raft.Topic
+		var topics []api.Topic
 		if err := c.do("GET", "/v1/topics", nil, &raw); err != nil {
 			return fail(stderr, err)
 		}
@@ -156,7 +156,7 @@ func cmdTopic(args []string, stdout, stderr io.Writer) int {
 		if !ok {
 			return exitUsage
 		}
-		var d TopicDescription
+		var d api.TopicDescription
 		if err := c.do("GET", "/v1/topics/"+url.PathEscape(name), nil, &raw); err != nil {
 			return fail(stderr, err)
 		}
@@ -173,7 +173,7 @@ func cmdTopic(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(tw, "PARTITION\tLEADER\tLEADER-EPOCH\tISR\tREPLICAS\tPARTITION-EPOCH\tGROUP")
 		for _, p := range d.PartitionStates {
 			leader := strconv.FormatUint(p.Leader, 10)
-			if p.Leader == raft.NoLeader {
+			if p.Leader == api.NoLeader {
 				leader = "none"
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%d\n", p.Partition.Partition, leader, p.LeaderEpoch, ids(p.ISR), ids(p.Replicas), p.PartitionEpoch, p.Group)
@@ -221,7 +221,7 @@ func cmdNode(args []string, stdout, stderr io.Writer) int {
 	var raw json.RawMessage
 	switch sub {
 	case "list":
-		var nodes []raft.Node
+		var nodes []api.Node
 		if err := c.do("GET", "/v1/nodes", nil, &raw); err != nil {
 			return fail(stderr, err)
 		}
@@ -241,7 +241,7 @@ func cmdNode(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "usage: reeve node add --id N --raft-address HOST:PORT")
 			return exitUsage
 		}
-		if err := c.do("POST", "/v1/nodes", AddNodeRequest{ID: *id, RaftAddress: *raftAddr}, &raw); err != nil {
+		if err := c.do("POST", "/v1/nodes", api.AddNodeRequest{ID: *id, RaftAddress: *raftAddr}, &raw); err != nil {
 			return fail(stderr, err)
 		}
 		if *af.json {
@@ -274,10 +274,10 @@ func fail(stderr io.Writer, err error) int {
 	return exitFailure
 }
 
-func activeCount(nodes []raft.Node) int {
+func activeCount(nodes []api.Node) int {
 	n := 0
 	for _, x := range nodes {
-		if x.State == raft.NodeActive {
+		if x.State == api.NodeActive {
 			n++
 		}
 	}
@@ -320,14 +320,14 @@ func cmdElect(args []string, stdout, stderr io.Writer) int {
 	}
 	var raw json.RawMessage
 	path := fmt.Sprintf("/v1/topics/%s/partitions/%d/elect", url.PathEscape(*topic), *partition)
-	if err := c.do("POST", path, ElectRequest{To: *to}, &raw); err != nil {
+	if err := c.do("POST", path, api.ElectRequest{To: *to}, &raw); err != nil {
 		return fail(stderr, err)
 	}
 	if *af.json {
 		stdout.Write(raw)
 		return exitOK
 	}
-	var p raft.Partition
+	var p api.Partition
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return fail(stderr, fmt.Errorf("decode the election's answer: %w", err))
 	}

@@ -1,4 +1,4 @@
-package appliance
+package events
 
 import (
 	"context"
@@ -16,9 +16,9 @@ import (
 	"github.com/reeve-edge/reeve/config"
 )
 
-// natsLink is this node's connection for events: to the configured
-// servers, or to a NATS server embedded in the process when none is.
-type natsLink struct {
+// Link is this node's connection for events: to the configured servers,
+// or to a NATS server embedded in the process when none is.
+type Link struct {
 	conn     *nats.Conn
 	embedded *server.Server // nil with an external server
 	url      string
@@ -32,12 +32,12 @@ const eventsStream = "REEVE_EVENTS"
 // republished event (after a controller crash) within it is stored once.
 const dedupWindow = 2 * time.Minute
 
-// connectNATS starts the embedded server if needed and connects. The
+// Connect starts the embedded server if needed and connects. The
 // connection retries for ever in the background: NATS being down never
 // stops the node, it only holds events in the Raft outbox.
-func connectNATS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*natsLink, error) {
+func Connect(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Link, error) {
 	e := cfg.Events
-	l := &natsLink{url: e.NATSURL}
+	l := &Link{url: e.NATSURL}
 	if e.NATSURL == "" {
 		host, portText, _ := net.SplitHostPort(e.EmbeddedListen)
 		port, _ := strconv.Atoi(portText)
@@ -85,7 +85,7 @@ func connectNATS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*na
 	if e.NKeySeedFile != "" {
 		opt, err := nats.NkeyOptionFromSeed(e.NKeySeedFile)
 		if err != nil {
-			l.close()
+			l.Close()
 			return nil, fmt.Errorf("events: events.nkey_seed_file %s: %w", e.NKeySeedFile, err)
 		}
 		opts = append(opts, opt)
@@ -98,7 +98,7 @@ func connectNATS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*na
 	}
 	nc, err := nats.Connect(l.url, opts...)
 	if err != nil {
-		l.close()
+		l.Close()
 		return nil, fmt.Errorf("events: connect to %s: %w", l.url, err)
 	}
 	l.conn = nc
@@ -113,14 +113,19 @@ func connectNATS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*na
 			cancel()
 		}
 		if err != nil {
-			l.close()
+			l.Close()
 			return nil, fmt.Errorf("events: JetStream stream %s: %w", eventsStream, err)
 		}
 	}
 	return l, nil
 }
 
-func (l *natsLink) close() {
+// Conn is the connection to publish on.
+func (l *Link) Conn() *nats.Conn { return l.conn }
+
+// Close drains the connection and stops the embedded server. A nil Link
+// (events off) closes as a no-op.
+func (l *Link) Close() {
 	if l == nil {
 		return
 	}
