@@ -31,6 +31,11 @@ func apiPartition(p raft.Partition) api.Partition {
 		Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch}
 }
 
+func apiPartitionState(p raft.Partition, group uint64) api.PartitionState {
+	return api.PartitionState{Topic: p.Topic, TopicID: p.TopicID.String(), Partition: p.Partition, Replicas: p.Replicas,
+		Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, ISR: p.ISR, PartitionEpoch: p.PartitionEpoch, Group: group}
+}
+
 func apiGroup(id, leader, applied uint64, partitions int, log raft.GroupLog, ob *raft.OutboxStatus) api.Group {
 	g := api.Group{ID: id, Leader: leader, AppliedIndex: applied, Partitions: partitions,
 		FirstIndex: log.FirstIndex, LastIndex: log.LastIndex, SnapshotIndex: log.SnapshotIndex}

@@ -87,7 +87,7 @@ func (s *Server) describeTopic(w http.ResponseWriter, r *http.Request) {
 	}
 	d := api.TopicDescription{Topic: apiTopic(t), PartitionStates: []api.PartitionState{}}
 	for _, p := range s.n.Store.Partitions(t) {
-		d.PartitionStates = append(d.PartitionStates, api.PartitionState{Partition: apiPartition(p), Group: s.n.Store.GroupOf(t.ID, p.Partition)})
+		d.PartitionStates = append(d.PartitionStates, apiPartitionState(p, s.n.Store.GroupOf(t.ID, p.Partition)))
 	}
 	writeJSON(w, http.StatusOK, d)
 }

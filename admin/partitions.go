@@ -70,7 +70,7 @@ func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	for i, p := range parts {
-		pi := api.PartitionInfo{PartitionState: api.PartitionState{Partition: apiPartition(p), Group: s.n.Store.GroupOf(p.TopicID, p.Partition)}, MaxLag: -1}
+		pi := api.PartitionInfo{PartitionState: apiPartitionState(p, s.n.Store.GroupOf(p.TopicID, p.Partition)), MaxLag: -1}
 		var known map[uint64]int64
 		if leos != nil {
 			known = leos[i]

@@ -57,10 +57,18 @@ type Partition struct {
 	PartitionEpoch int32 `json:"partition_epoch"`
 }
 
-// PartitionState is a partition and the Raft group that owns it.
+// PartitionState is a partition's replicated state and the Raft group
+// that owns it: Partition's fields and Group.
 type PartitionState struct {
-	Partition
-	Group uint64 `json:"group"`
+	Topic          string   `json:"topic"`
+	TopicID        string   `json:"topic_id"`
+	Partition      int32    `json:"partition"`
+	Replicas       []uint64 `json:"replicas"`
+	Leader         uint64   `json:"leader"` // NoLeader when offline
+	LeaderEpoch    int32    `json:"leader_epoch"`
+	ISR            []uint64 `json:"isr"`
+	PartitionEpoch int32    `json:"partition_epoch"`
+	Group          uint64   `json:"group"`
 }
 
 // TopicDescription is the body of GET /v1/topics/{name}.

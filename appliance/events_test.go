@@ -159,13 +159,7 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 	followMu.Unlock()
 	printed := false
 	for _, l := range lines {
-		var env struct {
-			Type string `json:"type"`
-			Data struct {
-				Topic  string `json:"topic"`
-				Reason string `json:"reason"`
-			} `json:"data"`
-		}
+		var env api.Envelope
 		if json.Unmarshal([]byte(l), &env) == nil && env.Type == "io.reeve.leader_changed.v1" && env.Data.Topic == "fail.over" &&
 			env.Data.Reason == "leader_timeout" {
 			printed = true

@@ -13,23 +13,18 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/reeve-edge/reeve/api"
 )
 
-// partitionView is one partition as a node's admin API reports it.
-type partitionView struct {
-	Partition   int      `json:"partition"`
-	Leader      uint64   `json:"leader"`
-	LeaderEpoch int32    `json:"leader_epoch"`
-	ISR         []uint64 `json:"isr"`
-	Group       uint64   `json:"group"` // its Raft group
-}
+// partitionView is one partition as a node's admin API reports it, with
+// its Raft group.
+type partitionView = api.PartitionState
 
 // partitionViews returns a node's local view of a topic's partitions, or
 // with consistent, the cluster's latest.
 func partitionViews(p *proc, topic string, consistent ...bool) ([]partitionView, error) {
-	var d struct {
-		PartitionStates []partitionView `json:"partition_states"`
-	}
+	var d api.TopicDescription
 	url := "http://" + p.admin + "/v1/topics/" + topic + "?stale=true"
 	if len(consistent) > 0 && consistent[0] {
 		url = "http://" + p.admin + "/v1/topics/" + topic
@@ -81,13 +76,7 @@ func waitSettled(b testing.TB, procs []*proc, within time.Duration) {
 		applied := map[uint64][2]uint64{} // min, max
 		ok := true
 		for _, p := range procs {
-			var info struct {
-				Groups []struct {
-					ID           uint64 `json:"id"`
-					Leader       uint64 `json:"leader"`
-					AppliedIndex uint64 `json:"applied_index"`
-				} `json:"groups"`
-			}
+			var info api.Cluster
 			if code, err := httpGetJSON("http://"+p.admin+"/v1/cluster", &info); err != nil || code != http.StatusOK {
 				ok = false
 				break
@@ -142,12 +131,7 @@ func failoverConfig(timeout time.Duration) []string {
 // group's events. It waits for the group to have a leader.
 func groupLeaderOf(t testing.TB, p *proc, topic string) (group, leader uint64) {
 	t.Helper()
-	var info struct {
-		Groups []struct {
-			ID     uint64 `json:"id"`
-			Leader uint64 `json:"leader"`
-		} `json:"groups"`
-	}
+	var info api.Cluster
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		ps, err := partitionViews(p, topic, true)
 		if err == nil && len(ps) > 0 {
@@ -319,11 +303,7 @@ func BenchmarkElectionStorm(b *testing.B) {
 	}
 	// The victim is the node leading the most Raft groups, so most
 	// controllers die with the partition leaders.
-	var info struct {
-		Groups []struct {
-			Leader uint64 `json:"leader"`
-		} `json:"groups"`
-	}
+	var info api.Cluster
 	if _, err := httpGetJSON("http://"+procs[0].admin+"/v1/cluster", &info); err != nil {
 		b.Fatal(err)
 	}

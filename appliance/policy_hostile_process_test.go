@@ -141,7 +141,7 @@ func TestPolicy_hostileModulesCannotBreakACluster(t *testing.T) {
 		}
 		for _, v := range vs {
 			if v.Leader == uint64(victim.id) {
-				led[r.topic] = append(led[r.topic], v.Partition)
+				led[r.topic] = append(led[r.topic], int(v.Partition))
 			}
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/reeve-edge/reeve/api"
 )
 
 // buildPolicy builds an example policy module into dir as name.
@@ -44,34 +46,21 @@ func TestPolicy_failoverElectsTheLabelledReplica(t *testing.T) {
 	defer cancel()
 	createTopic(t, procs, "line1", 3, 3)
 	waitTopic(t, procs[0], "line1", 3)
-	var pol struct {
-		Rules []struct {
-			Policy  string `json:"policy"`
-			Digest  string `json:"digest"`
-			Running bool   `json:"running"`
-		} `json:"rules"`
-	}
+	var pol api.Policies
 	if _, err := httpGetJSON("http://"+procs[0].admin+"/v1/policies", &pol); err != nil || len(pol.Rules) != 1 ||
 		!pol.Rules[0].Running || !strings.HasPrefix(pol.Rules[0].Digest, "sha256:") {
 		t.Fatalf("GET /v1/policies = %+v, %v; want prefer-label.wasm running", pol, err)
 	}
 	// A partition whose replicas are [a, b, 3]: with a dead, first-isr
 	// would elect b; prefer-label must elect 3 (node 3 is in zone z3).
-	var d struct {
-		PartitionStates []struct {
-			Partition int      `json:"partition"`
-			Leader    uint64   `json:"leader"`
-			Replicas  []uint64 `json:"replicas"`
-			ISR       []uint64 `json:"isr"`
-		} `json:"partition_states"`
-	}
+	var d api.TopicDescription
 	if _, err := httpGetJSON("http://"+procs[0].admin+"/v1/topics/line1", &d); err != nil {
 		t.Fatal(err)
 	}
 	part, victim := -1, uint64(0)
 	for _, ps := range d.PartitionStates {
 		if len(ps.Replicas) == 3 && ps.Replicas[2] == 3 {
-			part, victim = ps.Partition, ps.Replicas[0]
+			part, victim = int(ps.Partition), ps.Replicas[0]
 		}
 	}
 	if part < 0 {
@@ -142,15 +131,8 @@ func TestPolicy_sighupLoadsANewModuleAndKeepsAGoodOneOverABadOne(t *testing.T) {
 	staging := t.TempDir()
 	buildPolicy(t, "prefer-label", staging, "prefer-label.wasm")
 	p, _ := kafkaNodeTB(t, fmt.Sprintf("\n[election]\npolicy_dir = %q\n[[election.rules]]\ntopics = \"*\"\npolicy = \"prefer-label.wasm\"\nsettings = { label = \"zone\", value = \"z1\" }\n", pdir))
-	type rules struct {
-		Rules []struct {
-			Digest  string `json:"digest"`
-			Running bool   `json:"running"`
-			Error   string `json:"last_error"`
-		} `json:"rules"`
-	}
-	get := func() rules {
-		var r rules
+	get := func() api.Policies {
+		var r api.Policies
 		if _, err := httpGetJSON("http://"+p.admin+"/v1/policies", &r); err != nil || len(r.Rules) != 1 {
 			t.Fatalf("GET /v1/policies = %+v, %v", r, err)
 		}
@@ -213,16 +195,9 @@ func TestPolicy_sighupAppliesChangedRules(t *testing.T) {
 	buildPolicy(t, "prefer-label", pdir, "prefer-label.wasm")
 	first := "[[election.rules]]\ntopics = \"plant-*\"\npolicy = \"prefer-label.wasm\"\nsettings = { label = \"zone\", value = \"z1\" }\n"
 	p, _ := kafkaNodeTB(t, fmt.Sprintf("\n[election]\npolicy_dir = %q\n%s", pdir, first))
-	type ruleState struct {
-		Topics  string `json:"topics"`
-		Policy  string `json:"policy"`
-		Digest  string `json:"digest"`
-		Running bool   `json:"running"`
-	}
+	type ruleState = api.PolicyRule
 	get := func() []ruleState {
-		var r struct {
-			Rules []ruleState `json:"rules"`
-		}
+		var r api.Policies
 		if _, err := httpGetJSON("http://"+p.admin+"/v1/policies", &r); err != nil {
 			t.Fatalf("GET /v1/policies: %v", err)
 		}
@@ -290,12 +265,7 @@ func TestPolicy_leastLagElectsTheReplicaWithTheLongestLog(t *testing.T) {
 	defer cancel()
 	createTopic(t, procs, "lag1", 1, 3)
 	waitTopic(t, procs[0], "lag1", 1)
-	var d struct {
-		PartitionStates []struct {
-			Leader   uint64   `json:"leader"`
-			Replicas []uint64 `json:"replicas"`
-		} `json:"partition_states"`
-	}
+	var d api.TopicDescription
 	if _, err := httpGetJSON("http://"+procs[0].admin+"/v1/topics/lag1", &d); err != nil || len(d.PartitionStates) != 1 ||
 		len(d.PartitionStates[0].Replicas) != 3 {
 		t.Fatalf("GET /v1/topics/lag1 = %+v, %v", d, err)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reeve-edge/reeve/api"
 )
 
 // These tests drive the real reeve binary, built once in TestMain with the
@@ -231,17 +233,7 @@ format = "json"
 	}
 }
 
-type topicDesc struct {
-	Name            string `json:"name"`
-	ID              string `json:"id"`
-	Partitions      int    `json:"partitions"`
-	PartitionStates []struct {
-		Partition int      `json:"partition"`
-		Leader    uint64   `json:"leader"`
-		ISR       []uint64 `json:"isr"`
-		Group     uint64   `json:"group"`
-	} `json:"partition_states"`
-}
+type topicDesc = api.TopicDescription
 
 func describe(t *testing.T, p *proc, topic string, stale bool) (topicDesc, error) {
 	t.Helper()
@@ -276,11 +268,7 @@ func waitTopic(t *testing.T, p *proc, topic string, partitions int) topicDesc {
 	}
 }
 
-type groupInfo struct {
-	ID            uint64 `json:"id"`
-	AppliedIndex  uint64 `json:"applied_index"`
-	SnapshotIndex uint64 `json:"snapshot_index"`
-}
+type groupInfo = api.Group
 
 // clusterGroup returns what a node's admin API says of its cluster group.
 func clusterGroup(t *testing.T, p *proc) groupInfo {
@@ -290,9 +278,7 @@ func clusterGroup(t *testing.T, p *proc) groupInfo {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var info struct {
-		Groups []groupInfo `json:"groups"`
-	}
+	var info api.Cluster
 	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || len(info.Groups) == 0 {
 		t.Fatalf("GET /v1/cluster: %+v, %v", info, err)
 	}
@@ -382,17 +368,7 @@ func checkPartitionsAndElectionsCLI(t *testing.T, p *proc) {
 		t.Fatalf("partitions: status %d, %q %s", status, out, errOut)
 	}
 	out, errOut, status = run(t, "partitions", "--topic", "telemetry", "--json", "--admin", p.admin)
-	var info struct {
-		Partitions []struct {
-			Partition     int32    `json:"partition"`
-			Leader        uint64   `json:"leader"`
-			ISR           []uint64 `json:"isr"`
-			ReplicaStates []struct {
-				Node  uint64 `json:"node"`
-				Alive bool   `json:"alive"`
-			} `json:"replica_states"`
-		} `json:"partitions"`
-	}
+	var info api.Partitions
 	if err := json.Unmarshal([]byte(out), &info); status != 0 || err != nil || len(info.Partitions) != 6 {
 		t.Fatalf("partitions --json: status %d, %v, %q %s", status, err, out, errOut)
 	}
@@ -405,9 +381,7 @@ func checkPartitionsAndElectionsCLI(t *testing.T, p *proc) {
 		to = p0.ISR[1]
 	}
 	out, errOut, status = run(t, "elect", "--topic", "telemetry", "--partition", "0", "--to", fmt.Sprint(to), "--json", "--admin", p.admin)
-	var elected struct {
-		Leader uint64 `json:"leader"`
-	}
+	var elected api.Partition
 	if err := json.Unmarshal([]byte(out), &elected); status != 0 || err != nil || elected.Leader != to {
 		t.Fatalf("elect --to %d --json: status %d, %v, %q %s", to, status, err, out, errOut)
 	}

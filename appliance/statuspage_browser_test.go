@@ -20,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/reeve-edge/reeve/api"
 )
 
 // The status page in a real browser: Debian's chromium, headless, driven
@@ -169,25 +171,9 @@ const readPage = `(() => {
 // apiView is what the answering node's API says, in pageView's terms.
 func apiView(t *testing.T, p *proc) (pageView, error) {
 	t.Helper()
-	var st struct {
-		Nodes []struct {
-			ID    uint64 `json:"id"`
-			Alive bool   `json:"alive"`
-		} `json:"nodes"`
-		Elections []struct {
-			Topic     string `json:"topic"`
-			Partition int32  `json:"partition"`
-			To        uint64 `json:"to"`
-		} `json:"elections"`
-	}
+	var st api.Status
 	var parts partitionsBody
-	var pol struct {
-		Rules []struct {
-			Topics  string `json:"topics"`
-			Policy  string `json:"policy"`
-			Running bool   `json:"running"`
-		} `json:"rules"`
-	}
+	var pol api.Policies
 	for path, v := range map[string]any{"/v1/status": &st, "/v1/partitions?stale=true&offsets=false": &parts, "/v1/policies": &pol} {
 		if code, err := httpGetJSON("http://"+p.admin+path, v); err != nil || code != http.StatusOK {
 			return pageView{}, fmt.Errorf("GET %s on node %d: %d, %v", path, p.id, code, err)
@@ -392,12 +378,7 @@ func pickVictimAndViewer(t *testing.T, procs []*proc, topic string) (victim, vie
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info struct {
-		Groups []struct {
-			ID     uint64 `json:"id"`
-			Leader uint64 `json:"leader"`
-		} `json:"groups"`
-	}
+	var info api.Cluster
 	if code, err := httpGetJSON("http://"+procs[0].admin+"/v1/cluster", &info); err != nil || code != http.StatusOK {
 		t.Fatalf("GET /v1/cluster: %d, %v", code, err)
 	}

@@ -176,7 +176,7 @@ func cmdTopic(args []string, stdout, stderr io.Writer) int {
 			if p.Leader == api.NoLeader {
 				leader = "none"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%d\n", p.Partition.Partition, leader, p.LeaderEpoch, ids(p.ISR), ids(p.Replicas), p.PartitionEpoch, p.Group)
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%d\n", p.Partition, leader, p.LeaderEpoch, ids(p.ISR), ids(p.Replicas), p.PartitionEpoch, p.Group)
 		}
 		tw.Flush()
 	case "delete":

@@ -86,7 +86,7 @@ func printPartitions(w io.Writer, info api.Partitions) {
 				down = append(down, strconv.FormatUint(r.Node, 10))
 			}
 		}
-		fmt.Fprintf(tw, "%s-%d\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", p.Topic, p.Partition.Partition, leader, p.LeaderEpoch,
+		fmt.Fprintf(tw, "%s-%d\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", p.Topic, p.Partition, leader, p.LeaderEpoch,
 			ids(p.ISR), ids(p.Replicas), lagText(p), orDash(strings.Join(down, ",")), p.Group)
 	}
 	tw.Flush()
