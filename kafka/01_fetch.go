@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -49,12 +50,16 @@ func handleFetch(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 }
 
 // waitAny waits until one of chans closes (true) or d passes (false).
+// Its watchers have ended when it returns: they belong to the request,
+// which Close waits for.
 func waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, d)
+	var watchers sync.WaitGroup
+	defer watchers.Wait()
 	defer cancel()
 	woke := make(chan struct{}, 1)
 	for _, ch := range chans {
-		go func() {
+		watchers.Go(func() {
 			select {
 			case <-ch:
 				select {
@@ -63,7 +68,7 @@ func waitAny(ctx context.Context, chans []<-chan struct{}, d time.Duration) bool
 				}
 			case <-ctx.Done():
 			}
-		}()
+		})
 	}
 	select {
 	case <-woke:

@@ -147,16 +147,27 @@ func (s *Server) Listen() error {
 // Addr returns the bound address (after Listen).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Serve accepts connections until Close.
+// Serve accepts connections until Close. After Close it returns at once.
 func (s *Server) Serve() error {
+	// Close may come first (a node closed as soon as it started); its Wait
+	// must not miss the goroutines below, so they are counted under mu and
+	// only while the server is open.
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.wg.Add(3)
 	if s.cfg.HeartbeatInterval > 0 {
 		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if s.cfg.HeartbeatInterval > 0 {
 		go func() {
 			defer s.wg.Done()
 			s.heartbeats(s.ctx, s.cfg.HeartbeatInterval)
 		}()
 	}
-	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		s.parts.maintain(s.ctx)
