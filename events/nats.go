@@ -57,7 +57,10 @@ func Connect(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Link, 
 		if err != nil {
 			return nil, fmt.Errorf("events: embedded NATS server: %w", err)
 		}
-		go ns.Start()
+		// Start does not block (the server's goroutines are its own, and
+		// Shutdown waits for them); run in a goroutine of ours it could
+		// still be starting when Close shuts the server down.
+		ns.Start()
 		if !ns.ReadyForConnections(10 * time.Second) {
 			ns.Shutdown()
 			return nil, fmt.Errorf("events: embedded NATS server did not start on %s (is the port taken? set events.embedded_listen, or events.nats_url for an external server)", e.EmbeddedListen)
