@@ -110,10 +110,9 @@ func documentedMetrics(t *testing.T) []string {
 	return names
 }
 
-// startNode starts a one-node reeve in this process (so the race detector
-// watches the code under test) and waits until it has joined its cluster.
-// mutate, if given, changes the configuration first.
-func startNode(t *testing.T, mutate ...func(*config.Config)) *appliance.Server {
+// nodeConfig is the configuration of a one-node cluster on free loopback
+// ports, with its data in a temporary directory.
+func nodeConfig(t *testing.T) *config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Node.DataDir = filepath.Join(t.TempDir(), "data")
@@ -122,9 +121,21 @@ func startNode(t *testing.T, mutate ...func(*config.Config)) *appliance.Server {
 	cfg.Kafka.Listen = freePort(t, "127.0.0.1")
 	cfg.Admin.Listen = freePort(t, "127.0.0.1")
 	cfg.Events.EmbeddedListen = "127.0.0.1:0"
+	return cfg
+}
+
+// startNode starts a one-node reeve in this process (so the race detector
+// watches the code under test) and waits until it has joined its cluster.
+// mutate, if given, changes the configuration first. After the test the
+// node is closed and checked to have left no goroutine (checkNoLeaks), so
+// the test must not call t.Parallel.
+func startNode(t *testing.T, mutate ...func(*config.Config)) *appliance.Server {
+	t.Helper()
+	cfg := nodeConfig(t)
 	for _, m := range mutate {
 		m(cfg)
 	}
+	checkNoLeaks(t)
 	s, err := appliance.Start(cfg, slog.New(slog.DiscardHandler), appliance.Options{})
 	if err != nil {
 		t.Fatal(err)
