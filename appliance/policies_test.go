@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,56 +20,6 @@ import (
 	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/wasm"
 )
-
-// guests caches policy modules built from Go source for the tests.
-var guests sync.Map // dir -> []byte or error
-
-// buildGuest builds the Go policy module in dir (relative to the repo root)
-// with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared and returns its bytes.
-func buildGuest(t testing.TB, dir string) []byte {
-	t.Helper()
-	if v, ok := guests.Load(dir); ok {
-		if err, bad := v.(error); bad {
-			t.Fatal(err)
-		}
-		return v.([]byte)
-	}
-	out := filepath.Join(t.TempDir(), filepath.Base(dir)+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+dir)
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		err = fmt.Errorf("build %s: %v\n%s", dir, err, msg)
-		guests.Store(dir, err)
-		t.Fatal(err)
-	}
-	code, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	guests.Store(dir, code)
-	return code
-}
-
-// loadGuest compiles and instantiates a guest with settings.
-func loadGuest(t testing.TB, dir string, settings map[string]string) *wasm.Policy {
-	t.Helper()
-	ctx := context.Background()
-	rt, err := wasm.NewRuntime(ctx, wasm.Config{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close(ctx) })
-	m, err := rt.Compile(ctx, filepath.Base(dir)+".wasm", buildGuest(t, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := m.Instantiate(ctx, wasm.Settings(settings), policy.Shape{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // corpus generates partitions in every state a controller may see: 1 to 5
 // replicas over 6 nodes, any liveness and ISR membership, every reason,
@@ -215,10 +164,10 @@ func testRules(t *testing.T, dir, module string, timeout time.Duration, settings
 	buf := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(buf, nil))
 	wc := wasm.ElectionConfig(e)
-	// The node's compilation cache: a module swapped back in compiles
-	// from it (without it, 50 swaps are 50 cold compiles, minutes under
-	// -race).
-	wc.Logger, wc.CacheDir = log, t.TempDir()
+	// The node's compilation cache, shared by the tests and warmed by the
+	// reeve binary (guests_test.go): a module swapped back in compiles from
+	// it (without it, 50 swaps are 50 cold compiles, minutes under -race).
+	wc.Logger, wc.CacheDir = log, guestCacheDir(t)
 	ctx := context.Background()
 	rt, err := wasm.NewRuntime(ctx, wc)
 	if err != nil {
