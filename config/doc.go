@@ -1,7 +1,10 @@
 // Package config reads and validates reeve's TOML configuration, and the
 // scenario files of reeve policy test (LoadScenario). It is the only
-// package that reads TOML and imports no other part of reeve; appliance
-// takes the *Config and hands each part the plain values it needs.
+// package that reads TOML and imports no other part of reeve. raft, kafka
+// and policy never see a Config: appliance hands them the plain values
+// they need. The packages at the edge read their own sections: events
+// (Config.Events, in events.Connect), logging (Config.Log), wasm
+// (Config.Election, in wasm.ElectionConfig) and cli.
 //
 // Parse and Load start from the defaults (the same as Default), apply the
 // file on top and validate the result. They report every problem in one

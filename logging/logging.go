@@ -1,6 +1,16 @@
 // Package logging builds the process logger of reeve serve and its tools
-// from the [log] section: text for a person, logfmt or JSON, syslog
-// priorities for the systemd journal, and a level a reload can change.
+// from the configuration's log section ([config.Log]): text for a person,
+// logfmt or JSON, syslog priorities for the systemd journal, and a level a
+// reload can change. Package appliance builds it and passes it to every
+// part.
+//
+// Usage:
+//
+//	log, level := logging.New(cfg.Log, os.Stderr)
+//	log.Info("reeve starting", "node_id", cfg.Node.ID)
+//	if l, err := logging.ParseLevel("debug"); err == nil {
+//		level.Set(l) // as a reload does: takes effect at once
+//	}
 package logging
 
 import (
