@@ -131,6 +131,26 @@ type Kafka struct {
 	// segments are deleted: -1 (the default) for no limit, else at least
 	// 1 MiB.
 	RetentionBytes int64 `toml:"retention_bytes"`
+	// MaxConnections caps the client connections the listener holds at
+	// once, as Kafka's max.connections; past it a new connection is closed
+	// at once. 1..1000000, default 1000.
+	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerIP caps the connections from one IP address, as
+	// Kafka's max.connections.per.ip; 1..max_connections, default 100.
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// QueuedMaxRequestBytes bounds the request bytes all connections hold
+	// at once, as Kafka's queued.max.request.bytes: a connection waits
+	// before reading more when the budget is spent. At least
+	// max_request_bytes; default 128 MiB.
+	QueuedMaxRequestBytes int64 `toml:"queued_max_request_bytes"`
+	// MaxMessageBytes is the largest record batch a topic accepts, as
+	// Kafka's message.max.bytes (a topic's max.message.bytes overrides it);
+	// 1 KiB..max_request_bytes, default 1048588.
+	MaxMessageBytes int64 `toml:"max_message_bytes"`
+	// MaxPartitions caps the partition replicas this node holds; a topic
+	// or partition creation that would pass it is refused. 0 (the default)
+	// derives it from the open-file limit, as each replica keeps files open.
+	MaxPartitions int `toml:"max_partitions"`
 }
 
 // Election configures leader election.
@@ -225,6 +245,18 @@ func (e Events) EventsEnabled() bool { return e.Enabled == nil || *e.Enabled }
 type Admin struct {
 	// Listen is the bind address, default "127.0.0.1:9644".
 	Listen string `toml:"listen"`
+	// TokenFile holds the bearer token every state-changing request must
+	// carry (Authorization: Bearer <token>); "" requires none. The file
+	// must not be readable by group or others, and the token is at least
+	// 16 characters.
+	TokenFile string `toml:"token_file"`
+	// PublicReads leaves the read-only endpoints (GET) and the status page
+	// open without the token; default false. Health probes are always open.
+	PublicReads bool `toml:"public_reads"`
+	// AllowedHosts are the names, besides the listen address's host,
+	// localhost and loopback addresses, a request's Host header (and a
+	// browser's Origin) may carry: the names operators reach the node by.
+	AllowedHosts []string `toml:"allowed_hosts"`
 }
 
 // Log configures logging.
@@ -286,6 +318,10 @@ const (
 	defaultReplicaLag        = 10 * time.Second
 	defaultRetention         = 7 * 24 * time.Hour
 	defaultRetentionBytes    = -1 // no limit
+	defaultMaxConnections    = 1000
+	defaultMaxConnsPerIP     = 100
+	defaultQueuedMaxRequest  = 128 << 20
+	defaultMaxMessageBytes   = 1048588 // Kafka's message.max.bytes
 	defaultAdminListen       = "127.0.0.1:9644"
 	defaultLogLevel          = "info"
 	defaultLogFormat         = "auto"
@@ -335,6 +371,10 @@ func base() *Config {
 			ReplicaLagTime:             Duration{defaultReplicaLag},
 			Retention:                  Duration{defaultRetention},
 			RetentionBytes:             defaultRetentionBytes,
+			MaxConnections:             defaultMaxConnections,
+			MaxConnectionsPerIP:        defaultMaxConnsPerIP,
+			QueuedMaxRequestBytes:      defaultQueuedMaxRequest,
+			MaxMessageBytes:            defaultMaxMessageBytes,
 		},
 		Admin: Admin{Listen: defaultAdminListen},
 		Election: Election{

@@ -95,7 +95,7 @@ func TestParse_errors(t *testing.T) {
 		{
 			name: "unknown key without suggestion",
 			src:  "[admin]\ntls = true\n",
-			want: []string{`t.toml:2:1: admin.tls: unknown key; use one of listen`},
+			want: []string{`t.toml:2:1: admin.tls: unknown key; use one of listen, token_file, public_reads, allowed_hosts`},
 		},
 		{
 			name: "key outside its table",
@@ -638,6 +638,7 @@ func TestParse_valid(t *testing.T) {
 				c.Kafka.SegmentAge = Duration{time.Hour}
 				c.Kafka.Retention = Duration{0}
 				c.Kafka.RetentionBytes = 10 << 20
+				c.Kafka.MaxMessageBytes = 1 << 20 // follows max_request_bytes down
 			},
 		},
 		{
@@ -655,6 +656,7 @@ func TestParse_valid(t *testing.T) {
 				c.Kafka.SegmentAge = Duration{time.Minute}
 				c.Kafka.Retention = Duration{1}
 				c.Kafka.RetentionBytes = 1 << 20
+				c.Kafka.MaxMessageBytes = 1024
 			},
 		},
 		{
@@ -663,6 +665,19 @@ func TestParse_valid(t *testing.T) {
 			want: func(c *Config) {
 				c.Kafka.MaxRequestBytes = 1 << 30
 				c.Kafka.FsyncInterval = Duration{time.Hour}
+				c.Kafka.QueuedMaxRequestBytes = 1 << 30 // follows max_request_bytes up
+			},
+		},
+		{
+			name: "connection and memory limits",
+			src: "[kafka]\nmax_connections = 50\nqueued_max_request_bytes = 1073741824\nmax_message_bytes = 2097152\n" +
+				"max_partitions = 2000\n",
+			want: func(c *Config) {
+				c.Kafka.MaxConnections = 50
+				c.Kafka.MaxConnectionsPerIP = 50 // follows max_connections down
+				c.Kafka.QueuedMaxRequestBytes = 1 << 30
+				c.Kafka.MaxMessageBytes = 2 << 20
+				c.Kafka.MaxPartitions = 2000
 			},
 		},
 		{
@@ -719,6 +734,10 @@ func TestDefault(t *testing.T) {
 			ReplicaLagTime:             Duration{10 * time.Second},
 			Retention:                  Duration{168 * time.Hour},
 			RetentionBytes:             -1,
+			MaxConnections:             1000,
+			MaxConnectionsPerIP:        100,
+			QueuedMaxRequestBytes:      128 << 20,
+			MaxMessageBytes:            1048588,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9644"},
 		Log:   Log{Level: "info", Format: "auto"},

@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	pathpkg "path"
 	"regexp"
 	"slices"
@@ -42,6 +44,11 @@ var intRanges = map[string]struct{ min, max int64 }{
 	"kafka.default_partitions":         {1, 100000},
 	"kafka.default_replication_factor": {1, 7},
 	"kafka.segment_bytes":              {1 << 20, 1 << 30},
+	"kafka.max_connections":            {1, 1_000_000},
+	"kafka.max_connections_per_ip":     {1, 1_000_000},
+	"kafka.queued_max_request_bytes":   {1 << 20, 64 << 30},
+	"kafka.max_message_bytes":          {1 << 10, 1 << 30},
+	"kafka.max_partitions":             {0, 1_000_000},
 }
 
 // checkRange reports integer key n when it is outside its intRanges range.
@@ -63,6 +70,22 @@ func (d *decoder) defaults(c *Config) {
 	if len(c.Cluster.InitialMembers) == 0 && !c.Cluster.Join && d.ok("cluster.initial_members") {
 		c.Cluster.InitialMembers = []string{member(c.Node.ID, c.Raft.Address)}
 	}
+	// Limits left unset follow the ones set, so that lowering
+	// max_request_bytes or max_connections alone stays valid.
+	// A limit out of its range is reported as such; nothing follows from it.
+	k := &c.Kafka
+	inRange := func(key string, n int64) bool { r := intRanges[key]; return n >= r.min && n <= r.max }
+	if inRange("kafka.max_request_bytes", k.MaxRequestBytes) {
+		if !d.seen["kafka.max_message_bytes"] {
+			k.MaxMessageBytes = min(k.MaxMessageBytes, k.MaxRequestBytes)
+		}
+		if !d.seen["kafka.queued_max_request_bytes"] {
+			k.QueuedMaxRequestBytes = max(k.QueuedMaxRequestBytes, k.MaxRequestBytes)
+		}
+	}
+	if inRange("kafka.max_connections", int64(k.MaxConnections)) && !d.seen["kafka.max_connections_per_ip"] {
+		k.MaxConnectionsPerIP = min(k.MaxConnectionsPerIP, k.MaxConnections)
+	}
 }
 
 func (d *decoder) validate(c *Config) {
@@ -74,6 +97,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateKafka(c)
 	d.validateElection(c)
 	d.validateEvents(c)
+	d.validateAdmin(c)
 	if d.ok("log.level") && !slices.Contains(logLevels, c.Log.Level) {
 		d.errorf("log.level", "unknown level %q%s; use one of %s", c.Log.Level, didYouMean(c.Log.Level, logLevels), strings.Join(logLevels, ", "))
 	}
@@ -298,6 +322,22 @@ func (d *decoder) validateKafka(c *Config) {
 	if n := k.RetentionBytes; d.ok("kafka.retention_bytes") && n != -1 && n < minRetentionBytes {
 		d.errorf("kafka.retention_bytes", "%d is out of range; use -1 for no limit, or %d (1 MiB) or more", n, minRetentionBytes)
 	}
+	d.checkRange("kafka.max_connections", int64(k.MaxConnections))
+	d.checkRange("kafka.max_connections_per_ip", int64(k.MaxConnectionsPerIP))
+	d.checkRange("kafka.queued_max_request_bytes", k.QueuedMaxRequestBytes)
+	d.checkRange("kafka.max_message_bytes", k.MaxMessageBytes)
+	d.checkRange("kafka.max_partitions", int64(k.MaxPartitions))
+	if k.MaxConnectionsPerIP > k.MaxConnections && d.ok("kafka.max_connections_per_ip", "kafka.max_connections") {
+		d.errorf("kafka.max_connections_per_ip", "%d is more than kafka.max_connections (%d); use at most that", k.MaxConnectionsPerIP, k.MaxConnections)
+	}
+	if k.QueuedMaxRequestBytes < k.MaxRequestBytes && d.ok("kafka.queued_max_request_bytes", "kafka.max_request_bytes") {
+		d.errorf("kafka.queued_max_request_bytes", "%d is less than kafka.max_request_bytes (%d): a request of the largest allowed size could never be read; raise it or lower max_request_bytes",
+			k.QueuedMaxRequestBytes, k.MaxRequestBytes)
+	}
+	if k.MaxMessageBytes > k.MaxRequestBytes && d.ok("kafka.max_message_bytes", "kafka.max_request_bytes") {
+		d.errorf("kafka.max_message_bytes", "%d is more than kafka.max_request_bytes (%d): no produce request could carry such a batch; use at most that",
+			k.MaxMessageBytes, k.MaxRequestBytes)
+	}
 }
 
 // durationText writes d as time.Duration.String does, less the zero minutes
@@ -491,6 +531,67 @@ func (d *decoder) validateElection(c *Config) {
 }
 
 var subjectTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// validateAdmin checks the admin API's protection; the listen address is
+// checked with the others in validateListeners.
+func (d *decoder) validateAdmin(c *Config) {
+	a := c.Admin
+	if a.TokenFile != "" && d.ok("admin.token_file") {
+		if err := checkTokenFile(a.TokenFile); err != nil {
+			d.errorf("admin.token_file", "%v", err)
+		}
+	}
+	if d.ok("admin.allowed_hosts") {
+		for _, h := range a.AllowedHosts {
+			if h == "" || strings.ContainsAny(h, "/ \t@") {
+				d.errorf("admin.allowed_hosts", "%q is not a host name; give names such as \"reeve1.plant.local\" or addresses such as \"10.0.0.5\", without scheme or path", h)
+				break
+			}
+		}
+	}
+}
+
+// minTokenLength is the shortest admin token accepted.
+const minTokenLength = 16
+
+// checkTokenFile checks the admin token file the way sshd checks a key:
+// it exists, only its owner may read it, and the token is long enough.
+func checkTokenFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%v; create it with a random token, e.g. head -c 32 /dev/urandom | base64 > %s; chmod 600 %s", err, path, path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s is readable by group or others (mode %04o); chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	token, err := ReadToken(path)
+	if err != nil {
+		return err
+	}
+	if len(token) < minTokenLength {
+		return fmt.Errorf("%s holds a %d-character token; use at least %d, e.g. head -c 32 /dev/urandom | base64 > %s", path, len(token), minTokenLength, path)
+	}
+	return nil
+}
+
+// ReadToken reads a token file: its first line, without surrounding white
+// space. Files larger than 4 KiB are refused.
+func ReadToken(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4097))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > 4096 {
+		return "", fmt.Errorf("%s is larger than 4 KiB; it should hold one token", path)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(line), nil
+}
 
 func (d *decoder) validateEvents(c *Config) {
 	e := c.Events
