@@ -83,11 +83,14 @@ func (s *Server) start(opts Options) error {
 		return err
 	}
 	s.kafka = ks
-	life.onClose(func() {
+	// Closed once, by the serving loop's stop or, when Start fails before
+	// that, by this step; the error is logged either way.
+	closeKafka := sync.OnceFunc(func() {
 		if err := ks.Close(); err != nil {
 			s.log.Error("kafka: close partition logs", "err", err)
 		}
 	})
+	life.onClose(closeKafka)
 	if err := ks.Listen(); err != nil {
 		return err
 	}
@@ -156,7 +159,7 @@ func (s *Server) start(opts Options) error {
 		defer cancel()
 		ad.Close(ctx)
 	})
-	life.serve(ks.Serve, func() { ks.Close() })
+	life.serve(ks.Serve, closeKafka)
 	life.run(s.followChanges)
 	life.run(quorum.run)
 	life.run(s.elections.wake)
