@@ -35,6 +35,16 @@ type Node struct {
 	LeaderTimeout time.Duration
 	Version       string
 	Log           *slog.Logger
+
+	// Token is the bearer token requests must carry (admin.token_file's);
+	// "" requires none. See guard.go for which requests need it.
+	Token string
+	// PublicReads leaves GET requests open without the token.
+	PublicReads bool
+	// AllowedHosts are the names, besides the listen address's host,
+	// localhost and loopback addresses, that a request's Host header and
+	// a browser's Origin may carry.
+	AllowedHosts []string
 }
 
 // Elections is what the admin API needs of the node's election machinery.
@@ -48,9 +58,10 @@ type Elections interface {
 
 // Server is the admin endpoint, bound and ready to serve.
 type Server struct {
-	n    Node
-	ln   net.Listener
-	http *http.Server
+	n     Node
+	ln    net.Listener
+	http  *http.Server
+	guard *guard // who may ask what (guard.go)
 }
 
 // Listen binds the admin endpoint to addr; Serve serves it.
@@ -59,21 +70,33 @@ func Listen(addr string, n Node) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: listen on %s: %w (set admin.listen to a free address)", addr, err)
 	}
-	s := &Server{n: n, ln: ln}
+	s := &Server{n: n, ln: ln, guard: newGuard(addr, n)}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second, // a body is 1 MiB at most
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(n.Log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
 
+// longestRequest is the most time a handler gives its Raft work: adding
+// or removing a node waits up to 60 s (handlers.go).
+const longestRequest = 60 * time.Second
+
+// writeTimeout bounds a request from the end of its headers to the end of
+// its answer: the longest request, and 15 s to write the answer.
+const writeTimeout = longestRequest + 15*time.Second
+
 // Addr is the address the endpoint listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Handler is the endpoint's routes, compressed for clients that accept
-// gzip.
-func (s *Server) Handler() http.Handler { return gzipped(s.routes()) }
+// Handler is the endpoint's routes behind its guard (Host, browser and
+// token checks, guard.go), compressed for clients that accept gzip.
+func (s *Server) Handler() http.Handler { return s.guard.wrap(gzipped(s.routes())) }
 
 // Serve answers requests until Close; it returns nil after Close.
 func (s *Server) Serve() error {
@@ -92,28 +115,44 @@ func (s *Server) Close(ctx context.Context) {
 	s.ln.Close() // when Serve never ran
 }
 
+// route is one pattern the endpoint serves and its handler.
+type route struct {
+	pattern string
+	h       http.HandlerFunc
+}
+
+// routeList is every route of the endpoint; docs/admin-api.md documents
+// each. The guard's tests walk it, so a new route is covered by them.
+func (s *Server) routeList() []route {
+	return []route{
+		{"GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }},
+		{"GET /readyz", s.readyz},
+		{"GET /livez", livez},
+		{"GET /metrics", s.serveMetrics},
+		{"GET /v1/cluster", s.getCluster},
+		{"GET /v1/topics", s.listTopics},
+		{"POST /v1/topics", s.createTopic},
+		{"GET /v1/topics/{name}", s.describeTopic},
+		{"DELETE /v1/topics/{name}", s.deleteTopic},
+		{"POST /v1/topics/{name}/partitions/{partition}/leader", s.elect},
+		{"POST /v1/topics/{name}/partitions/{partition}/elect", s.elect},
+		{"GET /v1/elections", s.listElections},
+		{"GET /v1/status", s.getStatus},
+		{"GET /v1/partitions", s.listPartitions},
+		{"GET /v1/policies", s.listPolicies},
+		{"GET /v1/nodes", s.listNodes},
+		{"POST /v1/nodes", s.addNode},
+		{"DELETE /v1/nodes/{id}", s.removeNode},
+		{"GET /{$}", statusPage.ServeHTTP}, // the status page (statuspage.go)
+		{"GET /ui/", statusPage.ServeHTTP},
+	}
+}
+
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /livez", livez)
-	mux.HandleFunc("GET /metrics", s.serveMetrics)
-	mux.HandleFunc("GET /v1/cluster", s.getCluster)
-	mux.HandleFunc("GET /v1/topics", s.listTopics)
-	mux.HandleFunc("POST /v1/topics", s.createTopic)
-	mux.HandleFunc("GET /v1/topics/{name}", s.describeTopic)
-	mux.HandleFunc("DELETE /v1/topics/{name}", s.deleteTopic)
-	mux.HandleFunc("POST /v1/topics/{name}/partitions/{partition}/leader", s.elect)
-	mux.HandleFunc("POST /v1/topics/{name}/partitions/{partition}/elect", s.elect)
-	mux.HandleFunc("GET /v1/elections", s.listElections)
-	mux.HandleFunc("GET /v1/status", s.getStatus)
-	mux.HandleFunc("GET /v1/partitions", s.listPartitions)
-	mux.HandleFunc("GET /v1/policies", s.listPolicies)
-	mux.HandleFunc("GET /v1/nodes", s.listNodes)
-	mux.HandleFunc("POST /v1/nodes", s.addNode)
-	mux.HandleFunc("DELETE /v1/nodes/{id}", s.removeNode)
-	mux.Handle("GET /{$}", statusPage) // the status page (statuspage.go)
-	mux.Handle("GET /ui/", statusPage)
+	for _, r := range s.routeList() {
+		mux.HandleFunc(r.pattern, r.h)
+	}
 	return mux
 }
 
