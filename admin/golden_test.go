@@ -22,10 +22,12 @@ import (
 
 // The admin API's bodies are a public contract (docs/admin-api.md): the
 // CLI, the status page and operators' scripts decode them. These tests pin
-// every body's bytes, built from fixed raft and policy values by the
-// conversions the handlers use and written by writeJSON, so a change to an
-// api type's JSON fails here on its own, apart from the Raft snapshot
-// (raft/snapshot_golden_test.go) and the events (events/golden_test.go).
+// every body's bytes, built from fixed raft and policy values by the very
+// functions the handlers call (clusterBody, statusBody, partitionsBody,
+// topicDescription and the conversions) and written by writeJSON, so a
+// change to an api type's JSON, or to how a body is assembled, fails here
+// on its own, apart from the Raft snapshot (raft/snapshot_golden_test.go)
+// and the events (events/golden_test.go).
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.json with the bodies the code writes now")
 
@@ -89,56 +91,60 @@ func goldenDecisions() []policy.DecisionRecord {
 	}
 }
 
-// goldenCluster mirrors getCluster: group 1 is the cluster group, group 4
-// one this node does not run (no leader known, no log, no outbox).
-func goldenCluster() api.Cluster {
-	outbox := &raft.OutboxStatus{Pending: 2, LastSeq: 14, Acked: 12}
-	return api.Cluster{Cluster: "site1", NodeID: 1, Version: "1.4.0", Ready: true, PartitionGroups: 3, Nodes: apiNodes(goldenNodes()),
-		Groups: []api.Group{
-			apiGroup(raft.ClusterGroup, 1, 120, 0, raft.GroupLog{FirstIndex: 101, LastIndex: 120, SnapshotIndex: 100}, outbox),
-			apiGroup(2, 1, 57, 1, raft.GroupLog{FirstIndex: 1, LastIndex: 57}, &raft.OutboxStatus{Pending: 0, LastSeq: 9, Acked: 9, Dropped: 3}),
-			apiGroup(3, 2, 31, 1, raft.GroupLog{FirstIndex: 1, LastIndex: 31}, &raft.OutboxStatus{LastSeq: 4, Acked: 4}),
-			apiGroup(4, 0, 0, 1, raft.GroupLog{}, nil),
+// goldenNow is when node 1 answers, two minutes after the first decision.
+var goldenNow = goldenTime.Add(2 * time.Minute)
+
+// goldenGroupOf puts partition p in Raft group p+2.
+func goldenGroupOf(_ raft.TopicID, p int32) uint64 { return uint64(p) + 2 }
+
+// goldenHeartbeats is node 1's heartbeat table at goldenNow: node 2 heard
+// 150 ms ago, node 3 (joining) 93 s ago, node 4 (removed) an hour ago. The
+// table reads node 1 itself after goldenNow was taken, as a live node
+// does; its age is 0 all the same.
+func goldenHeartbeats() map[uint64]heartbeat {
+	return map[uint64]heartbeat{
+		1: {Alive: true, LastSeen: goldenNow.Add(3 * time.Millisecond)},
+		2: {Alive: true, LastSeen: goldenNow.Add(-150 * time.Millisecond)},
+		3: {LastSeen: goldenNow.Add(-93 * time.Second)},
+		4: {LastSeen: goldenNow.Add(-time.Hour)},
+	}
+}
+
+// goldenTopics is the store's view: line1.temp with its partitions.
+func goldenTopics() []topicPartitions {
+	return []topicPartitions{{Topic: goldenTopic(), Partitions: goldenPartitions()}}
+}
+
+// goldenClusterInput has group 1, the cluster group, and group 4, one this
+// node does not run (no leader known, no log, no outbox).
+func goldenClusterInput() clusterInput {
+	return clusterInput{Cluster: "site1", Self: 1, Version: "1.4.0", Ready: true, PartitionGroups: 3, Nodes: goldenNodes(),
+		Groups: []groupInput{
+			{ID: raft.ClusterGroup, Leader: 1, Applied: 120, Log: raft.GroupLog{FirstIndex: 101, LastIndex: 120, SnapshotIndex: 100},
+				Outbox: &raft.OutboxStatus{Pending: 2, LastSeq: 14, Acked: 12}},
+			{ID: 2, Leader: 1, Applied: 57, Partitions: 1, Log: raft.GroupLog{FirstIndex: 1, LastIndex: 57},
+				Outbox: &raft.OutboxStatus{Pending: 0, LastSeq: 9, Acked: 9, Dropped: 3}},
+			{ID: 3, Leader: 2, Applied: 31, Partitions: 1, Log: raft.GroupLog{FirstIndex: 1, LastIndex: 31},
+				Outbox: &raft.OutboxStatus{LastSeq: 4, Acked: 4}},
+			{ID: 4, Partitions: 1},
 		}}
 }
 
-// goldenTopicDescription mirrors describeTopic.
-func goldenTopicDescription() api.TopicDescription {
-	d := api.TopicDescription{Topic: apiTopic(goldenTopic()), PartitionStates: []api.PartitionState{}}
-	for _, p := range goldenPartitions() {
-		d.PartitionStates = append(d.PartitionStates, apiPartitionState(p, uint64(p.Partition)+2))
-	}
-	return d
+// goldenStatusInput is node 1's view: it leads groups 1 and 2, node 2
+// group 3, and group 4's leader is unknown.
+func goldenStatusInput() statusInput {
+	return statusInput{Cluster: "site1", Self: 1, Version: "1.4.0", Ready: true, Nodes: goldenNodes(), Topics: goldenTopics(),
+		GroupLeaders: map[uint64]uint64{raft.ClusterGroup: 1, 2: 1, 3: 2}, Heartbeats: goldenHeartbeats(), Now: goldenNow,
+		Decisions: goldenDecisions()}
 }
 
-// goldenStatus mirrors Server.Status, with the counts it would make of the
-// fixed partitions and decisions.
-func goldenStatus() api.Status {
-	ns := apiNodes(goldenNodes())
-	return api.Status{Cluster: "site1", NodeID: 1, Version: "1.4.0", Ready: true,
-		Nodes: []api.NodeStatus{
-			{Node: ns[0], Alive: true, PartitionsLed: 1, GroupsLed: 2},
-			{Node: ns[1], Alive: true, HeartbeatAgeMs: 150, PartitionsLed: 1, GroupsLed: 1},
-			{Node: ns[2], HeartbeatAgeMs: 93000},
-			{Node: ns[3], HeartbeatAgeMs: 3600000},
-		},
-		Partitions: api.PartitionsSummary{Total: 3, Offline: 1, UnderReplicated: 2, OfflineList: []string{"line1.temp-2"}},
-		Elections:  apiElections(goldenDecisions()),
-	}
-}
-
-// goldenPartitionList mirrors listPartitions: node 3 is dead so it was not
+// goldenPartitionList is node 1's answer: node 3 is dead so it was not
 // asked for offsets, and the offline partition has no leader to lag behind.
 func goldenPartitionList() api.Partitions {
-	alive := map[uint64]bool{1: true, 2: true, 3: false}
-	leos := []map[uint64]int64{{1: 1200, 2: 1180}, {2: 900, 1: 904}, {1: 750, 2: 760}}
-	out := api.Partitions{NodeID: 1, Offsets: true, Partitions: []api.PartitionInfo{}}
-	for i, p := range goldenPartitions() {
-		pi := api.PartitionInfo{PartitionState: apiPartitionState(p, uint64(p.Partition)+2)}
-		pi.ReplicaStates, pi.MaxLag = replicaStates(p, alive, leos[i])
-		out.Partitions = append(out.Partitions, pi)
-	}
-	return out
+	parts, _ := selectPartitions(goldenTopics(), "") // every topic: no error
+	return partitionsBody(partitionsInput{Self: 1, Query: partitionsQuery{Offsets: true}, Partitions: parts,
+		GroupOf: goldenGroupOf, Alive: activeAlive(goldenNodes(), goldenHeartbeats()),
+		LogEndOffsets: []map[uint64]int64{{1: 1200, 2: 1180}, {2: 900, 1: 904}, {1: 750, 2: 760}}})
 }
 
 // goldenPolicies has a module rule whose folder holds a refused file (the
@@ -161,12 +167,12 @@ var goldenCases = []struct {
 	status         int
 	body           func() any
 }{
-	{"cluster", "GET /v1/cluster", http.StatusOK, func() any { return goldenCluster() }},
+	{"cluster", "GET /v1/cluster", http.StatusOK, func() any { return clusterBody(goldenClusterInput()) }},
 	{"topics", "GET /v1/topics", http.StatusOK, func() any {
 		return []api.Topic{apiTopic(goldenTopic()), apiTopic(raft.Topic{Name: "audit", ID: raft.TopicID{15: 1}, Partitions: 1,
 			ReplicationFactor: 1, Assignment: [][]uint64{{2}}})}
 	}},
-	{"topic", "GET /v1/topics/{name}", http.StatusOK, func() any { return goldenTopicDescription() }},
+	{"topic", "GET /v1/topics/{name}", http.StatusOK, func() any { return topicDescription(goldenTopics()[0], goldenGroupOf) }},
 	{"topic_created", "POST /v1/topics", http.StatusCreated, func() any { return apiTopic(goldenTopic()) }},
 	{"nodes", "GET /v1/nodes", http.StatusOK, func() any { return apiNodes(goldenNodes()) }},
 	{"node_added", "POST /v1/nodes", http.StatusOK, func() any {
@@ -178,7 +184,7 @@ var goldenCases = []struct {
 		return apiPartition(p)
 	}},
 	{"elections", "GET /v1/elections", http.StatusOK, func() any { return apiElections(goldenDecisions()) }},
-	{"status", "GET /v1/status", http.StatusOK, func() any { return goldenStatus() }},
+	{"status", "GET /v1/status", http.StatusOK, func() any { return statusBody(goldenStatusInput()) }},
 	{"partitions", "GET /v1/partitions", http.StatusOK, func() any { return goldenPartitionList() }},
 	{"policies", "GET /v1/policies", http.StatusOK, func() any { return goldenPolicies() }},
 	{"error", "any non-2xx answer", http.StatusBadRequest, func() any {

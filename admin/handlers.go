@@ -14,30 +14,9 @@ import (
 	"github.com/reeve-edge/reeve/raft"
 )
 
-// The JSON API's handlers for the cluster, topics, nodes and elections;
-// docs/admin-api.md documents each.
-
-func (s *Server) getCluster(w http.ResponseWriter, _ *http.Request) {
-	st := s.n.Store
-	info := api.Cluster{
-		Cluster: st.ClusterName(), NodeID: st.NodeID(), Version: s.n.Version, Ready: st.Ready(),
-		PartitionGroups: st.PartitionGroups(), Nodes: apiNodes(st.Nodes()), Groups: []api.Group{},
-	}
-	for _, g := range st.Groups() {
-		leader, _ := st.GroupLeader(g)
-		log, _ := st.Log(g)
-		var outbox *raft.OutboxStatus
-		if ob, ok := st.Outbox(g); ok {
-			outbox = &ob
-		}
-		parts := 0
-		if g != raft.ClusterGroup {
-			parts = len(st.GroupPartitions(g))
-		}
-		info.Groups = append(info.Groups, apiGroup(g, leader, st.AppliedIndex(g), parts, log, outbox))
-	}
-	writeJSON(w, http.StatusOK, info)
-}
+// The JSON API's handlers for topics, nodes and elections (GET
+// /v1/cluster is in cluster.go, /v1/status in status.go, /v1/partitions in
+// partitions.go); docs/admin-api.md documents each.
 
 func (s *Server) listTopics(w http.ResponseWriter, r *http.Request) {
 	if err := s.consistent(r, raft.ClusterGroup); err != nil {
@@ -85,11 +64,18 @@ func (s *Server) describeTopic(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %q", raft.ErrUnknownTopic, name))
 		return
 	}
-	d := api.TopicDescription{Topic: apiTopic(t), PartitionStates: []api.PartitionState{}}
-	for _, p := range s.n.Store.Partitions(t) {
-		d.PartitionStates = append(d.PartitionStates, apiPartitionState(p, s.n.Store.GroupOf(t.ID, p.Partition)))
+	writeJSON(w, http.StatusOK, topicDescription(topicPartitions{Topic: t, Partitions: s.n.Store.Partitions(t)}, s.n.Store.GroupOf))
+}
+
+// topicDescription is the body of GET /v1/topics/{name}: the topic and
+// each of its partitions in tp's order, with its Raft group as groupOf
+// (raft.Store.GroupOf) gives it.
+func topicDescription(tp topicPartitions, groupOf func(id raft.TopicID, partition int32) uint64) api.TopicDescription {
+	d := api.TopicDescription{Topic: apiTopic(tp.Topic), PartitionStates: make([]api.PartitionState, 0, len(tp.Partitions))}
+	for _, p := range tp.Partitions {
+		d.PartitionStates = append(d.PartitionStates, apiPartitionState(p, groupOf(p.TopicID, p.Partition)))
 	}
-	writeJSON(w, http.StatusOK, d)
+	return d
 }
 
 func (s *Server) deleteTopic(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -34,51 +35,119 @@ const partitionOffsetsTimeout = time.Second
 // so it keeps working on a node cut off from the quorum), topic=NAME keeps
 // one topic, offsets=false skips asking replicas for log end offsets.
 func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	stale := q.Get("stale") == "true"
+	q := parsePartitionsQuery(r.URL.Query())
 	if err := s.consistent(r, s.n.Store.Groups()...); err != nil {
 		writeError(w, err)
 		return
 	}
-	topics := s.n.Store.Topics()
-	if name := q.Get("topic"); name != "" {
-		t, ok := s.n.Store.Topic(name)
-		if !ok {
-			writeError(w, fmt.Errorf("%w: %q", raft.ErrUnknownTopic, name))
-			return
-		}
-		topics = []raft.Topic{t}
+	parts, err := selectPartitions(s.gatherTopics(), q.Topic)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
-	slices.SortFunc(topics, func(a, b raft.Topic) int { return cmp.Compare(a.Name, b.Name) })
-
-	out := api.Partitions{NodeID: s.n.Store.NodeID(), Stale: stale, Offsets: q.Get("offsets") != "false", Partitions: []api.PartitionInfo{}}
-	var parts []raft.Partition
-	for _, t := range topics {
-		ps := s.n.Store.Partitions(t)
-		slices.SortFunc(ps, func(a, b raft.Partition) int { return cmp.Compare(a.Partition, b.Partition) })
-		parts = append(parts, ps...)
-	}
-	timeout := s.n.LeaderTimeout
-	alive := map[uint64]bool{}
-	for _, n := range s.n.Store.Nodes() {
-		alive[n.ID] = n.State == raft.NodeActive && s.n.Liveness.Alive(n.ID, timeout)
-	}
-	var leos []map[uint64]int64
-	if out.Offsets {
+	nodes := s.n.Store.Nodes()
+	in := partitionsInput{Self: s.n.Store.NodeID(), Query: q, Partitions: parts, GroupOf: s.n.Store.GroupOf,
+		Alive: activeAlive(nodes, s.gatherHeartbeats(nodes))}
+	if q.Offsets {
 		ctx, cancel := context.WithTimeout(r.Context(), partitionOffsetsTimeout)
-		leos = s.n.Elections.LogEndOffsets(ctx, askable(parts, alive))
+		in.LogEndOffsets = s.n.Elections.LogEndOffsets(ctx, askable(parts, in.Alive))
 		cancel()
 	}
-	for i, p := range parts {
-		pi := api.PartitionInfo{PartitionState: apiPartitionState(p, s.n.Store.GroupOf(p.TopicID, p.Partition)), MaxLag: -1}
-		var known map[uint64]int64
-		if leos != nil {
-			known = leos[i]
+	writeJSON(w, http.StatusOK, partitionsBody(in))
+}
+
+// partitionsQuery is what a GET /v1/partitions asks for.
+type partitionsQuery struct {
+	Topic   string // ?topic=NAME: this topic only; "" for every topic
+	Stale   bool   // ?stale=true: the local view, read without a Raft barrier
+	Offsets bool   // all but ?offsets=false: ask the replicas for their log end offsets
+}
+
+func parsePartitionsQuery(q url.Values) partitionsQuery {
+	return partitionsQuery{Topic: q.Get("topic"), Stale: q.Get("stale") == "true", Offsets: q.Get("offsets") != "false"}
+}
+
+// topicPartitions is a topic with the partitions of it that this node
+// holds.
+type topicPartitions struct {
+	Topic      raft.Topic
+	Partitions []raft.Partition
+}
+
+// gatherTopics reads every topic with its partitions from this node's
+// applied metadata: topics by name, each one's partitions by index.
+func (s *Server) gatherTopics() []topicPartitions {
+	topics := s.n.Store.Topics()
+	out := make([]topicPartitions, len(topics))
+	for i, t := range topics {
+		out[i] = topicPartitions{Topic: t, Partitions: s.n.Store.Partitions(t)}
+	}
+	return out
+}
+
+// selectPartitions lists the partitions a GET /v1/partitions answers with:
+// those of the topic named topic ("" for every topic), by topic name and
+// then partition, whatever the order of topics. An unknown topic is
+// raft.ErrUnknownTopic. It does not modify topics.
+func selectPartitions(topics []topicPartitions, topic string) ([]raft.Partition, error) {
+	if topic != "" {
+		i := slices.IndexFunc(topics, func(tp topicPartitions) bool { return tp.Topic.Name == topic })
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %q", raft.ErrUnknownTopic, topic)
 		}
-		pi.ReplicaStates, pi.MaxLag = replicaStates(p, alive, known)
+		topics = topics[i : i+1]
+	}
+	topics = slices.Clone(topics)
+	slices.SortFunc(topics, func(a, b topicPartitions) int { return cmp.Compare(a.Topic.Name, b.Topic.Name) })
+	var out []raft.Partition
+	for _, tp := range topics {
+		n := len(out)
+		out = append(out, tp.Partitions...)
+		slices.SortFunc(out[n:], func(a, b raft.Partition) int { return cmp.Compare(a.Partition, b.Partition) })
+	}
+	return out, nil
+}
+
+// activeAlive tells, by node id, whether a replica on that node counts as
+// alive in GET /v1/partitions: the node is active and heard within the
+// leader timeout.
+func activeAlive(nodes []raft.Node, hb map[uint64]heartbeat) map[uint64]bool {
+	out := make(map[uint64]bool, len(nodes))
+	for _, n := range nodes {
+		out[n.ID] = n.State == raft.NodeActive && hb[n.ID].Alive
+	}
+	return out
+}
+
+// partitionsInput is what a GET /v1/partitions answer is made of.
+type partitionsInput struct {
+	Self  uint64 // the answering node
+	Query partitionsQuery
+	// Partitions are selectPartitions' list; the answer keeps its order.
+	Partitions []raft.Partition
+	// GroupOf gives a partition's Raft group (raft.Store.GroupOf).
+	GroupOf func(id raft.TopicID, partition int32) uint64
+	// Alive is activeAlive's answer; a node missing from it is dead.
+	Alive map[uint64]bool
+	// LogEndOffsets are the replicas' log end offsets by node, one map per
+	// partition in Partitions' order; nil when none were asked.
+	LogEndOffsets []map[uint64]int64
+}
+
+// partitionsBody is the body of GET /v1/partitions.
+func partitionsBody(in partitionsInput) api.Partitions {
+	out := api.Partitions{NodeID: in.Self, Stale: in.Query.Stale, Offsets: in.Query.Offsets,
+		Partitions: make([]api.PartitionInfo, 0, len(in.Partitions))}
+	for i, p := range in.Partitions {
+		var leos map[uint64]int64
+		if i < len(in.LogEndOffsets) {
+			leos = in.LogEndOffsets[i]
+		}
+		pi := api.PartitionInfo{PartitionState: apiPartitionState(p, in.GroupOf(p.TopicID, p.Partition))}
+		pi.ReplicaStates, pi.MaxLag = replicaStates(p, in.Alive, leos)
 		out.Partitions = append(out.Partitions, pi)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // askable lists parts for the offset question with only the live replicas,
