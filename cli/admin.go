@@ -19,6 +19,11 @@ import (
 // adminClient calls a node's admin JSON API for the CLI.
 type adminClient struct {
 	base string
+	// token is sent as Authorization: Bearer; "" sends none.
+	token string
+	// tokenFrom says where token was read, for the error a refused token
+	// gets: "--token-file FILE" or "admin.token_file of FILE".
+	tokenFrom string
 }
 
 // do sends a request and decodes a 2xx answer into out; any other answer
@@ -37,6 +42,9 @@ func (c *adminClient) do(method, path string, body, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	hc := &http.Client{Timeout: 90 * time.Second}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -48,11 +56,15 @@ func (c *adminClient) do(method, path string, body, out any) error {
 		return fmt.Errorf("read answer from %s: %w", c.base, err)
 	}
 	if resp.StatusCode/100 != 2 {
+		msg := fmt.Sprintf("%s %s: %s", method, path, resp.Status)
 		var e api.Error
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
+			msg = e.Error
 		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		if resp.StatusCode == http.StatusUnauthorized {
+			return c.unauthorized()
+		}
+		return fmt.Errorf("%s", msg)
 	}
 	if out != nil {
 		if raw, ok := out.(*json.RawMessage); ok {
@@ -62,6 +74,17 @@ func (c *adminClient) do(method, path string, body, out any) error {
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// unauthorized is the error for a 401 answer: what to pass, or that the
+// token passed is not the node's.
+func (c *adminClient) unauthorized() error {
+	if c.token == "" {
+		return fmt.Errorf("the node at %s wants its admin token: pass --token-file FILE (the file the node's admin.token_file names), "+
+			"or -c FILE with the node's configuration", c.base)
+	}
+	return fmt.Errorf("the node at %s refused the admin token from %s: pass the node's own with --token-file FILE or -c FILE",
+		c.base, c.tokenFrom)
 }
 
 // kvFlag collects repeated KEY=VALUE flags.

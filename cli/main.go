@@ -39,7 +39,8 @@ Usage:
   reeve version
 
 The topic, node, elect, status, partitions and elections commands talk to a running node's admin endpoint, found
-with --admin HOST:PORT, else admin.listen of -c FILE, else 127.0.0.1:9644.
+with --admin HOST:PORT, else admin.listen of -c FILE, else 127.0.0.1:9644. A node with admin.token_file set wants
+its token: pass --token-file FILE, or -c FILE to use that file's admin.token_file.
 `
 
 // Serve runs a node on cfg until it stops (reeve serve). Package
@@ -166,30 +167,55 @@ func cmdServe(args []string, stderr io.Writer, serve Serve) int {
 
 // adminFlags are the flags every client command shares.
 type adminFlags struct {
-	admin  *string
-	config *string
-	json   *bool
+	admin     *string
+	config    *string
+	tokenFile *string
+	json      *bool
 }
 
 func newAdminFlags(fs *flag.FlagSet) adminFlags {
 	return adminFlags{
-		admin:  fs.String("admin", "", "admin endpoint `HOST:PORT` of a running node"),
-		config: fs.String("c", "", "configuration `FILE` whose admin.listen to use"),
-		json:   fs.Bool("json", false, "print the API's JSON instead of a table"),
+		admin:     fs.String("admin", "", "admin endpoint `HOST:PORT` of a running node"),
+		config:    fs.String("c", "", "configuration `FILE` whose admin.listen and admin.token_file to use"),
+		tokenFile: fs.String("token-file", "", "`FILE` holding the node's admin token (default: admin.token_file of -c FILE)"),
+		json:      fs.Bool("json", false, "print the API's JSON instead of a table"),
 	}
 }
 
-// client resolves the admin address: --admin, then -c FILE, then the default.
+// client resolves the admin address (--admin, then admin.listen of -c
+// FILE, then the default) and the token (--token-file, then
+// admin.token_file of -c FILE, else none).
 func (f adminFlags) client(stderr io.Writer) (*adminClient, bool) {
-	addr := *f.admin
-	if addr == "" {
+	c := &adminClient{}
+	addr, tokenFile := *f.admin, *f.tokenFile
+	if addr == "" || *f.config != "" {
 		cfg, ok := loadConfig(*f.config, stderr)
 		if !ok {
 			return nil, false
 		}
-		addr = dialable(cfg.Admin.Listen)
+		if addr == "" {
+			addr = dialable(cfg.Admin.Listen)
+		}
+		if tokenFile == "" && cfg.Admin.TokenFile != "" {
+			tokenFile, c.tokenFrom = cfg.Admin.TokenFile, "admin.token_file of "+*f.config
+		}
 	}
-	return &adminClient{base: "http://" + addr}, true
+	if tokenFile != "" {
+		token, err := config.ReadToken(tokenFile)
+		if err == nil && token == "" {
+			err = fmt.Errorf("%s holds no token", tokenFile)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "reeve: admin token: %v\n", err)
+			return nil, false
+		}
+		c.token = token
+		if c.tokenFrom == "" {
+			c.tokenFrom = "--token-file " + tokenFile
+		}
+	}
+	c.base = "http://" + addr
+	return c, true
 }
 
 // dialable turns a wildcard listen address into one a local client can dial.
