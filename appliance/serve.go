@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -145,10 +146,21 @@ func (s *Server) start(opts Options) error {
 	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
 	s.controller = ctl
 
+	var token string // read now: config.Load checked the file, which may have changed since
+	if cfg.Admin.TokenFile != "" {
+		if token, err = config.ReadToken(cfg.Admin.TokenFile); err == nil && token == "" {
+			err = fmt.Errorf("%s holds no token", cfg.Admin.TokenFile)
+		}
+		if err != nil {
+			return fmt.Errorf("admin.token_file: %w; the file must hold the admin token and be readable by the user reeve runs as "+
+				"(e.g. head -c 32 /dev/urandom | base64 > %s; chmod 600 %[2]s)", err, cfg.Admin.TokenFile)
+		}
+	}
 	ad, err := admin.Listen(cfg.Admin.Listen, admin.Node{
 		Store: store, Elections: electionsAPI{s.elections, ctl}, Decisions: s.decisions, Liveness: s.live,
 		Policies: rules, Metrics: s.metricSet, EventsPublished: published,
 		LeaderTimeout: cfg.Election.LeaderTimeout.Duration, Version: Version, Log: s.log,
+		Token: token, PublicReads: cfg.Admin.PublicReads, AllowedHosts: cfg.Admin.AllowedHosts,
 	})
 	if err != nil {
 		return err
@@ -214,6 +226,11 @@ func kafkaConfig(cfg *config.Config, log *slog.Logger, mset *metrics.Set) kafka.
 		DefaultReplicationFactor: k.DefaultReplicationFactor,
 		InitialRebalanceDelay:    k.GroupInitialRebalanceDelay.Duration,
 		ReplicaLagTime:           k.ReplicaLagTime.Duration,
+		MaxConnections:           k.MaxConnections,
+		MaxConnectionsPerIP:      k.MaxConnectionsPerIP,
+		QueuedMaxRequestBytes:    k.QueuedMaxRequestBytes,
+		MaxMessageBytes:          int32(k.MaxMessageBytes), // at most max_request_bytes, by config
+		MaxPartitions:            k.MaxPartitions,
 		Log: kafka.LogOptions{
 			SegmentBytes:   k.SegmentBytes,
 			SegmentAge:     k.SegmentAge.Duration,
