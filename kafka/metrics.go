@@ -34,6 +34,11 @@ type serverMetrics struct {
 	fetchedRecords, fetchedBytes   *metrics.Counter
 	replicatedBytes                *metrics.Counter
 	isrShrinks, isrExpands         *metrics.Counter
+
+	// refusedMax and refusedPerIP count connections closed at accept by
+	// a limit; acceptErrors failed accepts (EMFILE and the like).
+	refusedMax, refusedPerIP *metrics.Counter
+	acceptErrors             *metrics.Counter
 }
 
 func newServerMetrics(set *metrics.Set) *serverMetrics {
@@ -55,6 +60,9 @@ func newServerMetrics(set *metrics.Set) *serverMetrics {
 		replicatedBytes: set.NewCounter("reeve_kafka_bytes_replicated_total"),
 		isrShrinks:      set.NewCounter("reeve_isr_shrinks_total"),
 		isrExpands:      set.NewCounter("reeve_isr_expands_total"),
+		refusedMax:      set.NewCounter(`reeve_kafka_connections_refused_total{reason="` + refusedMaxConnections + `"}`),
+		refusedPerIP:    set.NewCounter(`reeve_kafka_connections_refused_total{reason="` + refusedMaxConnectionsPerIP + `"}`),
+		acceptErrors:    set.NewCounter("reeve_kafka_accept_errors_total"),
 	}
 	m.histogram(int16(kmsg.Produce))
 	m.histogram(int16(kmsg.Fetch))
@@ -112,6 +120,15 @@ func (m *serverMetrics) request(key int16, req kmsg.Request, resp kmsg.Response,
 func (m *serverMetrics) produced(records int64, bytes int) {
 	m.producedRecords.Add(int(records))
 	m.producedBytes.Add(bytes)
+}
+
+// refused counts a connection closed at accept for reason.
+func (m *serverMetrics) refused(reason string) {
+	if reason == refusedMaxConnections {
+		m.refusedMax.Inc()
+	} else {
+		m.refusedPerIP.Inc()
+	}
 }
 
 // isrChanged counts a committed ISR change: a shrink if a replica left,

@@ -57,7 +57,27 @@ type Config struct {
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (Kafka's connections.max.idle.ms, 10 minutes by default).
 	IdleTimeout time.Duration
-	Logger      *slog.Logger
+	// MaxConnections caps the connections held at once (default 1000) and
+	// MaxConnectionsPerIP those from one IP address (default 100, at most
+	// MaxConnections); a connection past either is closed as soon as it is
+	// accepted. Connections from other nodes count too.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// QueuedMaxRequestBytes is the budget of request bytes all connections
+	// hold at once (default 128 MiB, at least MaxRequestBytes): memory is
+	// taken from it as a request's bytes arrive, and a connection waits
+	// before reading more while it is spent.
+	QueuedMaxRequestBytes int64
+	// MaxMessageBytes is the largest record batch a topic accepts, before
+	// and after decompression, unless the topic's max.message.bytes says
+	// otherwise (default 1048588, at most MaxRequestBytes).
+	MaxMessageBytes int32
+	// MaxPartitions caps the partition replicas a node may hold; creations
+	// that would pass it are refused. 0 derives it from RLIMIT_NOFILE
+	// (DerivePartitionLimit).
+	MaxPartitions int
+
+	Logger *slog.Logger
 	// AcceptedHook, if set, runs on the accept loop after each accepted
 	// connection, before it is served. Tests block in it to wedge the
 	// acceptor; production leaves it nil.
@@ -80,6 +100,7 @@ type Server struct {
 	ln     net.Listener
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
+	perIP  map[string]int // connections held per remote IP, under mu
 	closed bool
 	wg     sync.WaitGroup
 	ctx    context.Context
@@ -106,6 +127,13 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 10 * time.Minute
 	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 1000
+	}
+	if cfg.MaxConnectionsPerIP <= 0 {
+		cfg.MaxConnectionsPerIP = 100
+	}
+	cfg.MaxConnectionsPerIP = min(cfg.MaxConnectionsPerIP, cfg.MaxConnections)
 	if cfg.DefaultPartitions <= 0 {
 		cfg.DefaultPartitions = 1
 	}
@@ -119,6 +147,7 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		cluster: cluster,
 		metrics: newServerMetrics(cfg.Metrics),
 		conns:   make(map[net.Conn]struct{}),
+		perIP:   make(map[string]int),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
@@ -128,6 +157,11 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		return nil, err
 	}
 	s.parts = parts
+	s.metrics.set.NewGauge("reeve_kafka_connections", func() float64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return float64(len(s.conns))
+	})
 	s.groups = newGroups(s)
 	s.replicas = newReplicas(s)
 	parts.onChange = s.replicas.reconcile
@@ -180,6 +214,7 @@ func (s *Server) Serve() error {
 		defer s.wg.Done()
 		s.groups.run(s.ctx.Done())
 	}()
+	var backoff acceptBackoff
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -189,21 +224,34 @@ func (s *Server) Serve() error {
 			if closed {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("kafka: accept: %w", err)
 			}
-			return fmt.Errorf("kafka: accept: %w", err)
+			// Out of file descriptors, or another passing failure: ending
+			// Serve would take the node down for what a moment's wait cures.
+			s.metrics.acceptErrors.Inc()
+			if !backoff.wait(s.ctx, s.log, err) {
+				return nil
+			}
+			continue
 		}
+		backoff.reset()
 		if s.cfg.AcceptedHook != nil {
 			s.cfg.AcceptedHook()
 		}
+		ip := remoteIP(c)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			c.Close()
 			return nil
+		}
+		if reason := s.admitLocked(ip); reason != "" {
+			s.mu.Unlock()
+			c.Close()
+			s.metrics.refused(reason)
+			backoff.refused(s.log, reason, ip, s.cfg)
+			continue
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
@@ -213,6 +261,9 @@ func (s *Server) Serve() error {
 			s.serveConn(c)
 			s.mu.Lock()
 			delete(s.conns, c)
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
 			s.mu.Unlock()
 		}()
 	}
