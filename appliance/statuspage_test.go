@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/reeve-edge/reeve/api"
 	"github.com/reeve-edge/reeve/appliance"
 	"github.com/reeve-edge/reeve/config"
 )
@@ -101,32 +102,9 @@ func TestStatusPage_servesTheEmbeddedPage(t *testing.T) {
 	}
 }
 
-// partitionsBody is GET /v1/partitions as docs name it.
-type partitionsBody struct {
-	NodeID     uint64 `json:"node_id"`
-	Stale      bool   `json:"stale"`
-	Offsets    bool   `json:"offsets"`
-	Partitions []struct {
-		Topic          string   `json:"topic"`
-		TopicID        string   `json:"topic_id"`
-		Partition      int32    `json:"partition"`
-		Group          uint64   `json:"group"`
-		Replicas       []uint64 `json:"replicas"`
-		Leader         uint64   `json:"leader"`
-		LeaderEpoch    int32    `json:"leader_epoch"`
-		ISR            []uint64 `json:"isr"`
-		PartitionEpoch int32    `json:"partition_epoch"`
-		MaxLag         int64    `json:"max_lag"`
-		ReplicaStates  []struct {
-			Node         uint64 `json:"node"`
-			Leader       bool   `json:"leader"`
-			InISR        bool   `json:"in_isr"`
-			Alive        bool   `json:"alive"`
-			LogEndOffset int64  `json:"log_end_offset"`
-			Lag          int64  `json:"lag"`
-		} `json:"replica_states"`
-	} `json:"partitions"`
-}
+// partitionsBody is GET /v1/partitions; the test below also checks its
+// keys against the raw JSON, so a field the API type lacks shows up.
+type partitionsBody = api.Partitions
 
 // TestStatusPage_partitionsAPIShape: GET /v1/partitions lists every
 // partition sorted by topic and partition, with exactly the documented keys,
