@@ -45,7 +45,19 @@ func (st Status) Summary() string {
 	}
 	p := st.Partitions
 	return fmt.Sprintf("nodes alive %d/%d, leading %d of %d partitions, %d offline, %d under-replicated",
-		st.Alive(), len(st.Nodes), led, p.Total, p.Offline, p.UnderReplicated)
+		st.Alive(), st.Active(), led, p.Total, p.Offline, p.UnderReplicated)
+}
+
+// Active counts the active members: a joining or removed node is not one
+// the cluster waits for.
+func (st Status) Active() int {
+	n := 0
+	for _, node := range st.Nodes {
+		if node.State == NodeActive {
+			n++
+		}
+	}
+	return n
 }
 
 // Alive counts the active nodes that are alive.

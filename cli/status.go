@@ -46,7 +46,7 @@ func printStatus(w io.Writer, st api.Status) {
 	p := st.Partitions
 	fmt.Fprintf(w, "cluster %s  (seen from node %d, %s)\n", st.Cluster, st.NodeID, st.Version)
 	fmt.Fprintf(w, "nodes alive %d/%d  partitions %d  offline %d  under-replicated %d\n\n",
-		st.Alive(), len(st.Nodes), p.Total, p.Offline, p.UnderReplicated)
+		st.Alive(), st.Active(), p.Total, p.Offline, p.UnderReplicated)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATE\tALIVE\tHEARTBEAT-AGE\tLEADS\tRAFT-GROUPS\tKAFKA\tLABELS")
 	for _, n := range st.Nodes {
