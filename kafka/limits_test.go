@@ -1,8 +1,12 @@
 package kafka
 
 import (
+	"bytes"
+	"encoding/binary"
 	"net"
 	"os"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -183,5 +187,121 @@ func TestServe_acceptEMFILEBacksOffAndKeepsServing(t *testing.T) {
 			t.Errorf("gap before accept %d = %v, want at least %v", i, gap, want)
 		}
 		want *= 2
+	}
+}
+
+func TestServe_slowHugeRequestsStayWithinTheMemoryBudget(t *testing.T) {
+	const (
+		attackers = 30
+		declared  = 100 << 20
+		budgetMax = 128 << 20
+	)
+	s, _ := startServer(t, func(c *Config) {
+		c.DefaultPartitions = 1
+		c.MaxRequestBytes = declared + 1024
+		c.QueuedMaxRequestBytes = budgetMax
+		c.RequestTimeout = 3 * time.Second
+	})
+	prod := newClient(t, s, kgo.DefaultProduceTopic("steady"))
+	cons := newClient(t, s, kgo.ConsumeTopics("steady"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	produceConsume(t, prod, cons, "before", 1)
+	runtime.GC()
+
+	var (
+		maxUsed, maxHeap atomic.Uint64
+		stop             = make(chan struct{})
+		sampled          = make(chan struct{})
+	)
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if u := uint64(s.budget.inUse()); u > maxUsed.Load() {
+				maxUsed.Store(u)
+			}
+			if i%10 == 0 {
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > maxHeap.Load() {
+					maxHeap.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+
+	// Each attacker declares a 100 MiB produce and sends its body as fast
+	// as the server reads it, 64 KiB at a time, until the server hangs up.
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	for range attackers {
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.SetWriteDeadline(time.Now().Add(6 * time.Second))
+			head := binary.BigEndian.AppendUint32(nil, declared)
+			head = append(head, 0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff) // Produce v9, null client id
+			if _, err := c.Write(head); err != nil {
+				return
+			}
+			piece := make([]byte, 64<<10)
+			for left := declared - 10; left > 0; left -= len(piece) {
+				n, err := c.Write(piece[:min(len(piece), left)])
+				sent.Add(int64(n))
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	waitFor(t, "the budget to fill", func() bool { return s.budget.inUse() >= s.budget.large-frameChunk })
+	// Small requests use the reserve: the steady client goes on.
+	start := time.Now()
+	for i := range 3 {
+		produceConsume(t, prod, cons, "during-"+strconv.Itoa(i), 1)
+	}
+	duringTook := time.Since(start)
+	wg.Wait() // the server drops them at their request timeout
+	// Only the steady consumer's long-polling fetch may still hold a little.
+	waitFor(t, "the budget to come back", func() bool { return s.budget.inUse() < frameChunk })
+	close(stop)
+	<-sampled
+	t.Logf("%d attackers sent %d MiB; budget held at most %d MiB of %d MiB; heap in use at most %d MiB; steady client's 3 produce+consume rounds took %v; %d budget waits",
+		attackers, sent.Load()>>20, maxUsed.Load()>>20, budgetMax>>20, maxHeap.Load()>>20, duringTook, s.metrics.budgetWaits.Get())
+	if got := maxUsed.Load(); got > budgetMax {
+		t.Errorf("budget in use reached %d bytes, want at most %d", got, budgetMax)
+	}
+	if got := maxHeap.Load(); got >= 512<<20 {
+		t.Errorf("heap in use reached %d MiB, want under 512 MiB", got>>20)
+	}
+	produceConsume(t, prod, cons, "after", 1)
+}
+
+func TestServe_requestOfManyChunksArrivesWhole(t *testing.T) {
+	s, _ := startServer(t, func(c *Config) { c.DefaultPartitions = 1 })
+	ctx := ctxT(t)
+	prod := newClient(t, s, kgo.DefaultProduceTopic("chunks"))
+	value := make([]byte, 11*frameChunk+123)
+	for i := range value {
+		value[i] = byte(i * 7 / 3)
+	}
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
+		t.Fatalf("ProduceSync(%d bytes) = %v", len(value), err)
+	}
+	cons := newClient(t, s, kgo.ConsumeTopics("chunks"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	fs := cons.PollFetches(ctx)
+	if err := fs.Err0(); err != nil || fs.NumRecords() != 1 || !bytes.Equal(fs.Records()[0].Value, value) {
+		t.Fatalf("fetched %d records, err %v; want the %d-byte record back", fs.NumRecords(), err, len(value))
+	}
+	if got := s.budget.inUse(); got >= frameChunk {
+		t.Errorf("budget in use after the produce = %d, want the request's part returned", got)
 	}
 }

@@ -39,6 +39,8 @@ type serverMetrics struct {
 	// a limit; acceptErrors failed accepts (EMFILE and the like).
 	refusedMax, refusedPerIP *metrics.Counter
 	acceptErrors             *metrics.Counter
+	// budgetWaits counts reads that waited for the request memory budget.
+	budgetWaits *metrics.Counter
 }
 
 func newServerMetrics(set *metrics.Set) *serverMetrics {
@@ -63,6 +65,7 @@ func newServerMetrics(set *metrics.Set) *serverMetrics {
 		refusedMax:      set.NewCounter(`reeve_kafka_connections_refused_total{reason="` + refusedMaxConnections + `"}`),
 		refusedPerIP:    set.NewCounter(`reeve_kafka_connections_refused_total{reason="` + refusedMaxConnectionsPerIP + `"}`),
 		acceptErrors:    set.NewCounter("reeve_kafka_accept_errors_total"),
+		budgetWaits:     set.NewCounter("reeve_kafka_request_budget_waits_total"),
 	}
 	m.histogram(int16(kmsg.Produce))
 	m.histogram(int16(kmsg.Fetch))

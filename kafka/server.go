@@ -96,6 +96,7 @@ type Server struct {
 	groups   *groups
 	replicas *replicas
 	metrics  *serverMetrics
+	budget   *budget // request bytes held by all connections
 
 	ln     net.Listener
 	mu     sync.Mutex
@@ -134,6 +135,10 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		cfg.MaxConnectionsPerIP = 100
 	}
 	cfg.MaxConnectionsPerIP = min(cfg.MaxConnectionsPerIP, cfg.MaxConnections)
+	if cfg.QueuedMaxRequestBytes <= 0 {
+		cfg.QueuedMaxRequestBytes = 128 << 20
+	}
+	cfg.QueuedMaxRequestBytes = max(cfg.QueuedMaxRequestBytes, int64(cfg.MaxRequestBytes))
 	if cfg.DefaultPartitions <= 0 {
 		cfg.DefaultPartitions = 1
 	}
@@ -146,6 +151,7 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		log:     cfg.Logger,
 		cluster: cluster,
 		metrics: newServerMetrics(cfg.Metrics),
+		budget:  newBudget(cfg.QueuedMaxRequestBytes, int64(cfg.MaxRequestBytes)),
 		conns:   make(map[net.Conn]struct{}),
 		perIP:   make(map[string]int),
 		ctx:     ctx,
@@ -162,6 +168,7 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		defer s.mu.Unlock()
 		return float64(len(s.conns))
 	})
+	s.metrics.set.NewGauge("reeve_kafka_request_bytes_queued", func() float64 { return float64(s.budget.inUse()) })
 	s.groups = newGroups(s)
 	s.replicas = newReplicas(s)
 	parts.onChange = s.replicas.reconcile
@@ -346,17 +353,20 @@ func (s *Server) serveConn(nc net.Conn) {
 			return
 		}
 		// The rest of a frame must follow promptly: a client that stalls
-		// mid-request holds its buffer hostage.
-		nc.SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
-		frame, pooled := newFrame(br, size)
-		if _, err := io.ReadFull(br, frame); err != nil {
-			log.Debug("kafka: connection closed mid-request", "err", err)
+		// mid-request holds its part of the memory budget hostage.
+		deadline := time.Now().Add(s.cfg.RequestTimeout)
+		nc.SetReadDeadline(deadline)
+		frame, held, pooled, err := s.readFrame(br, size, deadline)
+		if err != nil {
+			s.budget.release(held)
+			log.Debug("kafka: connection closed mid-request", "size", size, "err", err)
 			return
 		}
 		resp, hdr, err := s.handleFrame(c, frame)
 		if pooled {
 			releaseFrame(frame)
 		}
+		s.budget.release(held)
 		if err != nil {
 			log.Warn("kafka: closing connection: bad request", "err", err, "client_id", c.clientID,
 				"api_key", hdr.key, "api_version", hdr.version)
@@ -381,35 +391,6 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 	}
 }
-
-// produceFrames recycles the buffers of large Produce requests, the bulk
-// of a broker's allocations. Only Produce: its handler has written the
-// records to the log and kept no slice of the request when it returns
-// (kmsg's ReadFrom copies strings), whereas other requests' byte fields,
-// such as group members' metadata, live on in memory.
-var produceFrames sync.Pool
-
-const (
-	minPooledFrame = 64 << 10
-	maxPooledFrame = 16 << 20
-)
-
-// newFrame returns a buffer for a frame of size bytes, recycled for large
-// Produce requests (the API key is peeked from the unread frame).
-func newFrame(br *bufio.Reader, size int32) ([]byte, bool) {
-	if size < minPooledFrame || size > maxPooledFrame {
-		return make([]byte, size), false
-	}
-	if key, err := br.Peek(2); err != nil || binary.BigEndian.Uint16(key) != uint16(kmsg.Produce) {
-		return make([]byte, size), false
-	}
-	if b, ok := produceFrames.Get().(*[]byte); ok && cap(*b) >= int(size) {
-		return (*b)[:size], true
-	}
-	return make([]byte, size, maxPooledFrame/4+int(size)), true
-}
-
-func releaseFrame(b []byte) { produceFrames.Put(&b) }
 
 func writeResponse(w *bufio.Writer, hdr requestHeader, resp kmsg.Response) error {
 	buf := make([]byte, 8, 256+sizeHint(resp))
