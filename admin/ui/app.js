@@ -11,6 +11,12 @@
   let lastOK = 0;       // Date.now() of the last complete refresh
   let lastParts = null; // the last /v1/partitions answer, for the filter
   let failing = '';     // why the last refresh failed, '' when it did not
+  let locked = false;   // the API answered 401: it wants the admin token
+
+  // The admin token, when the node has one (admin.token_file): typed into
+  // the form by the operator, kept for this tab only, sent on every fetch.
+  const TOKEN_KEY = 'reeve-admin-token';
+  const token = () => sessionStorage.getItem(TOKEN_KEY) || '';
 
   // el builds an element: attrs holds attributes (class, data-*, title…),
   // booleans written "true" or "false", undefined and null left out;
@@ -35,9 +41,12 @@
   }
 
   async function getJSON(path, signal) {
-    const r = await fetch(path, { signal, cache: 'no-store', headers: { Accept: 'application/json' } });
+    const headers = { Accept: 'application/json' };
+    if (token()) headers.Authorization = `Bearer ${token()}`;
+    const r = await fetch(path, { signal, cache: 'no-store', headers });
     let body = null;
     try { body = await r.json(); } catch { /* not JSON: report the status below */ }
+    if (r.status === 401) throw Object.assign(new Error('the admin token is missing or wrong'), { unauthorized: true });
     if (!r.ok) throw new Error(`${path}: HTTP ${r.status}${body && body.error ? ': ' + body.error : ''}`);
     return body;
   }
@@ -162,6 +171,13 @@
 
   function showConn() {
     const c = $('conn');
+    $('token-form').hidden = !locked;
+    if (locked) {
+      c.dataset.state = 'locked';
+      document.body.dataset.conn = 'locked';
+      c.textContent = 'Locked: this node wants its admin token';
+      return;
+    }
     if (failing) {
       c.dataset.state = 'down';
       document.body.dataset.conn = 'down';
@@ -176,6 +192,7 @@
   }
 
   async function refresh() {
+    const sent = token();
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
     try {
@@ -198,10 +215,22 @@
       renderPolicies(pol);
       lastOK = Date.now();
       failing = '';
+      locked = false;
       document.body.dataset.refreshed = String(lastOK);
     } catch (e) {
       failing = e.name === 'AbortError' ? `no answer within ${TIMEOUT_MS / 1000} s`
         : e instanceof TypeError ? 'connection failed' : e.message;
+      if (e.unauthorized && token() === sent) { // not a token typed meanwhile
+        if (!locked) {
+          $('token-why').textContent = sent
+            ? 'This node refused that admin token: type the one in the file its admin.token_file names.'
+            : 'This node wants its admin token before it shows the cluster: the one in the file its admin.token_file names.';
+          locked = true;
+          showConn();
+          $('token').focus();
+        }
+        sessionStorage.removeItem(TOKEN_KEY);
+      }
     } finally {
       clearTimeout(timer);
       showConn();
@@ -209,6 +238,15 @@
     }
   }
 
+  $('token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $('token').value.trim());
+    $('token').value = '';
+    locked = false; // the next refresh, within POLL_MS, sends it
+    failing = '';
+    $('token-form').hidden = true;
+    $('conn').textContent = 'Trying the token…';
+  });
   $('partition-filter').addEventListener('input', () => { if (lastParts) renderPartitions(lastParts); });
   setInterval(() => { if (lastOK || failing) showConn(); }, 500);
   refresh();
