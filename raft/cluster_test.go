@@ -56,12 +56,17 @@ func nodeConfig(t testing.TB, id uint64, dir string) Config {
 	}
 }
 
-func newTestCluster(t testing.TB, n int) *testCluster {
+// newTestCluster starts n nodes and waits until every one has joined;
+// tweaks, if any, change each node's configuration first.
+func newTestCluster(t testing.TB, n int, tweaks ...func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, cfgs: make(map[uint64]Config), stores: make(map[uint64]*Store)}
 	members := make(map[uint64]string)
 	for id := uint64(1); id <= uint64(n); id++ {
 		cfg := nodeConfig(t, id, t.TempDir())
+		for _, tweak := range tweaks {
+			tweak(&cfg)
+		}
 		c.cfgs[id] = cfg
 		members[id] = cfg.RaftAddress
 	}

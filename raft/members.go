@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/raftio"
 )
 
 // AddNode adds a node to the cluster: it enters the registry as joining, then
@@ -165,3 +166,140 @@ func (s *Store) TransferLeadership(ctx context.Context, pick func(candidates []u
 		}
 	}
 }
+
+// The transport's member table (memberTable, transport_guard.go) follows
+// each local replica's applied membership. Dragonboat's system events say
+// when one may have changed; GetNodeHostInfo then gives every running
+// group's voters without a network round trip. It leaves out non-voters
+// and witnesses, which reeve does not add today; they are read with a
+// linearizable membership query whenever a group's config change index
+// moves, at most once per membersRetry per group while no quorum answers.
+const (
+	membersRefresh = time.Second     // refresh even without an event, as a safety net
+	membersRetry   = 5 * time.Second // between failed reads of a group's non-voters and witnesses
+	membersRead    = time.Second     // bounds one refresh's reads of them, over all groups
+)
+
+// watchMembers keeps s.members current until the Store closes.
+func (s *Store) watchMembers() {
+	defer s.done.Done()
+	ctx, cancel := s.stopContext()
+	defer cancel()
+	tick := time.NewTicker(membersRefresh)
+	defer tick.Stop()
+	extras := make(map[uint64]*extraMembers)
+	for {
+		s.refreshMembers(ctx, extras)
+		select {
+		case <-s.membersChanged:
+		case <-tick.C:
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// extraMembers are a group's non-voters and witnesses, as last read.
+type extraMembers struct {
+	index   uint64 // the config change index they were read at
+	tried   time.Time
+	members map[uint64]string
+}
+
+func (s *Store) refreshMembers(ctx context.Context, extras map[uint64]*extraMembers) {
+	info := s.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
+	if info == nil {
+		return // closing
+	}
+	stale := s.publishMembers(info.ShardInfoList, extras)
+	if len(stale) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, membersRead)
+	defer cancel()
+	changed := false
+	now := time.Now()
+	for _, g := range stale {
+		e := extras[g]
+		if e == nil {
+			e = &extraMembers{}
+			extras[g] = e
+		}
+		if now.Sub(e.tried) < membersRetry || rctx.Err() != nil {
+			continue
+		}
+		e.tried = now
+		m, err := s.nh.SyncGetShardMembership(rctx, g)
+		if err != nil {
+			continue
+		}
+		e.index = m.ConfigChangeID
+		e.members = cloneMembers(m.NonVotings, m.Witnesses)
+		changed = true
+	}
+	if changed {
+		s.publishMembers(info.ShardInfoList, extras)
+	}
+}
+
+// publishMembers replaces the transport's member table with the running
+// groups' members and returns the groups whose non-voters and witnesses
+// were read at an older config change index.
+func (s *Store) publishMembers(shards []dragonboat.ShardInfo, extras map[uint64]*extraMembers) (stale []uint64) {
+	groups := make(map[uint64]groupMembers, len(shards))
+	for _, si := range shards {
+		if si.Pending {
+			groups[si.ShardID] = groupMembers{}
+			continue
+		}
+		e := extras[si.ShardID]
+		var more map[uint64]string
+		if e != nil {
+			more = e.members // possibly older: kept until read again
+		}
+		if e == nil || e.index != si.ConfigChangeIndex {
+			stale = append(stale, si.ShardID)
+		}
+		groups[si.ShardID] = groupMembers{known: true, members: cloneMembers(more, si.Replicas)}
+	}
+	for g := range extras {
+		if _, ok := groups[g]; !ok {
+			delete(extras, g)
+		}
+	}
+	s.members.set(groups)
+	return stale
+}
+
+// systemListener receives Dragonboat's system events: those that may
+// change which groups run here or who their members are refresh the
+// transport's member table. Dragonboat calls it from one goroutine, which
+// it must not block.
+type systemListener Store
+
+var _ raftio.ISystemEventListener = (*systemListener)(nil)
+
+func (l *systemListener) membersMayHaveChanged() {
+	select {
+	case l.membersChanged <- struct{}{}:
+	default:
+	}
+}
+
+func (l *systemListener) NodeReady(raftio.NodeInfo)             { l.membersMayHaveChanged() }
+func (l *systemListener) NodeUnloaded(raftio.NodeInfo)          { l.membersMayHaveChanged() }
+func (l *systemListener) NodeDeleted(raftio.NodeInfo)           { l.membersMayHaveChanged() }
+func (l *systemListener) MembershipChanged(raftio.NodeInfo)     { l.membersMayHaveChanged() }
+func (l *systemListener) SnapshotRecovered(raftio.SnapshotInfo) { l.membersMayHaveChanged() }
+
+func (l *systemListener) NodeHostShuttingDown()                       {}
+func (l *systemListener) ConnectionEstablished(raftio.ConnectionInfo) {}
+func (l *systemListener) ConnectionFailed(raftio.ConnectionInfo)      {}
+func (l *systemListener) SendSnapshotStarted(raftio.SnapshotInfo)     {}
+func (l *systemListener) SendSnapshotCompleted(raftio.SnapshotInfo)   {}
+func (l *systemListener) SendSnapshotAborted(raftio.SnapshotInfo)     {}
+func (l *systemListener) SnapshotReceived(raftio.SnapshotInfo)        {}
+func (l *systemListener) SnapshotCreated(raftio.SnapshotInfo)         {}
+func (l *systemListener) SnapshotCompacted(raftio.SnapshotInfo)       {}
+func (l *systemListener) LogCompacted(raftio.EntryInfo)               {}
+func (l *systemListener) LogDBCompacted(raftio.EntryInfo)             {}

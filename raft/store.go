@@ -69,6 +69,9 @@ type Store struct {
 	leaders       sync.Map      // group id -> uint64 leader node id, from Raft events
 	leaderChanged chan struct{} // signalled (never blocking) when a group's leader changes
 
+	members        *memberTable  // what the transport checks senders against (watchMembers)
+	membersChanged chan struct{} // signalled (never blocking) by Dragonboat's system events
+
 	pidMu           sync.Mutex // guards the local block of producer ids
 	pidNext, pidEnd int64
 
@@ -109,7 +112,12 @@ func Open(cfg Config) (*Store, error) {
 		ready:  make(chan struct{}),
 		stop:   make(chan struct{}),
 
-		leaderChanged: make(chan struct{}, 1),
+		leaderChanged:  make(chan struct{}, 1),
+		membersChanged: make(chan struct{}, 1),
+	}
+	s.members = &memberTable{self: cfg.NodeID}
+	if !cfg.Join && len(cfg.InitialMembers) > 0 {
+		s.members.bootstrap = cloneMembers(cfg.InitialMembers)
 	}
 	s.cluster = newClusterSM(s.feed)
 	dir := filepath.Join(cfg.DataDir, "raft")
@@ -122,19 +130,20 @@ func Open(cfg Config) (*Store, error) {
 	}
 	installLogger(cfg.Logger)
 	nhc := dbconfig.NodeHostConfig{
-		DeploymentID:      deploymentID(cfg.ClusterName),
-		NodeHostDir:       dir,
-		WALDir:            dir,
-		RTTMillisecond:    uint64(max(cfg.RTT, time.Millisecond) / time.Millisecond),
-		RaftAddress:       cfg.RaftAddress,
-		ListenAddress:     cfg.ListenAddr,
-		RaftEventListener: (*leaderListener)(s),
+		DeploymentID:        deploymentID(cfg.ClusterName),
+		NodeHostDir:         dir,
+		WALDir:              dir,
+		RTTMillisecond:      uint64(max(cfg.RTT, time.Millisecond) / time.Millisecond),
+		RaftAddress:         cfg.RaftAddress,
+		ListenAddress:       cfg.ListenAddr,
+		RaftEventListener:   (*leaderListener)(s),
+		SystemEventListener: (*systemListener)(s),
 		Expert: dbconfig.ExpertConfig{
 			Engine: dbconfig.EngineConfig{ExecShards: 2, CommitShards: 2, ApplyShards: 2, SnapshotShards: 2, CloseShards: 2},
 			LogDB:  smallLogDB(),
 			// reeve's own transport: it notices a restarted peer before the
 			// next send instead of tripping Dragonboat's circuit breaker.
-			TransportFactory: &transportFactory{log: s.log},
+			TransportFactory: &transportFactory{log: s.log, members: s.members, limits: defaultTransportLimits},
 		},
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)
@@ -154,7 +163,8 @@ func Open(cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.done.Add(2)
+	s.done.Add(3)
+	go s.watchMembers()
 	go s.joinLoop(dir, id)
 	go s.reconcileLoop()
 	return s, nil

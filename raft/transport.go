@@ -29,25 +29,57 @@ import (
 // send on such a connection redials first (see msgConn.SendMessageBatch).
 type transportFactory struct {
 	log *slog.Logger
+	// members is the group membership the receive path checks senders
+	// against; nil checks only what a message says of itself (tests of
+	// the transport alone).
+	members *memberTable
+	limits  transportLimits
 }
+
+// transportLimits bounds how long an accepted connection may hold the
+// transport's attention without sending.
+type transportLimits struct {
+	// idle closes a connection that sends no frame for this long. Raft
+	// heartbeats flow every few hundred milliseconds while a peer shares a
+	// group with this node, and Dragonboat closes a lane idle for a minute
+	// itself; a dialer whose connection was closed redials on its next send.
+	idle time.Duration
+	// stall closes a connection whose frame stops arriving: the rest of a
+	// header, and each framePiece of a payload, must arrive within it (at
+	// least 100 KiB/s with the defaults).
+	stall time.Duration
+}
+
+// defaultTransportLimits are the limits Open gives the transport; a test
+// may shorten them before it opens a Store.
+var defaultTransportLimits = transportLimits{idle: 2 * time.Minute, stall: 10 * time.Second}
 
 var _ dbconfig.TransportFactory = (*transportFactory)(nil)
 
 // Create returns the transport for one NodeHost.
 func (f *transportFactory) Create(nhc dbconfig.NodeHostConfig,
 	onBatch raftio.MessageHandler, onChunk raftio.ChunkHandler) raftio.ITransport {
+	limits := f.limits
+	if limits == (transportLimits{}) {
+		limits = defaultTransportLimits
+	}
 	return &Transport{
 		nhc:        nhc,
 		deployment: nhc.GetDeploymentID(),
 		onBatch:    onBatch,
 		onChunk:    onChunk,
+		members:    f.members,
+		limits:     limits,
 		log:        f.log.With("component", "raft/transport"),
 		inbound:    make(map[net.Conn]struct{}),
-		refusals:   make(map[string]time.Time),
+		warned:     make(map[string]*warning),
+		stopping:   make(chan struct{}),
 	}
 }
 
 // Validate reports whether addr is a host:port this transport can dial.
+// Dragonboat's node registry panics on an address it refuses, so the
+// receive path applies it too (validTarget); it may be called on nil.
 func (f *transportFactory) Validate(addr string) bool {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" {
@@ -66,14 +98,23 @@ type Transport struct {
 	deployment uint64
 	onBatch    raftio.MessageHandler
 	onChunk    raftio.ChunkHandler
+	members    *memberTable // nil: senders are not checked against a membership
+	limits     transportLimits
 	log        *slog.Logger
 
 	mu       sync.Mutex
 	ln       net.Listener
 	inbound  map[net.Conn]struct{} // accepted connections, closed by Close
 	closed   bool
-	refusals map[string]time.Time // remote host -> last refusal logged
-	serving  sync.WaitGroup       // the accept loop and one per inbound connection
+	stopping chan struct{}       // closed by Close; ends the accept loop's backoff
+	warned   map[string]*warning // rate-limited warnings by remote host and kind
+	serving  sync.WaitGroup      // the accept loop and one per inbound connection
+}
+
+// warning is one rate-limited warning's last time and what it held back.
+type warning struct {
+	logged     time.Time
+	suppressed int
 }
 
 var _ raftio.ITransport = (*Transport)(nil)
@@ -86,9 +127,15 @@ const (
 	// endAckTimeout bounds how long closing a snapshot stream waits for the
 	// receiver to confirm it handled every chunk.
 	endAckTimeout = 10 * time.Second
-	// refusalLogEvery limits the warning for a peer of another cluster, which
-	// Dragonboat redials with backoff for as long as it is configured so.
-	refusalLogEvery = time.Minute
+	// warnEvery limits each warning about a remote host: a peer of another
+	// cluster, which Dragonboat redials with backoff for as long as it is
+	// configured so, or one whose messages are dropped.
+	warnEvery = time.Minute
+	// maxWarned bounds the hosts the rate limiter remembers.
+	maxWarned = 1024
+	// acceptBackoffMax bounds the pause after a failed Accept (EMFILE,
+	// ENFILE, ENOBUFS): the loop retries for as long as the transport runs.
+	acceptBackoffMax = time.Second
 )
 
 // Name returns the transport's name, which Dragonboat logs at start.
@@ -118,6 +165,9 @@ func (t *Transport) Start() error {
 // which closes them itself.
 func (t *Transport) Close() error {
 	t.mu.Lock()
+	if !t.closed {
+		close(t.stopping)
+	}
 	t.closed = true
 	if t.ln != nil {
 		t.ln.Close()
@@ -148,23 +198,38 @@ func (t *Transport) GetSnapshotConnection(ctx context.Context, target string) (r
 	return &snapshotConn{t: t, target: target, l: l}, nil
 }
 
+// acceptLoop accepts until the transport closes. A failed Accept (out of
+// file descriptors, buffers) pauses, doubling up to acceptBackoffMax, and
+// tries again: giving up would leave a running process that no peer can
+// reach.
 func (t *Transport) acceptLoop(ln net.Listener) {
 	defer t.serving.Done()
+	var pause time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			select {
+			case <-t.stopping:
+				return
+			default:
 			}
-			t.mu.Lock()
-			closed := t.closed
-			t.mu.Unlock()
-			if !closed {
-				t.log.Error("raft transport: stopped accepting connections; restart the node", "addr", ln.Addr().String(), "err", err)
+			if errors.Is(err, net.ErrClosed) {
+				t.log.Error("raft transport: the listener closed; restart the node", "addr", ln.Addr().String(), "err", err)
+				return
 			}
-			return
+			pause = min(max(2*pause, 5*time.Millisecond), acceptBackoffMax)
+			if n, ok := t.warnAllowed("accept"); ok {
+				t.log.Warn("raft transport: accepting a connection failed, retrying; if the error is too many open files, raise the node's file limit (LimitNOFILE)",
+					"addr", ln.Addr().String(), "retry_in", pause, "repeats_suppressed", n, "err", err)
+			}
+			select {
+			case <-time.After(pause):
+			case <-t.stopping:
+				return
+			}
+			continue
 		}
+		pause = 0
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()
@@ -186,7 +251,8 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 }
 
 // serve answers a dialer's hello and hands its frames to Dragonboat until
-// the dialer closes, a frame is bad or the transport closes.
+// the dialer closes, a frame is bad, the connection idles or stalls past
+// the transport's limits, or the transport closes.
 func (t *Transport) serve(nc net.Conn) {
 	remote := nc.RemoteAddr().String()
 	h, err := readHello(nc, time.Now().Add(helloTimeout))
@@ -200,15 +266,20 @@ func (t *Transport) serve(nc net.Conn) {
 		t.log.Debug("raft transport: connection closed before its hello", "remote", remote, "err", err)
 		return
 	}
+	// A refusal carries no deployment id: the right one would let anyone
+	// who can reach the port pass the check on the next try.
 	reply := hello{version: wireVersion, deployment: t.deployment}
 	switch {
 	case h.version != wireVersion || (h.kindStatus != kindMessages && h.kindStatus != kindSnapshot):
-		reply.kindStatus = statusBadHello
+		reply = hello{version: wireVersion, kindStatus: statusBadHello}
 		t.log.Warn("raft transport: refused a connection with an unknown protocol version or kind; run the same reeve version on every node",
 			"remote", remote, "version", h.version, "kind", h.kindStatus)
 	case h.deployment != t.deployment:
-		reply.kindStatus = statusWrongDeployment
-		t.logRefusal(remote, h.deployment)
+		reply = hello{version: wireVersion, kindStatus: statusWrongDeployment}
+		if n, ok := t.warnAllowed(hostOf(remote) + "\x00deployment"); ok {
+			t.log.Warn("raft transport: refused a node of another cluster; check cluster.name in both nodes' reeve.toml, or the raft addresses in initial_members",
+				"remote", remote, "their_deployment_id", h.deployment, "deployment_id", t.deployment, "repeats_suppressed", n)
+		}
 	}
 	nc.SetWriteDeadline(time.Now().Add(helloTimeout))
 	if _, err := nc.Write(reply.encode()); err != nil || reply.kindStatus != statusAccepted {
@@ -216,13 +287,17 @@ func (t *Transport) serve(nc net.Conn) {
 	}
 	nc.SetWriteDeadline(time.Time{})
 
-	var buf []byte
+	fr := frameReader{r: nc, limits: t.limits, setDeadline: nc.SetReadDeadline}
+	var stream chunkStream
 	for {
-		typ, payload, next, err := readFrame(nc, buf)
-		buf = next
+		typ, payload, err := fr.next()
 		if err != nil {
-			if errors.Is(err, errBadFrame) {
+			var ne net.Error
+			switch {
+			case errors.Is(err, errBadFrame):
 				t.log.Warn("raft transport: dropped a connection that sent a bad frame", "remote", remote, "err", err)
+			case errors.As(err, &ne) && ne.Timeout():
+				t.log.Debug("raft transport: closed a connection that idled or stalled", "remote", remote, "err", err)
 			}
 			return
 		}
@@ -233,11 +308,20 @@ func (t *Transport) serve(nc net.Conn) {
 				t.log.Warn("raft transport: dropped a connection that sent an undecodable message batch", "remote", remote, "err", err)
 				return
 			}
-			t.onBatch(b)
+			if n, why := filterBatch(&b, t.members); n > 0 {
+				t.warnDrop(remote, n, why)
+			}
+			if len(b.Requests) > 0 {
+				t.onBatch(b)
+			}
 		case typ == frameChunk && h.kindStatus == kindSnapshot:
 			var c pb.Chunk
 			if err := c.Unmarshal(payload); err != nil {
 				t.log.Warn("raft transport: dropped a connection that sent an undecodable snapshot chunk", "remote", remote, "err", err)
+				return
+			}
+			if why := t.checkChunk(&stream, &c); why != "" {
+				t.warnDrop(remote, 1, dropReason{why: why, group: c.ShardID, from: c.From, to: c.ReplicaID, mtype: "snapshot chunk"})
 				return
 			}
 			if !t.onChunk(c) {
@@ -259,22 +343,66 @@ func (t *Transport) serve(nc net.Conn) {
 	}
 }
 
-// logRefusal warns about a dialer of another cluster at most once a minute
-// per host, since Dragonboat keeps redialing it.
-func (t *Transport) logRefusal(remote string, theirs uint64) {
-	host, _, _ := net.SplitHostPort(remote)
-	now := time.Now()
-	t.mu.Lock()
-	last, seen := t.refusals[host]
-	if !seen || now.Sub(last) >= refusalLogEvery {
-		t.refusals[host] = now
+// checkChunk checks a chunk against the group's membership and the
+// stream's previous chunk (see transport_guard.go).
+func (t *Transport) checkChunk(st *chunkStream, c *pb.Chunk) string {
+	if t.members == nil {
+		return st.checkChunk(c, c.ReplicaID, nil)
 	}
-	t.mu.Unlock()
-	if seen && now.Sub(last) < refusalLogEvery {
+	members, running := t.members.lookup(c.ShardID)
+	if !running {
+		return "chunk for a group this node does not run"
+	}
+	return st.checkChunk(c, t.members.self, members)
+}
+
+// warnDrop warns that n messages from remote were dropped, at most once a
+// minute per remote host and reason.
+func (t *Transport) warnDrop(remote string, n int, why dropReason) {
+	suppressed, ok := t.warnAllowed(hostOf(remote) + "\x00" + why.why)
+	if !ok {
 		return
 	}
-	t.log.Warn("raft transport: refused a node of another cluster; check cluster.name in both nodes' reeve.toml, or the raft addresses in initial_members",
-		"remote", remote, "their_deployment_id", theirs, "deployment_id", t.deployment)
+	t.log.Warn("raft transport: dropped raft messages that failed validation; if the remote is a reeve node, check that it is a member of the group and runs the same version",
+		"remote", remote, "reason", why.why, "dropped", n, "group", why.group, "from", why.from, "to", why.to,
+		"type", why.mtype, "source_address", why.source, "repeats_suppressed", suppressed)
+}
+
+// warnAllowed reports whether the warning with this key may be logged now,
+// and how many were held back since it last was.
+func (t *Transport) warnAllowed(key string) (suppressed int, ok bool) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.warned[key]
+	if w != nil && now.Sub(w.logged) < warnEvery {
+		w.suppressed++
+		return 0, false
+	}
+	if w == nil {
+		if len(t.warned) >= maxWarned {
+			for k, old := range t.warned {
+				if now.Sub(old.logged) >= warnEvery {
+					delete(t.warned, k)
+				}
+			}
+			if len(t.warned) >= maxWarned {
+				return 0, false // a flood from many hosts: the ones remembered speak for it
+			}
+		}
+		w = &warning{}
+		t.warned[key] = w
+	}
+	suppressed, w.logged, w.suppressed = w.suppressed, now, 0
+	return suppressed, true
+}
+
+func hostOf(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
 }
 
 // dial opens a connection of the given kind to target and exchanges hellos.
@@ -293,8 +421,8 @@ func (t *Transport) dial(ctx context.Context, target string, kind byte) (*link, 
 	if err == nil {
 		switch {
 		case h.kindStatus == statusWrongDeployment:
-			err = fmt.Errorf("%w: %s has deployment id %d, this node %d; check cluster.name on both nodes",
-				errWrongDeployment, target, h.deployment, t.deployment)
+			err = fmt.Errorf("%w: %s refused this node's deployment id %d; check cluster.name on both nodes",
+				errWrongDeployment, target, t.deployment)
 		case h.kindStatus != statusAccepted:
 			err = fmt.Errorf("%s refused this node's hello (status %d, its protocol version %d, ours %d); run the same reeve version on every node",
 				target, h.kindStatus, h.version, wireVersion)

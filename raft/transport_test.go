@@ -47,8 +47,9 @@ func (b *lockedBuffer) String() string {
 
 // startPeer starts a transport listening on addr (port 0 for any) for a
 // deployment; acceptChunk, when not nil, decides what its chunk handler
-// answers. The transport is closed when the test ends.
-func startPeer(t *testing.T, addr string, deployment uint64, acceptChunk func(pb.Chunk) bool) *testPeer {
+// answers; opts, if any, change the factory first. The transport is closed
+// when the test ends.
+func startPeer(t *testing.T, addr string, deployment uint64, acceptChunk func(pb.Chunk) bool, opts ...func(*transportFactory)) *testPeer {
 	t.Helper()
 	p := &testPeer{batches: make(chan pb.MessageBatch, 64), chunks: make(chan pb.Chunk, 64), logs: &lockedBuffer{}}
 	log := slog.New(slog.NewTextHandler(p.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -58,6 +59,9 @@ func startPeer(t *testing.T, addr string, deployment uint64, acceptChunk func(pb
 		return acceptChunk == nil || acceptChunk(c)
 	}
 	f := &transportFactory{log: log}
+	for _, opt := range opts {
+		opt(f)
+	}
 	nhc := dbconfig.NodeHostConfig{RaftAddress: addr, DeploymentID: deployment}
 	p.tr = f.Create(nhc, onBatch, onChunk).(*Transport)
 	if err := p.tr.Start(); err != nil {
@@ -79,6 +83,15 @@ func testBatch(deployment uint64, term uint64, cmdSizes ...int) pb.MessageBatch 
 	vote := pb.Message{Type: pb.RequestVote, To: 2, From: 1, ShardID: 4, Term: term + 1, LogTerm: term, LogIndex: 7}
 	return pb.MessageBatch{DeploymentId: deployment, SourceAddress: "127.0.0.1:1", BinVer: raftio.TransportBinVersion,
 		Requests: []pb.Message{m, vote}}
+}
+
+// testChunk is chunk i of count of one snapshot file, as Dragonboat's
+// sender splits it.
+func testChunk(deployment, i, count uint64, data []byte) pb.Chunk {
+	return pb.Chunk{ShardID: 3, ReplicaID: 2, From: 1, ChunkId: i, ChunkCount: count, ChunkSize: uint64(len(data)),
+		FileChunkId: i, FileChunkCount: count, Filepath: "/data/snapshot-100/snapshot-100.gbsnap", FileSize: count * uint64(len(data)),
+		Index: 100, Term: 5, DeploymentId: deployment, BinVer: raftio.TransportBinVersion, Data: data,
+		Membership: pb.Membership{ConfigChangeId: 7, Addresses: map[uint64]string{1: "127.0.0.1:1", 2: "127.0.0.1:2"}}}
 }
 
 // sameBatch compares batches by their encoding, which is what must survive
@@ -137,8 +150,7 @@ func TestTransport_batchesAndChunksArrive(t *testing.T) {
 	}
 	const chunks = 3
 	for i := range uint64(chunks) {
-		c := pb.Chunk{ShardID: 3, ReplicaID: 2, From: 1, ChunkId: i, ChunkCount: chunks, ChunkSize: 1 << 20,
-			Index: 100, Term: 5, DeploymentId: dep, BinVer: raftio.TransportBinVersion, Data: bytes.Repeat([]byte{byte(i)}, 1<<20)}
+		c := testChunk(dep, i, chunks, bytes.Repeat([]byte{byte(i)}, 1<<20))
 		if err := snap.SendChunk(c); err != nil {
 			t.Fatalf("SendChunk(%d) = %v", i, err)
 		}
@@ -295,13 +307,13 @@ func TestTransport_refusedChunkEndsTheStream(t *testing.T) {
 		t.Fatalf("GetSnapshotConnection(%s) = %v", b.addr, err)
 	}
 	defer snap.Close()
-	chunk := pb.Chunk{ShardID: 3, ReplicaID: 2, From: 1, ChunkCount: 2, DeploymentId: dep, Data: []byte("x")}
+	chunk := testChunk(dep, 0, 2, []byte("x"))
 	if err := snap.SendChunk(chunk); err != nil {
 		t.Fatalf("SendChunk(0) = %v", err)
 	}
 	receive(t, b.chunks, "chunk")
 	<-snap.(*snapshotConn).l.gone
-	chunk.ChunkId = 1
+	chunk = testChunk(dep, 1, 2, []byte("x"))
 	if err := snap.SendChunk(chunk); err == nil {
 		t.Fatal("SendChunk after the receiver refused the stream = nil, want an error")
 	}

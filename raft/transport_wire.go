@@ -22,7 +22,8 @@ import (
 //	5   kind in the dialer's hello (1 messages, 2 snapshot chunks);
 //	    status in the listener's (0 accepted, 1 wrong deployment, 2 bad hello)
 //	6   two zero bytes
-//	8   deployment id, big endian (a hash of cluster.name)
+//	8   deployment id, big endian (a hash of cluster.name); zero in a
+//	    refusal, which must not tell a stranger the id it lacked
 //	16  CRC-32C of bytes 0..15
 //
 // Then the dialer sends frames, each a 12-byte header and a payload:
@@ -56,10 +57,11 @@ const (
 	// snapshotAck answers frameEnd once every chunk before it was handled.
 	snapshotAck byte = 0x06
 
-	// maxFrameSize bounds one frame's payload. Dragonboat caps a batch at
-	// 64 MiB plus one message and a chunk at 2 MiB; the reader grows its
-	// buffer as bytes arrive, so a lying header cannot make it allocate this
-	// much up front.
+	// maxFrameSize bounds one frame's payload, checked before anything is
+	// allocated. Dragonboat caps a batch at 64 MiB plus one message and a
+	// chunk at 2 MiB; the reader grows its buffer as bytes arrive
+	// (frameReader), so a lying header cannot make it allocate this much
+	// up front, and must send the bytes within the stall limit.
 	maxFrameSize = 256 << 20
 )
 
@@ -95,13 +97,18 @@ func readHello(nc net.Conn, deadline time.Time) (hello, error) {
 	if err := nc.SetReadDeadline(deadline); err != nil {
 		return hello{}, err
 	}
-	b := make([]byte, helloSize)
-	if _, err := io.ReadFull(nc, b); err != nil {
+	var b [helloSize]byte
+	if _, err := io.ReadFull(nc, b[:]); err != nil {
 		return hello{}, err
 	}
 	if err := nc.SetReadDeadline(time.Time{}); err != nil {
 		return hello{}, err
 	}
+	return parseHello(b)
+}
+
+// parseHello decodes a hello's bytes.
+func parseHello(b [helloSize]byte) (hello, error) {
 	if [4]byte(b[:4]) != wireMagic || binary.BigEndian.Uint32(b[16:]) != crc32.Checksum(b[:16], castagnoli) {
 		return hello{}, errBadHello
 	}
@@ -118,42 +125,71 @@ func putFrameHeader(frame []byte, typ byte) {
 	binary.BigEndian.PutUint32(frame[8:], crc32.Checksum(payload, castagnoli))
 }
 
-// readFrame reads one frame into buf, growing it only as bytes arrive, and
-// returns its type, its payload (aliasing the returned buffer) and the
-// buffer to pass to the next call.
-func readFrame(r io.Reader, buf []byte) (typ byte, payload, next []byte, err error) {
+// frameReader reads the frames of one connection. With setDeadline set,
+// it bounds each wait by the transport's limits: the first byte of a
+// header may take limits.idle, the rest of the header and each framePiece
+// of the payload limits.stall. So a peer that stops mid-frame (a header
+// declaring 256 MiB and nothing after it) is cut off after limits.stall,
+// and one that sends nothing at all after limits.idle.
+type frameReader struct {
+	r           io.Reader
+	limits      transportLimits
+	setDeadline func(time.Time) error // nil: no deadlines (tests, fuzzing)
+	buf         []byte                // payload buffer kept between frames, at most maxKeptBuffer
+}
+
+func (fr *frameReader) arm(d time.Duration) error {
+	if fr.setDeadline == nil {
+		return nil
+	}
+	return fr.setDeadline(time.Now().Add(d))
+}
+
+// next reads one frame and returns its type and payload, which aliases the
+// reader's buffer until the next call. The payload grows only as its bytes
+// arrive, a framePiece at a time, so a header that lies about the size
+// costs at most one piece of memory beyond what was really sent.
+func (fr *frameReader) next() (typ byte, payload []byte, err error) {
 	var h [frameHeaderLen]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return 0, nil, buf, err
+	if err := fr.arm(fr.limits.idle); err != nil {
+		return 0, nil, err
 	}
-	size := binary.BigEndian.Uint32(h[4:])
+	if _, err := io.ReadFull(fr.r, h[:1]); err != nil {
+		return 0, nil, err
+	}
+	if err := fr.arm(fr.limits.stall); err != nil {
+		return 0, nil, err
+	}
+	if _, err := io.ReadFull(fr.r, h[1:]); err != nil {
+		return 0, nil, err
+	}
+	size := int(binary.BigEndian.Uint32(h[4:]))
 	if h[1]|h[2]|h[3] != 0 || size > maxFrameSize {
-		return 0, nil, buf, fmt.Errorf("%w: type %d, length %d", errBadFrame, h[0], size)
+		return 0, nil, fmt.Errorf("%w: type %d, length %d", errBadFrame, h[0], size)
 	}
-	if int(size) <= cap(buf) {
-		payload = buf[:size]
-		if _, err := io.ReadFull(r, payload); err != nil {
-			return 0, nil, buf, err
+	payload = fr.buf[:0]
+	for len(payload) < size {
+		step := min(size-len(payload), framePiece)
+		if err := fr.arm(fr.limits.stall); err != nil {
+			return 0, nil, err
 		}
-	} else {
-		// Read in steps so memory follows the bytes actually received.
-		payload = buf[:0]
-		for len(payload) < int(size) {
-			step := min(int(size)-len(payload), 4<<20)
-			payload = slices.Grow(payload, step)[:len(payload)+step]
-			if _, err := io.ReadFull(r, payload[len(payload)-step:]); err != nil {
-				return 0, nil, buf, err
-			}
+		payload = slices.Grow(payload, step)[:len(payload)+step]
+		if _, err := io.ReadFull(fr.r, payload[len(payload)-step:]); err != nil {
+			return 0, nil, err
 		}
-		if cap(payload) <= maxKeptBuffer {
-			buf = payload
-		}
+	}
+	if cap(payload) <= maxKeptBuffer {
+		fr.buf = payload[:0]
 	}
 	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(h[8:]) {
-		return 0, nil, buf, fmt.Errorf("%w: payload checksum mismatch (type %d, %d bytes)", errBadFrame, h[0], size)
+		return 0, nil, fmt.Errorf("%w: payload checksum mismatch (type %d, %d bytes)", errBadFrame, h[0], size)
 	}
-	return h[0], payload, buf, nil
+	return h[0], payload, nil
 }
+
+// framePiece is how much of a payload is read (and allocated) at a time,
+// each piece within transportLimits.stall.
+const framePiece = 1 << 20
 
 // maxKeptBuffer is the largest receive buffer a connection keeps between
 // frames; a rare larger batch gets its own.
