@@ -19,7 +19,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -148,20 +147,12 @@ func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.Produce
 		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = -1, -1
 		return w, false
 	}
-	if err := checkBatches(rp.Records); err != nil {
+	if err := checkBatches(rp.Records, s.maxMessageBytes(t)); err != nil {
 		sp.ErrorCode = errorCode(err)
-		msg := err.Error()
+		msg := fmt.Sprintf("%s-%d: %v", t.Name, rp.Partition, err)
 		sp.ErrorMessage = &msg
 		s.log.Debug("kafka: produce refused", "topic", t.Name, "partition", rp.Partition, "client_id", c.clientID, "err", err)
 		return w, false
-	}
-	if v, ok := t.Config["max.message.bytes"]; ok {
-		if n, err := strconv.Atoi(v); err == nil && len(rp.Records) > n {
-			sp.ErrorCode = kerr.MessageTooLarge.Code
-			msg := fmt.Sprintf("%d bytes of batches; %s-%d allows %d (max.message.bytes)", len(rp.Records), t.Name, rp.Partition, n)
-			sp.ErrorMessage = &msg
-			return w, false
-		}
 	}
 	if acks == -1 && len(meta.ISR) < minInsync(t) {
 		sp.ErrorCode = kerr.NotEnoughReplicas.Code
@@ -211,8 +202,10 @@ func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.Produce
 	return durableWait{p: p, last: last}, true
 }
 
-// checkBatches validates the record batches of one partition's produce.
-func checkBatches(b []byte) error {
+// checkBatches validates the record batches of one partition's produce;
+// limit is the topic's max.message.bytes, which bounds each batch both as
+// sent and decompressed.
+func checkBatches(b []byte, limit int) error {
 	all := b
 	if len(b) == 0 {
 		return fmt.Errorf("%w: no record batch", storage.ErrCorrupt)
@@ -231,6 +224,10 @@ func checkBatches(b []byte) error {
 		if h.Length < 61 || int(h.Length) > len(b) {
 			return fmt.Errorf("%w: batch of %d bytes with %d bytes left", storage.ErrCorrupt, h.Length, len(b))
 		}
+		// From the header alone, before the CRC or any record is read.
+		if int(h.Length) > limit {
+			return fmt.Errorf("%w: batch of %d bytes; the topic allows %d (max.message.bytes)", kerr.MessageTooLarge, h.Length, limit)
+		}
 		if _, err := storage.CheckBatch(b[:h.Length]); err != nil {
 			return err
 		}
@@ -246,10 +243,12 @@ func checkBatches(b []byte) error {
 		if h.RecordCount < 1 || h.LastOffsetDelta != h.RecordCount-1 {
 			return fmt.Errorf("%w: batch of %d record(s) with last offset delta %d", kerr.InvalidRecord, h.RecordCount, h.LastOffsetDelta)
 		}
-		if h.Attributes&0x7 == 0 {
-			if err := checkRecords(b[61:h.Length], h.RecordCount); err != nil {
-				return err
-			}
+		err = withRecords(h, b, limit, func(records []byte) error { return checkRecords(records, h.RecordCount) })
+		if errors.Is(err, errDecompressedTooLarge) {
+			return fmt.Errorf("%w: batch of %d bytes decompresses past %d bytes (max.message.bytes)", kerr.MessageTooLarge, h.Length, limit)
+		}
+		if err != nil {
+			return err
 		}
 		if h.ProducerID >= 0 {
 			if err := checkIdempotent(all, h); err != nil {

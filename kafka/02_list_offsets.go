@@ -6,7 +6,10 @@ package kafka
 // watermark, the end of what is committed), -3 (v7+) the record with the largest timestamp, -4 (v8+)
 // earliest local, which is the earliest (reeve has no tiered storage), and
 // any other value finds the first record whose timestamp is at or after it,
-// looking inside the batch (decompressing) so the answer is exact. v0 has
+// looking inside the batch (decompressing) so the answer is exact. -3 and
+// lookups by time decompress one batch, at most to the topic's
+// max.message.bytes: a batch that would expand further answers
+// CORRUPT_MESSAGE (records.go). v0 has
 // its own shape: a list of at most max_num_offsets offsets.
 //
 // Replica id -2 (Kafka's ListOffsetsRequest.DEBUGGING_REPLICA_ID) reads the
@@ -99,9 +102,9 @@ func (s *Server) listOffset(version int16, replica int32, t *Topic, rp kmsg.List
 			offset = p.highWatermark()
 		}
 	case -3:
-		offset, ts, err = maxTimestamp(l)
+		offset, ts, err = maxTimestamp(l, s.maxMessageBytes(t))
 	default:
-		offset, ts, err = offsetForTime(l, rp.Timestamp)
+		offset, ts, err = offsetForTime(l, rp.Timestamp, s.maxMessageBytes(t))
 	}
 	if err != nil {
 		sp.ErrorCode = errorCode(err)
@@ -119,9 +122,9 @@ func (s *Server) listOffset(version int16, replica int32, t *Topic, rp kmsg.List
 }
 
 // offsetForTime finds the first record with a timestamp at or after ts:
-// the time index finds the batch, then the batch's records are scanned.
-// (-1, -1) when no record qualifies.
-func offsetForTime(l *storage.Log, ts int64) (int64, int64, error) {
+// the time index finds the batch, then the batch's records are scanned,
+// decompressed to at most limit bytes. (-1, -1) when no record qualifies.
+func offsetForTime(l *storage.Log, ts int64, limit int) (int64, int64, error) {
 	base, found, err := l.OffsetForTimestamp(ts)
 	if err != nil || !found {
 		return -1, -1, err
@@ -136,7 +139,7 @@ func offsetForTime(l *storage.Log, ts int64) (int64, int64, error) {
 			return -1, -1, err
 		}
 		gotOff, gotTS := int64(-1), int64(-1)
-		err = eachRecord(data[:h.Length], func(o, t int64) bool {
+		err = eachRecord(data[:h.Length], limit, func(o, t int64) bool {
 			if t >= ts && o >= off {
 				gotOff, gotTS = o, t
 				return false
@@ -152,8 +155,9 @@ func offsetForTime(l *storage.Log, ts int64) (int64, int64, error) {
 }
 
 // maxTimestamp finds the record with the largest timestamp (the first such
-// record if several share it) by scanning batch headers, then the batch.
-func maxTimestamp(l *storage.Log) (int64, int64, error) {
+// record if several share it) by scanning batch headers, then the batch,
+// decompressed to at most limit bytes.
+func maxTimestamp(l *storage.Log, limit int) (int64, int64, error) {
 	best, bestTS := int64(-1), int64(-1)
 	for off := l.LogStartOffset(); off < l.LogEndOffset(); {
 		data, err := l.Read(off, 1<<20)
@@ -184,7 +188,7 @@ func maxTimestamp(l *storage.Log) (int64, int64, error) {
 	}
 	h, _ := storage.ParseBatchHeader(data)
 	off := best
-	err = eachRecord(data[:h.Length], func(o, t int64) bool {
+	err = eachRecord(data[:h.Length], limit, func(o, t int64) bool {
 		if t == bestTS {
 			off = o
 			return false

@@ -49,7 +49,7 @@ var topicConfigs = map[string]topicConfig{
 	"retention.bytes":                {func(s *Server) string { return strconv.FormatInt(s.cfg.Log.RetentionBytes, 10) }, integer(-1, 1<<62)},
 	"segment.bytes":                  {func(s *Server) string { return strconv.FormatInt(s.cfg.Log.SegmentBytes, 10) }, integer(1<<20, 1<<31-1)},
 	"segment.ms":                     {func(s *Server) string { return millis(s.cfg.Log.SegmentAge.Milliseconds()) }, integer(1, maxMillis)},
-	"max.message.bytes":              {func(s *Server) string { return strconv.Itoa(int(s.cfg.MaxRequestBytes)) }, integer(0, 1<<31-1)},
+	"max.message.bytes":              {func(s *Server) string { return strconv.Itoa(int(s.cfg.MaxMessageBytes)) }, integer(0, 1<<31-1)},
 	"message.timestamp.type":         {constant("CreateTime"), oneOf("CreateTime")},
 	"min.insync.replicas":            {constant("1"), integer(1, 7)},
 	"unclean.leader.election.enable": {constant("false"), oneOf("true", "false")},

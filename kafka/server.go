@@ -139,6 +139,10 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		cfg.QueuedMaxRequestBytes = 128 << 20
 	}
 	cfg.QueuedMaxRequestBytes = max(cfg.QueuedMaxRequestBytes, int64(cfg.MaxRequestBytes))
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = 1048588 // Kafka's message.max.bytes: 1 MiB and a batch's log overhead
+	}
+	cfg.MaxMessageBytes = min(cfg.MaxMessageBytes, cfg.MaxRequestBytes)
 	if cfg.DefaultPartitions <= 0 {
 		cfg.DefaultPartitions = 1
 	}
