@@ -303,8 +303,8 @@ func (t *Transport) serve(nc net.Conn) {
 		}
 		switch {
 		case typ == frameBatch && h.kindStatus == kindMessages:
-			var b pb.MessageBatch
-			if err := b.Unmarshal(payload); err != nil {
+			b, err := decodeBatch(payload)
+			if err != nil {
 				t.log.Warn("raft transport: dropped a connection that sent an undecodable message batch", "remote", remote, "err", err)
 				return
 			}
@@ -315,8 +315,8 @@ func (t *Transport) serve(nc net.Conn) {
 				t.onBatch(b)
 			}
 		case typ == frameChunk && h.kindStatus == kindSnapshot:
-			var c pb.Chunk
-			if err := c.Unmarshal(payload); err != nil {
+			c, err := decodeChunk(payload)
+			if err != nil {
 				t.log.Warn("raft transport: dropped a connection that sent an undecodable snapshot chunk", "remote", remote, "err", err)
 				return
 			}

@@ -329,6 +329,30 @@ func plainFileName(name string) bool {
 // registry applies (with a panic) to every address it records.
 func validTarget(addr string) bool { return (*transportFactory)(nil).Validate(addr) }
 
+// decodeBatch decodes a message batch. The decoder is Dragonboat's,
+// written for peers it trusts, so a panic in it counts as a decoding error
+// instead of ending the process.
+func decodeBatch(payload []byte) (b pb.MessageBatch, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("decoder panicked: %v", r)
+		}
+	}()
+	err = b.Unmarshal(payload)
+	return b, err
+}
+
+// decodeChunk decodes a snapshot chunk, as decodeBatch does a batch.
+func decodeChunk(payload []byte) (c pb.Chunk, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("decoder panicked: %v", r)
+		}
+	}()
+	err = c.Unmarshal(payload)
+	return c, err
+}
+
 // dropReason names why a message batch or chunk was refused, for the log.
 type dropReason struct {
 	why    string
