@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"github.com/reeve-edge/reeve/api"
 )
@@ -47,7 +48,9 @@ import (
 // digest of what a request sends with subtle.ConstantTimeCompare, so the
 // time an answer takes tells nothing of the token or its length.
 type guard struct {
-	token       *[sha256.Size]byte // nil: no token configured
+	// token is the digest of the token requests must carry, nil when none
+	// is configured; a reload swaps it (Server.SetToken).
+	token       atomic.Pointer[[sha256.Size]byte]
 	publicReads bool
 	// hosts are the lower-case names and addresses a Host header or
 	// Origin may carry besides loopback addresses: localhost, the listen
@@ -63,10 +66,7 @@ type guard struct {
 // newGuard builds the guard for an endpoint listening on listen.
 func newGuard(listen string, n Node) *guard {
 	g := &guard{publicReads: n.PublicReads, hosts: map[string]bool{"localhost": true}, log: n.Log}
-	if n.Token != "" {
-		sum := sha256.Sum256([]byte(n.Token))
-		g.token = &sum
-	}
+	g.setToken(n.Token)
 	host := hostOnly(listen)
 	if a, err := netip.ParseAddr(host); host == "" || err == nil && a.IsUnspecified() {
 		g.anyIP = true
@@ -142,10 +142,11 @@ func (g *guard) check(r *http.Request) *refusal {
 			return f
 		}
 	}
-	if g.token == nil || safe && (g.publicReads || isStatusPageFile(r.URL.Path)) {
+	want := g.token.Load()
+	if want == nil || safe && (g.publicReads || isStatusPageFile(r.URL.Path)) {
 		return nil
 	}
-	return g.checkToken(r)
+	return g.checkToken(r, want)
 }
 
 // checkBrowser refuses a state-changing request a web page may have sent
@@ -172,7 +173,7 @@ func (g *guard) checkBrowser(r *http.Request) *refusal {
 }
 
 // checkToken refuses a request without the configured token.
-func (g *guard) checkToken(r *http.Request) *refusal {
+func (g *guard) checkToken(r *http.Request, want *[sha256.Size]byte) *refusal {
 	const challenge = `Bearer realm="reeve admin"`
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
@@ -181,12 +182,22 @@ func (g *guard) checkToken(r *http.Request) *refusal {
 			"(reeve commands: pass --token-file FILE, or -c FILE whose admin.token_file names it)"}
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	if subtle.ConstantTimeCompare(sum[:], g.token[:]) != 1 {
+	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
 		return &refusal{status: http.StatusUnauthorized, challenge: challenge + `, error="invalid_token"`,
 			msg: "the admin token sent is not this node's: send the one in the node's admin.token_file " +
 				"(reeve commands: pass --token-file FILE, or -c FILE whose admin.token_file names it)"}
 	}
 	return nil
+}
+
+// setToken makes token the one requests must carry; "" requires none.
+func (g *guard) setToken(token string) {
+	if token == "" {
+		g.token.Store(nil)
+		return
+	}
+	sum := sha256.Sum256([]byte(token))
+	g.token.Store(&sum)
 }
 
 // safeMethod reports whether a request with this method changes nothing

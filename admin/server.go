@@ -91,6 +91,11 @@ const longestRequest = 60 * time.Second
 // its answer: the longest request, and 15 s to write the answer.
 const writeTimeout = longestRequest + 15*time.Second
 
+// SetToken replaces the token requests must carry ("" requires none), as a
+// reload that re-read admin.token_file does; requests after it are checked
+// against the new one.
+func (s *Server) SetToken(token string) { s.guard.setToken(token) }
+
 // Addr is the address the endpoint listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 

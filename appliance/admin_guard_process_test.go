@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -236,5 +237,35 @@ func TestStatusPage_browserAsksForTheToken(t *testing.T) {
 	errs := slices.DeleteFunc(pageErrors(), func(e string) bool { return strings.Contains(e, "401") })
 	if len(errs) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// TestProcess_adminToken_rotatedBySIGHUP: rewriting admin.token_file and
+// sending SIGHUP puts the new token in force without a restart; the old
+// one is refused from then on.
+func TestProcess_adminToken_rotatedBySIGHUP(t *testing.T) {
+	p := tokenProc(t)
+	const rotated = "rotated-token-fedcba9876543210"
+	auth := func(token string) int {
+		code, _ := adminRequest(t, p, "GET", "/v1/nodes", "", "Authorization", "Bearer "+token)
+		return code
+	}
+	if code := auth(procToken); code != http.StatusOK {
+		t.Fatalf("GET /v1/nodes with the token: %d", code)
+	}
+	tokenFile := filepath.Join(filepath.Dir(p.cfgPath), "admin.token")
+	if err := os.WriteFile(tokenFile, []byte(rotated+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); auth(rotated) != http.StatusOK; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the rewritten token was not in force 10 s after SIGHUP")
+		}
+	}
+	if code := auth(procToken); code != http.StatusUnauthorized {
+		t.Errorf("the old token after the rotation: %d, want 401", code)
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // reload is what SIGHUP (systemctl reload) does: the configuration file is
 // read again and the settings that can change while running take effect
-// (log.level, election.rules); the election policy folder is rescanned, so
+// (log.level, election.rules, the admin token: admin.token_file is read
+// again); the election policy folder is rescanned, so
 // a new rule's module loads (and is self-tested) before it decides. A file that no
 // longer loads changes nothing. Any other changed setting is named in the
 // log as waiting for a restart.
@@ -35,6 +36,17 @@ func (s *Server) reload(ctx context.Context, level *slog.LevelVar) error {
 			s.log.Info("reload: log level changed", "from", s.cfg.Log.Level, "to", next.Log.Level)
 			s.cfg.Log.Level = next.Log.Level
 		}
+	}
+	// The token file is read again even when its name did not change: an
+	// operator rotates the token by rewriting the file.
+	if token, err := adminToken(next.Admin); err != nil {
+		s.log.Error("reload: admin token not changed; the running one stays", "err", err)
+	} else {
+		s.admin.SetToken(token)
+		if next.Admin.TokenFile != s.cfg.Admin.TokenFile {
+			s.log.Info("reload: admin token file changed", "from", s.cfg.Admin.TokenFile, "to", next.Admin.TokenFile)
+		}
+		s.cfg.Admin.TokenFile = next.Admin.TokenFile
 	}
 	if !reflect.DeepEqual(next.Election.Rules, s.cfg.Election.Rules) {
 		s.policies.SetRules(ctx, policyRules(next.Election.Rules))

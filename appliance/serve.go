@@ -146,15 +146,9 @@ func (s *Server) start(opts Options) error {
 	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
 	s.controller = ctl
 
-	var token string // read now: config.Load checked the file, which may have changed since
-	if cfg.Admin.TokenFile != "" {
-		if token, err = config.ReadToken(cfg.Admin.TokenFile); err == nil && token == "" {
-			err = fmt.Errorf("%s holds no token", cfg.Admin.TokenFile)
-		}
-		if err != nil {
-			return fmt.Errorf("admin.token_file: %w; the file must hold the admin token and be readable by the user reeve runs as "+
-				"(e.g. head -c 32 /dev/urandom | base64 > %s; chmod 600 %[2]s)", err, cfg.Admin.TokenFile)
-		}
+	token, err := adminToken(cfg.Admin)
+	if err != nil {
+		return err
 	}
 	ad, err := admin.Listen(cfg.Admin.Listen, admin.Node{
 		Store: store, Elections: electionsAPI{s.elections, ctl}, Decisions: s.decisions, Liveness: s.live,
@@ -178,6 +172,24 @@ func (s *Server) start(opts Options) error {
 	life.run(ctl.Run)
 	life.run(func(ctx context.Context) { rules.Watch(ctx, policyScanInterval) })
 	return nil
+}
+
+// adminToken reads admin.token_file now, at start or on a reload: the
+// file may have changed since config.Load checked it. "" when none is
+// configured.
+func adminToken(a config.Admin) (string, error) {
+	if a.TokenFile == "" {
+		return "", nil
+	}
+	token, err := config.ReadToken(a.TokenFile)
+	if err == nil && token == "" {
+		err = fmt.Errorf("%s holds no token", a.TokenFile)
+	}
+	if err != nil {
+		return "", fmt.Errorf("admin.token_file: %w; the file must hold the admin token and be readable by the user reeve runs as "+
+			"(e.g. head -c 32 /dev/urandom | base64 > %s; chmod 600 %[2]s)", err, a.TokenFile)
+	}
+	return token, nil
 }
 
 // newMetricSet returns the set a node's parts write their metrics into
