@@ -2,6 +2,11 @@
 // probes, /metrics in the Prometheus text format, the JSON API
 // (docs/admin-api.md) and the status page.
 //
+// A guard stands in front of every route (guard.go): the Host header must
+// name the node, a state-changing request must be JSON and not come from
+// another site's web page, and with admin.token_file set requests carry
+// its token (Server.SetToken replaces it on a reload).
+//
 // The answers are package api's types, converted from the node's Raft
 // state and election records in this package (mostly in convert.go), so
 // no Raft state type reaches the wire. The server reads the node through

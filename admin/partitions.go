@@ -16,8 +16,7 @@ import (
 
 // GET /v1/partitions: every partition of every topic in one answer, with
 // each replica's liveness, ISR membership, log end offset and lag behind
-// the leader. The status page polls it; docs live in the README's admin API
-// table.
+// the leader. The status page polls it; docs/admin-api.md documents it.
 //
 // Log end offsets are not in Raft: each live replica node is asked with one
 // ListOffsets request for all the partitions it holds (the same question the

@@ -175,14 +175,17 @@ func writeError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
 	switch {
 	case errors.Is(err, raft.ErrTopicExists), errors.Is(err, raft.ErrNodeExists), errors.Is(err, raft.ErrNodeRemoved),
-		errors.Is(err, raft.ErrStale):
+		errors.Is(err, raft.ErrStale), errors.Is(err, raft.ErrLastNode):
 		status = http.StatusConflict
 	case errors.Is(err, raft.ErrUnknownTopic), errors.Is(err, raft.ErrUnknownNode), errors.Is(err, raft.ErrUnknownPartition):
 		status = http.StatusNotFound
 	case errors.Is(err, raft.ErrInvalidTopic), errors.Is(err, raft.ErrReplicationFactor), errors.Is(err, raft.ErrInvalidUpdate),
 		errors.Is(err, errBadRequest):
 		status = http.StatusBadRequest
-	case errors.Is(err, raft.ErrNotBootstrapped), errors.Is(err, context.DeadlineExceeded), errors.Is(err, raft.ErrClosed):
+	case errors.Is(err, raft.ErrNotBootstrapped), errors.Is(err, context.DeadlineExceeded), errors.Is(err, raft.ErrClosed),
+		raft.IsTimeout(err):
+		// The cluster could not commit in time (no quorum, a leader
+		// election): the request may succeed if tried again.
 		status = http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, api.Error{Error: err.Error()})

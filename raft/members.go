@@ -52,7 +52,7 @@ func (s *Store) RemoveNode(ctx context.Context, id uint64) error {
 		}
 	}
 	if active == 0 && n.State != NodeRemoved {
-		return fmt.Errorf("remove node %d: it is the last node of the cluster", id)
+		return fmt.Errorf("remove node %d: %w", id, ErrLastNode)
 	}
 	if _, err := s.propose(ctx, ClusterGroup, kindRemoveNode, removeNodeCmd{ID: id}); err != nil {
 		return fmt.Errorf("remove node %d: %w", id, err)
