@@ -103,6 +103,9 @@ func metadataTopic(t *Topic, code int16) kmsg.MetadataResponseTopic {
 // site still works with the default of 3.
 func (s *Server) autoCreate(ctx context.Context, name string) (*Topic, error) {
 	rf := min(s.cfg.DefaultReplicationFactor, int16(max(s.cluster.LiveNodes(), 1)))
+	if err := s.CheckNewReplicas(s.cfg.DefaultPartitions, rf); err != nil {
+		return nil, err
+	}
 	t, err := s.cluster.CreateTopic(ctx, TopicSpec{Name: name, Partitions: s.cfg.DefaultPartitions, ReplicationFactor: rf})
 	if err != nil {
 		var ke *kerr.Error

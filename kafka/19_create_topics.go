@@ -6,7 +6,9 @@ package kafka
 // -1 partitions or replication factor take the configured defaults (v4+).
 // Manual replica assignment is refused with INVALID_REQUEST. Settings are
 // checked against the ones reeve understands (INVALID_CONFIG otherwise).
-// validate_only checks without creating. v5+ answers with the topic's
+// A creation that would place more partition replicas on a node than
+// kafka.max_partitions is POLICY_VIOLATION (partition_limit.go), also
+// with validate_only, which checks without creating. v5+ answers with the topic's
 // partition count, replication factor and settings; v7 with its id.
 
 import (
@@ -78,6 +80,9 @@ func (s *Server) createTopic(ctx context.Context, rt kmsg.CreateTopicsRequestTop
 		}
 	}
 	if err := checkTopicConfig(spec.Config); err != nil {
+		return Topic{}, err
+	}
+	if err := s.CheckNewReplicas(spec.Partitions, spec.ReplicationFactor); err != nil {
 		return Topic{}, err
 	}
 	if validateOnly {

@@ -4,7 +4,9 @@ package kafka
 //
 // Raises a topic's partition count through Raft; new replicas are placed
 // over the live nodes. A count at or below the current one is
-// INVALID_PARTITIONS; manual assignment is INVALID_REQUEST.
+// INVALID_PARTITIONS; manual assignment is INVALID_REQUEST; more replicas
+// on a node than kafka.max_partitions is POLICY_VIOLATION
+// (partition_limit.go).
 
 import (
 	"fmt"
@@ -32,7 +34,11 @@ func handleCreatePartitions(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 				return fmt.Errorf("%w: %d partitions; the limit is %d", kerr.InvalidPartitions, rt.Count, maxPartitions)
 			case int(rt.Count) <= len(t.Partitions):
 				return fmt.Errorf("%w: topic %q has %d partitions; ask for more", kerr.InvalidPartitions, rt.Topic, len(t.Partitions))
-			case req.ValidateOnly:
+			}
+			if err := s.CheckNewReplicas(rt.Count-int32(len(t.Partitions)), t.ReplicationFactor); err != nil {
+				return err
+			}
+			if req.ValidateOnly {
 				return nil
 			}
 			return s.cluster.CreatePartitions(ctx, rt.Topic, rt.Count)

@@ -97,6 +97,10 @@ type Server struct {
 	replicas *replicas
 	metrics  *serverMetrics
 	budget   *budget // request bytes held by all connections
+	// partLimit is the partition replicas a node may hold; partLimitFrom
+	// says where it comes from, for messages.
+	partLimit     int
+	partLimitFrom string
 
 	ln     net.Listener
 	mu     sync.Mutex
@@ -161,6 +165,8 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	s.partLimit, s.partLimitFrom = partitionLimit(cfg)
+	s.log.Info("kafka: partition limit", "max_partitions", s.partLimit, "from", s.partLimitFrom)
 	parts, err := newPartitions(cfg.DataDir, cfg.Log, cluster, s.log)
 	if err != nil {
 		cancel()
