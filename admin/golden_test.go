@@ -3,19 +3,16 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/reeve-edge/reeve/api"
+	"github.com/reeve-edge/reeve/internal/golden"
 	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/raft"
 )
@@ -28,8 +25,6 @@ import (
 // change to an api type's JSON, or to how a body is assembled, fails here
 // on its own, apart from the Raft snapshot (raft/snapshot_golden_test.go)
 // and the events (events/golden_test.go).
-
-var update = flag.Bool("update", false, "rewrite testdata/golden/*.json with the bodies the code writes now")
 
 // goldenTopicID is the topic's Kafka UUID, PxyafiEES22OVQLBepDTEQ.
 var goldenTopicID = raft.TopicID{0x3f, 0x1c, 0x9a, 0x7e, 0x21, 0x04, 0x4b, 0x6d, 0x8e, 0x55, 0x02, 0xc1, 0x7a, 0x90, 0xd3, 0x11}
@@ -215,30 +210,10 @@ func encode(t *testing.T, status int, body any) ([]byte, reflect.Type) {
 	return rec.Body.Bytes(), typ
 }
 
-// lineDiff shows the first line where got and want differ, after up to two
-// lines they share.
-func lineDiff(got, want []byte) string {
-	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-	i := 0
-	for i < len(g) && i < len(w) && g[i] == w[i] {
-		i++
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "first difference at line %d (- golden file, + code now):\n", i+1)
-	for j := max(0, i-2); j < i; j++ {
-		fmt.Fprintf(&b, "  %4d %s\n", j+1, g[j])
-	}
-	if i < len(w) {
-		fmt.Fprintf(&b, "- %4d %s\n", i+1, w[i])
-	}
-	if i < len(g) {
-		fmt.Fprintf(&b, "+ %4d %s\n", i+1, g[i])
-	}
-	return b.String()
-}
-
-const regenerate = "The admin API's JSON is a public contract, documented in docs/admin-api.md: " +
-	"if the change is meant, update the document, then regenerate with: go test ./admin -run TestGolden -update"
+const (
+	regenerate = "go test ./admin -run TestGolden -update"
+	contract   = "The admin API's JSON is a public contract, documented in docs/admin-api.md: update the document too."
+)
 
 func TestGolden(t *testing.T) {
 	for _, c := range goldenCases {
@@ -255,26 +230,9 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("%s: decoding the body into %v = %v", c.endpoint, typ, err)
 			}
 			if again, _ := encode(t, 0, v.Elem().Interface()); !bytes.Equal(again, got) {
-				t.Errorf("%s: the body decoded into %v and encoded again differs; %s", c.endpoint, typ, lineDiff(again, got))
+				t.Errorf("%s: the body decoded into %v and encoded again differs; %s", c.endpoint, typ, golden.Diff(again, got))
 			}
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("%s: %v; create it with: go test ./admin -run TestGolden -update", c.endpoint, err)
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s: the body differs from %s; %s%s", c.endpoint, path, lineDiff(got, want), regenerate)
-			}
+			golden.Check(t, path, got, regenerate, c.endpoint+": "+contract)
 		})
 	}
 }

@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/reeve-edge/reeve/api"
+	"github.com/reeve-edge/reeve/internal/golden"
 	"github.com/reeve-edge/reeve/policy"
 	"github.com/reeve-edge/reeve/raft"
 )
@@ -30,8 +28,6 @@ import (
 // "subject: <subject>", a line "<header>: <value>" for each header, sorted,
 // an empty line, then the body exactly as Message wrote it (one line of
 // JSON, which never holds a newline) and a newline that is not part of it.
-
-var update = flag.Bool("update", false, "rewrite testdata/golden/*.json with the messages the code builds now")
 
 // goldenTopicID is the topic's Kafka UUID, PxyafiEES22OVQLBepDTEQ.
 var goldenTopicID = raft.TopicID{0x3f, 0x1c, 0x9a, 0x7e, 0x21, 0x04, 0x4b, 0x6d, 0x8e, 0x55, 0x02, 0xc1, 0x7a, 0x90, 0xd3, 0x11}
@@ -108,56 +104,17 @@ func message(t *testing.T, ev raft.Event) (*nats.Msg, []byte) {
 	return msg, b.Bytes()
 }
 
-// lineDiff shows the first line where got and want differ, and in a long
-// line (the body) the bytes around the first difference.
-func lineDiff(got, want []byte) string {
-	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-	i := 0
-	for i < len(g) && i < len(w) && g[i] == w[i] {
-		i++
-	}
-	gl, wl := "", ""
-	if i < len(g) {
-		gl = g[i]
-	}
-	if i < len(w) {
-		wl = w[i]
-	}
-	j := 0
-	for j < len(gl) && j < len(wl) && gl[j] == wl[j] {
-		j++
-	}
-	lo := max(0, j-60)
-	return fmt.Sprintf("first difference at line %d, byte %d (- golden file, + code now):\n- …%s…\n+ …%s…\n",
-		i+1, j+1, wl[lo:min(len(wl), j+60)], gl[lo:min(len(gl), j+60)])
-}
-
-const regenerate = "The events' subjects, headers and JSON are a public contract, documented in docs/events.md: " +
-	"if the change is meant, update the document, then regenerate with: go test ./events -run TestGolden -update"
+const (
+	regenerate = "go test ./events -run TestGolden -update"
+	contract   = "The events' subjects, headers and JSON are a public contract, documented in docs/events.md: update the document too."
+)
 
 func TestGolden(t *testing.T) {
 	for _, ev := range goldenEvents() {
 		t.Run(string(ev.Type), func(t *testing.T) {
 			path := filepath.Join("testdata", "golden", string(ev.Type)+".json")
 			_, got := message(t, ev)
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("%s: %v; create it with: go test ./events -run TestGolden -update", ev.Type, err)
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s event: the message differs from %s; %s%s", ev.Type, path, lineDiff(got, want), regenerate)
-			}
+			golden.Check(t, path, got, regenerate, string(ev.Type)+" event: "+contract)
 		})
 	}
 }

@@ -2,13 +2,13 @@ package raft
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/reeve-edge/reeve/internal/golden"
 )
 
 // The snapshot is the on-disk format of both state machines: a node that
@@ -17,8 +17,6 @@ import (
 // to the JSON of Node, Topic, Partition, Event, the outbox, the offsets or
 // the producer ids fails here, on its own, rather than in a cluster that
 // cannot load its snapshots after an upgrade.
-
-var updateGolden = flag.Bool("update", false, "rewrite testdata/snapshot/*.golden with the snapshots the code writes now")
 
 // goldenTime is the Time of every event, in Unix milliseconds: the events'
 // time is the only input that a proposer would take from a clock.
@@ -134,21 +132,11 @@ func save(t *testing.T, m sm.IStateMachine) []byte {
 	return b.Bytes()
 }
 
-// diffRegion shows where got and want first differ: the snapshot is one
-// line of JSON, so a line diff would only say "the line differs".
-func diffRegion(got, want []byte) string {
-	i := 0
-	for i < len(got) && i < len(want) && got[i] == want[i] {
-		i++
-	}
-	lo := max(0, i-80)
-	return fmt.Sprintf("first difference at byte %d (got %d bytes, want %d):\n  got:  …%s…\n  want: …%s…",
-		i, len(got), len(want), got[lo:min(len(got), i+80)], want[lo:min(len(want), i+80)])
-}
-
-const regenerate = "If the change is meant, it changes the on-disk snapshot format: snapshots written by older nodes must still load " +
-	"(check RecoverFromSnapshot with the old file before replacing it, or bump snapshotVersion), " +
-	"then regenerate with: go test ./raft -run TestSnapshotGolden -update"
+const (
+	regenerate = "go test ./raft -run TestSnapshotGolden -update"
+	contract   = "The file pins the on-disk snapshot format: snapshots written by older nodes must still load " +
+		"(check RecoverFromSnapshot with the old file before replacing it, or bump snapshotVersion)."
+)
 
 func TestSnapshotGolden(t *testing.T) {
 	for _, c := range goldenCases {
@@ -158,24 +146,9 @@ func TestSnapshotGolden(t *testing.T) {
 			// A second save of the same state must not differ: map order
 			// or a shared slice would make the golden file flaky.
 			if again := save(t, c.build(t)); !bytes.Equal(again, got) {
-				t.Fatalf("two builds of the same state saved different snapshots; %s", diffRegion(again, got))
+				t.Fatalf("two builds of the same state saved different snapshots; %s", golden.Diff(again, got))
 			}
-			if *updateGolden {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v; create it with: go test ./raft -run TestSnapshotGolden -update", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s: SaveSnapshot wrote other bytes than the golden file; %s\n%s", path, diffRegion(got, want), regenerate)
-			}
+			golden.Check(t, path, got, regenerate, contract)
 		})
 	}
 }
@@ -188,16 +161,13 @@ func TestSnapshotGolden_recoverThenSave(t *testing.T) {
 	for _, c := range goldenCases {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join("testdata", "snapshot", c.file)
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v; create it with: go test ./raft -run TestSnapshotGolden -update", err)
-			}
+			want := golden.Read(t, path, regenerate)
 			m := c.fresh()
 			if err := m.RecoverFromSnapshot(bytes.NewReader(want), nil, nil); err != nil {
 				t.Fatalf("RecoverFromSnapshot(%s) = %v; snapshots written by older nodes must still load", path, err)
 			}
 			if got := save(t, m); !bytes.Equal(got, want) {
-				t.Errorf("SaveSnapshot after RecoverFromSnapshot(%s) differs from the file; %s", path, diffRegion(got, want))
+				t.Errorf("SaveSnapshot after RecoverFromSnapshot(%s) differs from the file; %s", path, golden.Diff(got, want))
 			}
 		})
 	}
