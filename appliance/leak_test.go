@@ -5,15 +5,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/reeve-edge/reeve/appliance"
 	"github.com/reeve-edge/reeve/config"
+	"github.com/reeve-edge/reeve/internal/leakcheck"
 )
 
 // checkNoLeaks fails t if a goroutine started after the call outlives t's
@@ -39,66 +36,14 @@ import (
 func checkNoLeaks(t *testing.T) {
 	t.Helper()
 	t.Setenv("REEVE_LEAK_CHECK", "1")
-	before := goroutineIDs()
-	baseline := goleak.IgnoreCurrent()
+	base := leakcheck.Take()
 	t.Cleanup(func() {
-		for _, g := range reeveGoroutines() {
-			if !before[g.id] {
-				t.Errorf("goroutine running reeve's code after Close:\n%s", g.stack)
-			}
-		}
+		base.CheckCode(t, "github.com/reeve-edge/reeve/", "/appliance_test.")
 		// The test's HTTP requests went through the default transport,
 		// whose kept-alive connections are the test's, not the node's.
 		http.DefaultClient.CloseIdleConnections()
-		goleak.VerifyNone(t, baseline)
+		base.VerifyNone(t)
 	})
-}
-
-type goroutine struct{ id, stack string }
-
-// goroutines returns every goroutine but the caller's.
-func goroutines() []goroutine {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var gs []goroutine
-	for i, stack := range strings.Split(string(buf), "\n\n") {
-		if i == 0 { // the caller's
-			continue
-		}
-		id, _, _ := strings.Cut(strings.TrimPrefix(stack, "goroutine "), " ")
-		gs = append(gs, goroutine{id, stack})
-	}
-	return gs
-}
-
-func goroutineIDs() map[string]bool {
-	ids := map[string]bool{}
-	for _, g := range goroutines() {
-		ids[g.id] = true
-	}
-	return ids
-}
-
-// reeveGoroutines returns the goroutines with a function of reeve's, other
-// than the tests', on their stacks or as their creator.
-func reeveGoroutines() []goroutine {
-	var gs []goroutine
-	for _, g := range goroutines() {
-		for line := range strings.Lines(g.stack) {
-			if strings.Contains(line, "github.com/reeve-edge/reeve/") && !strings.Contains(line, "/appliance_test.") {
-				gs = append(gs, g)
-				break
-			}
-		}
-	}
-	return gs
 }
 
 // TestServer_Close_rightAfterStart closes a node before it has joined its

@@ -1,13 +1,12 @@
 package kafka
 
 import (
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/goleak"
+
+	"github.com/reeve-edge/reeve/internal/leakcheck"
 )
 
 // The package's tests run one at a time (none calls t.Parallel), so the
@@ -19,7 +18,7 @@ import (
 // goroutine runs the package's code, and once the client is closed too no
 // goroutine is left at all.
 func TestServer_Close_leavesNoGoroutine(t *testing.T) {
-	baseline, before := goleak.IgnoreCurrent(), goroutineIDs()
+	base := leakcheck.Take()
 	s, _ := newLeakServer(t)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()
@@ -37,7 +36,7 @@ func TestServer_Close_leavesNoGoroutine(t *testing.T) {
 		t.Fatalf("PollFetches = %d records, %v; want 1", fs.NumRecords(), fs.Err0())
 	}
 	// The client's next fetch finds nothing and waits on the partitions.
-	for deadline := time.Now().Add(5 * time.Second); len(running("kafka.waitAny", before)) == 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); len(base.Started("kafka.waitAny", "")) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no fetch waits in its long poll")
 		}
@@ -49,18 +48,16 @@ func TestServer_Close_leavesNoGoroutine(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve() = %v after Close, want nil", err)
 	}
-	for _, g := range running("github.com/reeve-edge/reeve/kafka.", before) {
-		t.Errorf("goroutine running the package's code after Close:\n%s", g)
-	}
+	base.CheckCode(t, "github.com/reeve-edge/reeve/kafka.", "")
 	cl.Close()
-	goleak.VerifyNone(t, baseline)
+	base.VerifyNone(t)
 }
 
 // TestServer_Serve_afterCloseStartsNothing: a server closed before it
 // served (a node closed as soon as it started) starts no goroutine that
 // Close did not wait for.
 func TestServer_Serve_afterCloseStartsNothing(t *testing.T) {
-	baseline, before := goleak.IgnoreCurrent(), goroutineIDs()
+	base := leakcheck.Take()
 	s, _ := newLeakServer(t)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
@@ -68,17 +65,14 @@ func TestServer_Serve_afterCloseStartsNothing(t *testing.T) {
 	if err := s.Serve(); err != nil {
 		t.Errorf("Serve() after Close = %v, want nil", err)
 	}
-	for _, g := range running("github.com/reeve-edge/reeve/kafka.", before) {
-		t.Errorf("goroutine running the package's code after Close:\n%s", g)
-	}
-	goleak.VerifyNone(t, baseline)
+	base.Check(t, "github.com/reeve-edge/reeve/kafka.", "")
 }
 
 // TestWaitAny_returnsAfterItsWatchers: a fetch's long poll leaves none of
 // its goroutines behind, so Close, which waits for the request, waits for
 // them too.
 func TestWaitAny_returnsAfterItsWatchers(t *testing.T) {
-	before := goroutineIDs()
+	base := leakcheck.Take()
 	chans := make([]<-chan struct{}, 64)
 	for i := range chans {
 		chans[i] = make(chan struct{})
@@ -86,7 +80,7 @@ func TestWaitAny_returnsAfterItsWatchers(t *testing.T) {
 	if waitAny(t.Context(), chans, time.Millisecond) {
 		t.Fatal("waitAny(64 open channels, 1ms) = true, want false")
 	}
-	if left := running("kafka.waitAny", before); len(left) > 0 {
+	if left := base.Started("kafka.waitAny", ""); len(left) > 0 {
 		t.Errorf("%d of waitAny's goroutines run after it returned:\n%s", len(left), left[0])
 	}
 }
@@ -105,42 +99,4 @@ func newLeakServer(t *testing.T) (*Server, *memCluster) {
 	}
 	mc.host, mc.port, _ = SplitHostPort(s.Addr().String())
 	return s, mc
-}
-
-// goroutineStacks returns the stacks of every goroutine but the caller's,
-// by id.
-func goroutineStacks() map[string]string {
-	buf := make([]byte, 1<<20)
-	n := runtime.Stack(buf, true)
-	for ; n == len(buf); n = runtime.Stack(buf, true) {
-		buf = make([]byte, 2*len(buf))
-	}
-	stacks := map[string]string{}
-	for i, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if i > 0 { // the caller's comes first
-			id, _, _ := strings.Cut(strings.TrimPrefix(g, "goroutine "), " ")
-			stacks[id] = g
-		}
-	}
-	return stacks
-}
-
-func goroutineIDs() map[string]bool {
-	ids := map[string]bool{}
-	for id := range goroutineStacks() {
-		ids[id] = true
-	}
-	return ids
-}
-
-// running returns the stacks of the goroutines not in before that have fn
-// in a function's name on their stack or as their creator.
-func running(fn string, before map[string]bool) []string {
-	var stacks []string
-	for id, g := range goroutineStacks() {
-		if !before[id] && strings.Contains(g, fn) {
-			stacks = append(stacks, g)
-		}
-	}
-	return stacks
 }
