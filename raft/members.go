@@ -246,10 +246,10 @@ func (s *Store) refreshMembers(ctx context.Context, extras map[uint64]*extraMemb
 // groups' members and returns the groups whose non-voters and witnesses
 // were read at an older config change index.
 func (s *Store) publishMembers(shards []dragonboat.ShardInfo, extras map[uint64]*extraMembers) (stale []uint64) {
-	groups := make(map[uint64]groupMembers, len(shards))
+	groups := make(map[uint64]map[uint64]string, len(shards))
 	for _, si := range shards {
 		if si.Pending {
-			groups[si.ShardID] = groupMembers{}
+			groups[si.ShardID] = nil
 			continue
 		}
 		e := extras[si.ShardID]
@@ -260,14 +260,23 @@ func (s *Store) publishMembers(shards []dragonboat.ShardInfo, extras map[uint64]
 		if e == nil || e.index != si.ConfigChangeIndex {
 			stale = append(stale, si.ShardID)
 		}
-		groups[si.ShardID] = groupMembers{known: true, members: cloneMembers(more, si.Replicas)}
+		groups[si.ShardID] = cloneMembers(more, si.Replicas)
 	}
 	for g := range extras {
 		if _, ok := groups[g]; !ok {
 			delete(extras, g)
 		}
 	}
-	s.members.set(groups)
+	registry := make(map[uint64]string)
+	removed := make(map[uint64]bool)
+	for _, n := range s.Nodes() {
+		if n.State == NodeRemoved {
+			removed[n.ID] = true
+		} else if n.RaftAddress != "" {
+			registry[n.ID] = n.RaftAddress
+		}
+	}
+	s.members.publish(groups, registry, removed)
 	return stale
 }
 

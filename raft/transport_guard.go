@@ -22,10 +22,11 @@ import (
 //
 //   - the group: it must be one this node runs, and To must be this node's
 //     replica (To = 0 panics in NodeHost's message handler);
-//   - the sender: From must be a member of that group (voter, non-voter or
-//     witness) other than this node, as the membership table says; a
-//     Heartbeat or vote from a stranger would otherwise make the group
-//     follow a leader that does not exist;
+//   - the sender: From must be a member (voter, non-voter or witness) of
+//     that group or, so that a node that missed a join can catch up, of the
+//     cluster, and not this node (memberTable); a Heartbeat or vote from a
+//     stranger would otherwise make the group follow a leader that does
+//     not exist;
 //   - the batch's SourceAddress: Dragonboat records it as the address of
 //     every sender in the batch, and panics when it is not a valid target
 //     or differs from the address it already knows, so it must be the
@@ -55,48 +56,80 @@ import (
 // still reach Dragonboat's invariant panics). Authenticating the peer
 // (mutual TLS, with the node id in the certificate) closes that gap.
 //
-// A replica that has not yet applied a membership (a group just
-// bootstrapped, before its first commit, or a node that joins, before its
-// first snapshot) is checked against cfg.InitialMembers when the node was
-// started with them. A joining node has none, so until its first
-// membership arrives it accepts any sender with a valid address: the first
-// leader to reach it is believed.
+// A sender is checked against the group's applied membership and every
+// other node the cluster knows (memberTable.publish says why). A replica
+// that has not yet applied a membership (a group just bootstrapped, before
+// its first commit, or a node that joins, before its first snapshot) is
+// checked against cfg.InitialMembers and the nodes other groups know. A
+// joining node knows none until its first membership arrives, and until
+// then accepts any sender with a valid address: the first leader to reach
+// it is believed. The other way round, a node that was down while another
+// joined and finds every group it runs led by nodes it never heard of
+// cannot catch up until some group's leadership moves to a node it knows
+// (rare: all its groups must have moved to newcomers meanwhile; an
+// operator can move one, e.g. by a controlled shutdown of its leader).
 
 // memberTable is the transport's view of the groups this node runs and
-// their members. The Store replaces the whole map when a membership changes
-// (watchMembers); the transport's receive path only loads the pointer.
+// who may send to them. The Store replaces the whole map when a membership
+// may have changed (watchMembers); the receive path only loads the pointer.
 type memberTable struct {
 	self      uint64            // this node's replica id, the same in every group
 	bootstrap map[uint64]string // InitialMembers, for groups with no membership yet; nil when joining
 	groups    atomic.Pointer[map[uint64]groupMembers]
 }
 
-// groupMembers is one group's membership as this node's replica last applied it.
+// groupMembers is who may send to one group.
 type groupMembers struct {
-	known   bool              // false until the replica has applied a membership
-	members map[uint64]string // voters, non-voters and witnesses: replica id -> raft address
+	// members maps replica ids to raft addresses: the group's members
+	// (voters, non-voters and witnesses) as this replica last applied
+	// them, and every other member of the cluster (see publish); nil when
+	// there is no one to check against.
+	members map[uint64]string
 }
 
 // lookup returns the members to check group's senders against: running is
-// false for a group this node does not run; members is nil when the group
-// has no membership yet and there is none to assume.
+// false for a group this node does not run; members is nil when nothing is
+// known to check against (see the notes above).
 func (mt *memberTable) lookup(group uint64) (members map[uint64]string, running bool) {
 	p := mt.groups.Load()
 	if p == nil {
 		return nil, false
 	}
 	g, ok := (*p)[group]
-	if !ok {
-		return nil, false
-	}
-	if g.known {
-		return g.members, true
-	}
-	return mt.bootstrap, true
+	return g.members, ok
 }
 
-func (mt *memberTable) set(groups map[uint64]groupMembers) {
-	mt.groups.Store(&groups)
+// publish replaces the table. groups holds each running group's applied
+// membership, nil for a group that has none yet; registry the raft
+// addresses of the cluster's nodes that are not removed.
+//
+// A sender that is a member of any group here, or registered, may send to
+// every group: a node that was down while another joined learns of the
+// newcomer only from the newcomer's own messages once it leads a group,
+// and Raft accepts a leader it does not know yet for exactly that reason.
+// Only ids the cluster never knew are refused. (reeve adds a node to every
+// group, so in a settled cluster the two sets are the same.)
+func (mt *memberTable) publish(groups map[uint64]map[uint64]string, registry map[uint64]string, removed map[uint64]bool) {
+	wide := make(map[uint64]string)
+	for _, m := range groups {
+		maps.Copy(wide, m)
+	}
+	maps.Copy(wide, registry)
+	for id := range removed {
+		delete(wide, id)
+	}
+	out := make(map[uint64]groupMembers, len(groups))
+	for g, m := range groups {
+		switch {
+		case m != nil:
+			out[g] = groupMembers{members: cloneMembers(wide, m)}
+		case len(mt.bootstrap) > 0 || len(wide) > 0:
+			out[g] = groupMembers{members: cloneMembers(wide, mt.bootstrap)}
+		default:
+			out[g] = groupMembers{}
+		}
+	}
+	mt.groups.Store(&out)
 }
 
 // wireTypes are the message types one Dragonboat node sends another in a

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,23 +101,50 @@ func TestCheckMessage(t *testing.T) {
 
 func TestFilterBatch_dropsOnlyTheBadMessages(t *testing.T) {
 	mt := &memberTable{self: 2, bootstrap: map[uint64]string{1: "10.0.0.1:9093", 2: "10.0.0.2:9093"}}
-	mt.set(map[uint64]groupMembers{
-		3: {known: true, members: guardMembers},
-		4: {}, // not applied yet: checked against the bootstrap members
-	})
-	b := pb.MessageBatch{SourceAddress: "10.0.0.1:9093", Requests: []pb.Message{
-		{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 3, Term: 4},
-		{Type: pb.Heartbeat, To: 0, From: 1, ShardID: 3, Term: 4},
-		{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 4, Term: 4},
-		{Type: pb.Heartbeat, To: 2, From: 3, ShardID: 4, Term: 4}, // not in the bootstrap members
-		{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 5, Term: 4}, // a group this node does not run
-	}}
-	refused, first := filterBatch(&b, mt)
-	if refused != 2 || !strings.Contains(first.why, "no target") {
-		t.Errorf("filterBatch refused %d, first %v; want 2, the first for its missing target", refused, first)
+	mt.publish(map[uint64]map[uint64]string{
+		3: {1: "10.0.0.1:9093", 2: "10.0.0.2:9093"},
+		4: nil, // not applied yet: checked against the bootstrap members and the other groups'
+		6: {2: "10.0.0.2:9093"},
+	}, map[uint64]string{5: "10.0.0.5:9093", 7: "10.0.0.7:9093"}, map[uint64]bool{7: true})
+	batch := func(source string, ms ...pb.Message) pb.MessageBatch {
+		return pb.MessageBatch{SourceAddress: source, Requests: ms}
 	}
-	if len(b.Requests) != 2 || b.Requests[0].ShardID != 3 || b.Requests[1].ShardID != 4 || b.Requests[1].From != 1 {
-		t.Errorf("kept %+v, want the heartbeats from node 1 to groups 3 and 4", b.Requests)
+	for _, tt := range []struct {
+		name    string
+		b       pb.MessageBatch
+		refused int
+		why     string   // the first refusal's
+		kept    []uint64 // the groups of the messages kept
+	}{
+		{"members and a missing target", batch("10.0.0.1:9093",
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 3, Term: 4},
+			pb.Message{Type: pb.Heartbeat, To: 0, From: 1, ShardID: 3, Term: 4},
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 4, Term: 4},
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 6, Term: 4}, // a member of another group
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 9, Term: 4}, // a group this node does not run
+		), 1, "no target", []uint64{3, 4, 6}},
+		{"a registered node not yet in the group", batch("10.0.0.5:9093",
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 5, ShardID: 3, Term: 4}), 0, "", []uint64{3}},
+		{"a removed node", batch("10.0.0.7:9093",
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 7, ShardID: 3, Term: 4}), 1, "not a member", nil},
+		{"a stranger", batch("",
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 99, ShardID: 4, Term: 1000}), 1, "not a member", nil},
+		{"a member's id from another address", batch("10.0.0.9:9093",
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 3, Term: 4}), 1, "source address", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			refused, first := filterBatch(&tt.b, mt)
+			if refused != tt.refused || !strings.Contains(first.why, tt.why) {
+				t.Errorf("filterBatch refused %d, first %v; want %d, %q", refused, first, tt.refused, tt.why)
+			}
+			var kept []uint64
+			for _, m := range tt.b.Requests {
+				kept = append(kept, m.ShardID)
+			}
+			if !slices.Equal(kept, tt.kept) {
+				t.Errorf("kept messages to groups %v, want %v", kept, tt.kept)
+			}
+		})
 	}
 }
 
@@ -348,7 +376,7 @@ func FuzzTransportFrame(f *testing.F) {
 		f.Add(seed)
 	}
 	mt := &memberTable{self: 2}
-	mt.set(map[uint64]groupMembers{3: {known: true, members: guardMembers}, 4: {}})
+	mt.publish(map[uint64]map[uint64]string{3: guardMembers, 4: nil}, nil, nil)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < helloSize {
 			return

@@ -210,3 +210,53 @@ func TestTransport_hostilePeerCannotCrashTheCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestTransport_nodeDownDuringAJoinCatchesUpFromTheNewcomer: the sender
+// check must not strand a node that was down while another joined. Node 3
+// restarts knowing only nodes 1 to 3, and every partition group is led by
+// node 4, of which its partition groups have applied nothing yet; once its
+// cluster group (led by a node it knows) tells it of node 4, it must
+// accept node 4's messages and catch up.
+func TestTransport_nodeDownDuringAJoinCatchesUpFromTheNewcomer(t *testing.T) {
+	c := newTestCluster(t, 3)
+	ctx := ctxT(t)
+	c.stop(3)
+	cfg := nodeConfig(t, 4, t.TempDir())
+	cfg.Join = true
+	c.cfgs[4] = cfg
+	if err := c.stores[1].AddNode(ctx, 4, cfg.RaftAddress); err != nil {
+		t.Fatalf("AddNode(4) = %v", err)
+	}
+	c.start(4)
+	c.waitReady(4)
+
+	lead := func(g, want uint64) {
+		eventually(t, fmt.Sprintf("node %d leads group %d", want, g), func() error {
+			if l, ok := c.stores[1].GroupLeader(g); ok && l == want {
+				return nil
+			}
+			if err := c.stores[1].nh.RequestLeaderTransfer(g, want); err != nil {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond)
+			return fmt.Errorf("not yet")
+		})
+	}
+	lead(ClusterGroup, 1)
+	for _, g := range c.stores[1].Groups()[1:] {
+		lead(g, 4)
+	}
+	topic, err := c.stores[1].CreateTopic(ctx, TopicSpec{Name: "while-3-was-down", Partitions: 4, ReplicationFactor: 3})
+	if err != nil {
+		t.Fatalf("CreateTopic = %v", err)
+	}
+
+	c.start(3)
+	c.waitReady(3)
+	c.topicEverywhere(topic)
+	for _, g := range c.stores[3].Groups()[1:] {
+		if l, ok := c.stores[3].GroupLeader(g); !ok || l != 4 {
+			t.Errorf("node 3 sees group %d led by %d (known %v), want node 4", g, l, ok)
+		}
+	}
+}
