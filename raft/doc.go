@@ -5,7 +5,10 @@
 // and consumer groups' committed offsets). Nodes exchange Raft messages
 // over reeve's own transport (transport.go): framed TCP opened by a hello
 // carrying an id derived from the cluster name, so nodes of different
-// clusters refuse each other.
+// clusters refuse each other. That id is no secret: every message a peer
+// sends is checked before Dragonboat sees it (transport_guard.go), and
+// connections are bounded in time and frame size, but until peers are
+// authenticated a node cannot tell a member from one that forges its id.
 //
 // Every change is a typed, versioned command committed through Raft; the
 // state machines are deterministic (no clock, no randomness, no I/O in
