@@ -36,6 +36,12 @@ func (s *Server) createTopic(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: body: %v", errBadRequest, err))
 		return
 	}
+	if s.n.Partitions != nil {
+		if err := s.n.Partitions.CheckNewTopic(req.Partitions, req.ReplicationFactor); err != nil {
+			writeError(w, fmt.Errorf("%w: %v", errBadRequest, err))
+			return
+		}
+	}
 	ctx, cancel := requestContext(r)
 	defer cancel()
 	t, err := s.n.Store.CreateTopic(ctx, raft.TopicSpec{Name: req.Name, Partitions: req.Partitions,

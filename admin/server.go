@@ -21,6 +21,8 @@ import (
 type Node struct {
 	Store     *raft.Store
 	Elections Elections
+	// Partitions refuses topics past the partition limit; nil checks none.
+	Partitions PartitionLimit
 	Decisions *policy.DecisionLog // the node's election records
 	Liveness  *policy.Liveness    // heartbeats: who is alive
 	Policies  *policy.Rules
@@ -45,6 +47,13 @@ type Node struct {
 	// localhost and loopback addresses, that a request's Host header and
 	// a browser's Origin may carry.
 	AllowedHosts []string
+}
+
+// PartitionLimit checks a topic creation against the partition replicas
+// each node may hold (kafka.max_partitions), as the Kafka API's
+// CreateTopics does; 0 partitions or replication factor mean the defaults.
+type PartitionLimit interface {
+	CheckNewTopic(partitions int32, replicationFactor int16) error
 }
 
 // Elections is what the admin API needs of the node's election machinery.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/reeve-edge/reeve/config"
 	"github.com/reeve-edge/reeve/kafka"
 	"github.com/reeve-edge/reeve/raft"
 )
@@ -239,3 +240,21 @@ func (k kafkaCluster) UpdateISR(ctx context.Context, id [16]byte, partition int3
 
 // QuorumFresh reports whether the node reached the Raft quorum recently.
 func (k kafkaCluster) QuorumFresh() bool { return k.quorum == nil || k.quorum.fresh() }
+
+// partitionLimit is the Kafka listener's partition limit as the admin API
+// checks a topic creation against it, with [kafka]'s defaults for what the
+// request leaves out.
+type partitionLimit struct {
+	ks  *kafka.Server
+	cfg config.Kafka
+}
+
+func (l partitionLimit) CheckNewTopic(partitions int32, replicationFactor int16) error {
+	if partitions <= 0 {
+		partitions = l.cfg.DefaultPartitions
+	}
+	if replicationFactor <= 0 {
+		replicationFactor = l.cfg.DefaultReplicationFactor
+	}
+	return l.ks.CheckNewReplicas(partitions, replicationFactor)
+}

@@ -151,7 +151,8 @@ func (s *Server) start(opts Options) error {
 		return err
 	}
 	ad, err := admin.Listen(cfg.Admin.Listen, admin.Node{
-		Store: store, Elections: electionsAPI{s.elections, ctl}, Decisions: s.decisions, Liveness: s.live,
+		Store: store, Elections: electionsAPI{s.elections, ctl}, Partitions: partitionLimit{ks, cfg.Kafka},
+		Decisions: s.decisions, Liveness: s.live,
 		Policies: rules, Metrics: s.metricSet, EventsPublished: published,
 		LeaderTimeout: cfg.Election.LeaderTimeout.Duration, Version: Version, Log: s.log,
 		Token: token, PublicReads: cfg.Admin.PublicReads, AllowedHosts: cfg.Admin.AllowedHosts,
