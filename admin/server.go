@@ -23,9 +23,9 @@ type Node struct {
 	Elections Elections
 	// Partitions refuses topics past the partition limit; nil checks none.
 	Partitions PartitionLimit
-	Decisions *policy.DecisionLog // the node's election records
-	Liveness  *policy.Liveness    // heartbeats: who is alive
-	Policies  *policy.Rules
+	Decisions  *policy.DecisionLog // the node's election records
+	Liveness   *policy.Liveness    // heartbeats: who is alive
+	Policies   *policy.Rules
 	// Metrics is the set every part of the node writes its metrics into,
 	// served at /metrics with the state read at scrape time.
 	Metrics *metrics.Set
