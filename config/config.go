@@ -18,6 +18,7 @@ type Config struct {
 	Log      Log      `toml:"log"`
 	Election Election `toml:"election"`
 	Events   Events   `toml:"events"`
+	TLS      TLS      `toml:"tls"`
 	// Source is the file the config came from, or "" for embedded defaults.
 	Source string `toml:"-"`
 }
@@ -257,6 +258,32 @@ type Admin struct {
 	// localhost and loopback addresses, a request's Host header (and a
 	// browser's Origin) may carry: the names operators reach the node by.
 	AllowedHosts []string `toml:"allowed_hosts"`
+}
+
+// TLS secures the traffic between nodes: the Raft transport and the
+// node-to-node Kafka requests (replica fetches, heartbeats, offset
+// lookups) use mutual TLS, and a node believes such a request only from
+// the node its certificate names. All three files or none; without them
+// (the default, for one host on loopback) node traffic is plain.
+type TLS struct {
+	// CAFile is the cluster CA's certificate (PEM): the one CA that signs
+	// every node's certificate.
+	CAFile string `toml:"ca_file"`
+	// CertFile is this node's certificate (PEM), signed by the CA, with
+	// the URI SAN reeve://<cluster.name>/node/<node.id> naming it.
+	CertFile string `toml:"cert_file"`
+	// KeyFile is the certificate's private key (PEM); only its owner may
+	// read it.
+	KeyFile string `toml:"key_file"`
+}
+
+// Enabled reports whether node-to-node TLS is configured.
+func (t TLS) Enabled() bool { return t.CAFile != "" }
+
+// NodeURI is the URI SAN a node's certificate carries: it names the
+// cluster and the node id.
+func NodeURI(cluster string, id uint64) string {
+	return "reeve://" + cluster + "/node/" + strconv.FormatUint(id, 10)
 }
 
 // Log configures logging.

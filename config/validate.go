@@ -98,6 +98,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateElection(c)
 	d.validateEvents(c)
 	d.validateAdmin(c)
+	d.validateTLS(c)
 	if d.ok("log.level") && !slices.Contains(logLevels, c.Log.Level) {
 		d.errorf("log.level", "unknown level %q%s; use one of %s", c.Log.Level, didYouMean(c.Log.Level, logLevels), strings.Join(logLevels, ", "))
 	}
@@ -548,6 +549,29 @@ func (d *decoder) validateAdmin(c *Config) {
 				break
 			}
 		}
+	}
+}
+
+// validateTLS checks the node's TLS files: all three or none, readable,
+// the key private to its owner, the certificate signed by the CA, matching
+// the key, valid now, and naming this node (NodeURI).
+func (d *decoder) validateTLS(c *Config) {
+	t := c.TLS
+	if t == (TLS{}) || !d.ok("tls.ca_file", "tls.cert_file", "tls.key_file") {
+		return
+	}
+	for _, f := range []struct{ key, path string }{{"tls.ca_file", t.CAFile}, {"tls.cert_file", t.CertFile}, {"tls.key_file", t.KeyFile}} {
+		if f.path == "" {
+			d.errorf(f.key, "set tls.ca_file, tls.cert_file and tls.key_file together, or none of them")
+			return
+		}
+	}
+	if fi, err := os.Stat(t.KeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		d.errorf("tls.key_file", "%s is readable by group or others (mode %04o); chmod 600 %s", t.KeyFile, fi.Mode().Perm(), t.KeyFile)
+		return
+	}
+	if _, err := LoadNodeCert(t, c.Cluster.Name, c.Node.ID, time.Now()); err != nil {
+		d.errorf("tls.cert_file", "%v", err)
 	}
 }
 
