@@ -37,6 +37,19 @@
 // writes until it is reopened (and so recovered): the kernel may have dropped
 // the pages it could not write.
 //
+// # Full disk
+//
+// A full disk is not a failing one. An append whose write meets ENOSPC is
+// taken back (the file truncated to the last whole batch, which needs no
+// space) and returns an error wrapping ErrNoSpace; the log stays writable
+// and the same append succeeds once space returns. A Space shared by the
+// logs of a data directory (Options.Space) refuses appends before that,
+// while the file system has less than its minimum free. Open needs no free
+// space after a clean Close; after a crash, a recovery point it cannot
+// rewrite for want of space is kept as it was (the next Open scans more).
+// An fsync error is different, whatever its errno, and still fails the log
+// until it is reopened.
+//
 // # Recovery
 //
 // Open trusts what the recovery point says is on stable storage: every

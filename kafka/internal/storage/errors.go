@@ -18,6 +18,13 @@ var (
 	// (TruncateTo between batch boundaries).
 	ErrOffsetOutOfRange = errors.New("offset out of range")
 
+	// ErrNoSpace reports an append refused, or undone, because the file
+	// system is full or below Options.Space's minimum. Nothing of the
+	// append is left on disk and the log stays writable: the same append
+	// succeeds once space returns. Produce handlers map it to
+	// KAFKA_STORAGE_ERROR.
+	ErrNoSpace = errors.New("no space left for the log")
+
 	// ErrClosed is returned by every method of a Log after Close.
 	ErrClosed = errors.New("log closed")
 )

@@ -44,8 +44,12 @@ type Options struct {
 	// batch timestamp is older than Now()-RetentionAge (never the active
 	// segment). 0 means the default, 7 days; < 0 is unlimited.
 	RetentionAge time.Duration
-	Logger       *slog.Logger     // nil = discard
-	Now          func() time.Time // nil = time.Now; for tests
+	// Space, when set, is asked before every append whether the file
+	// system has room; it is shared by the logs of one data directory.
+	// nil: appends go ahead until a write fails with ENOSPC.
+	Space  *Space
+	Logger *slog.Logger     // nil = discard
+	Now    func() time.Time // nil = time.Now; for tests
 	// OnDurable, if set, is called (from the syncer, without locks held)
 	// after an fsync made more of the log durable.
 	OnDurable func()
@@ -193,6 +197,23 @@ func (l *Log) fail(err error) error {
 	return err
 }
 
+// noSpace marks an append error caused by a full disk with ErrNoSpace and
+// makes the Space look again. It leaves an error after which the log
+// failed alone: write undoes a failed write (truncating the file back to
+// the last whole batch, which needs no space) and fails the log only when
+// that undo fails, and an fsync error is never passed over, because after
+// one the kernel may have dropped pages it could not write.
+func (l *Log) noSpace(err error) error {
+	if l.failed.Load() != nil {
+		return err
+	}
+	err = noSpace(err)
+	if errors.Is(err, ErrNoSpace) {
+		l.opts.Space.Recheck()
+	}
+	return err
+}
+
 // Append assigns offsets to one or more whole batches (concatenated, each
 // already passed CheckBatch), sets each batch's baseOffset and
 // partitionLeaderEpoch, writes them in one write, and returns the base
@@ -222,6 +243,9 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (base, last int64, err e
 	if latest := l.epochs.latest(); leaderEpoch < latest {
 		return -1, -1, fmt.Errorf("storage: append: leader epoch %d is older than the log's latest epoch %d", leaderEpoch, latest)
 	}
+	if err := l.opts.Space.Check(int64(len(batches))); err != nil {
+		return -1, -1, fmt.Errorf("storage: append: %w", err)
+	}
 	base = l.leo.Load()
 	next := base
 	for i := range frames {
@@ -233,10 +257,10 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (base, last int64, err e
 		next += int64(f.h.LastOffsetDelta) + 1
 	}
 	if err := l.updateEpochs(func(c *epochCache) bool { return c.assign(leaderEpoch, base) }); err != nil {
-		return -1, -1, fmt.Errorf("storage: append: %w", err)
+		return -1, -1, fmt.Errorf("storage: append: %w", l.noSpace(err))
 	}
 	if err := l.write(batches, frames, next); err != nil {
-		return -1, -1, fmt.Errorf("storage: append: %w", err)
+		return -1, -1, fmt.Errorf("storage: append: %w", l.noSpace(err))
 	}
 	return base, next - 1, nil
 }
@@ -268,6 +292,9 @@ func (l *Log) AppendVerbatim(batches []byte) (last int64, err error) {
 		}
 		next = f.h.LastOffset() + 1
 	}
+	if err := l.opts.Space.Check(int64(len(batches))); err != nil {
+		return -1, fmt.Errorf("storage: append verbatim: %w", err)
+	}
 	err = l.updateEpochs(func(c *epochCache) bool {
 		changed := false
 		for _, f := range frames {
@@ -276,10 +303,10 @@ func (l *Log) AppendVerbatim(batches []byte) (last int64, err error) {
 		return changed
 	})
 	if err != nil {
-		return -1, fmt.Errorf("storage: append verbatim: %w", err)
+		return -1, fmt.Errorf("storage: append verbatim: %w", l.noSpace(err))
 	}
 	if err := l.write(batches, frames, next); err != nil {
-		return -1, fmt.Errorf("storage: append verbatim: %w", err)
+		return -1, fmt.Errorf("storage: append verbatim: %w", l.noSpace(err))
 	}
 	return next - 1, nil
 }

@@ -211,8 +211,16 @@ func (l *Log) load() error {
 			return err
 		}
 	}
-	if err := l.setRecoveryPoint(recoveryPoint{base: last.base, pos: last.size, next: last.next}, true); err != nil {
-		return err
+	end := recoveryPoint{base: last.base, pos: last.size, next: last.next}
+	if err := l.setRecoveryPoint(end, true); err != nil {
+		// On a full disk the old recovery point may stand if it does not
+		// reach past what recovery kept: the next Open then scans more,
+		// which is all an old recovery point costs. A log that opens serves
+		// reads, and appends wait for space.
+		if !errors.Is(noSpace(err), ErrNoSpace) || (rpOK && rp.next > end.next) {
+			return err
+		}
+		l.log.Warn("disk full: kept the old recovery point; the next open after a crash scans more of the log", "err", err)
 	}
 	l.syncer.durable = last.next
 	last.created = l.firstAppendTime(last)
