@@ -16,6 +16,13 @@ package kafka
 // v15): they read up to the leader's log end, and their fetch offset tells
 // the leader where their log ends, which moves the high watermark.
 // Consumers read only below the high watermark. Only leaders serve reads.
+// With [tls], a fetch as a replica is believed only on a TLS connection
+// whose certificate names that replica (nodeClaim): any other gets
+// CLUSTER_AUTHORIZATION_FAILED on every partition at once, reads nothing
+// and moves neither the follower's log end, nor the ISR, nor the high
+// watermark. (Kafka answers a follower fetch without ClusterAction with
+// TOPIC_AUTHORIZATION_FAILED; the cluster code says which permission is
+// missing: being the node.)
 
 import (
 	"context"
@@ -32,6 +39,9 @@ import (
 
 func handleFetch(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 	req := r.(*kmsg.FetchRequest)
+	if replica := fetchReplica(req); replica >= 0 && !s.nodeClaim(c, replica, "fetch") {
+		return refusedFetch(req)
+	}
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if wait > 5*time.Minute {
 		wait = 5 * time.Minute
@@ -92,10 +102,7 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 		maxBytes = maxFetchBytes
 	}
 	total := 0
-	replica := req.ReplicaID // a follower's node id, or -1 for a consumer
-	if req.Version >= 15 {
-		replica = req.ReplicaState.ID
-	}
+	replica := fetchReplica(req)
 	var wake []<-chan struct{}
 	hints := leaderHints{}
 	for _, rt := range req.Topics {
@@ -137,6 +144,34 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, []
 		resp.Brokers = hints.fetchEndpoints(s)
 	}
 	return resp, total, wake
+}
+
+// fetchReplica is the node a fetch is made as, or -1 for a consumer.
+func fetchReplica(req *kmsg.FetchRequest) int32 {
+	if req.Version >= 15 {
+		return req.ReplicaState.ID
+	}
+	return req.ReplicaID
+}
+
+// refusedFetch answers CLUSTER_AUTHORIZATION_FAILED for every partition of
+// a fetch made as a node the connection may not speak for.
+func refusedFetch(req *kmsg.FetchRequest) *kmsg.FetchResponse {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.RecordBatches = []byte{}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }
 
 // fetchPartition fills one partition's answer and returns the bytes read

@@ -7,7 +7,10 @@ package kafka
 // election controller reads. Liveness comes from these alone, never from
 // produce traffic, so an idle partition's healthy leader is never taken for
 // dead. A heartbeat from a node that is not an active member is answered
-// with is_fenced.
+// with is_fenced. With [tls], a heartbeat is believed only on a TLS
+// connection whose certificate names its broker id (nodeClaim); any other
+// is answered CLUSTER_AUTHORIZATION_FAILED and not recorded, so a stranger
+// cannot keep a dead leader looking alive.
 
 import (
 	"context"
@@ -24,9 +27,13 @@ type HeartbeatSink interface {
 	Heartbeat(node uint64)
 }
 
-func handleBrokerHeartbeat(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
+func handleBrokerHeartbeat(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 	req := r.(*kmsg.BrokerHeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.BrokerHeartbeatResponse)
+	if !s.nodeClaim(c, req.BrokerID, "broker_heartbeat") {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp
+	}
 	known := false
 	for _, b := range s.cluster.Brokers() {
 		if b.ID == req.BrokerID {
@@ -88,7 +95,7 @@ func (s *Server) heartbeats(ctx context.Context, interval time.Duration) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.heartbeatPeer(pctx, addr, interval)
+				s.heartbeatPeer(pctx, id, addr, interval)
 			}()
 		}
 		mu.Unlock()
@@ -100,18 +107,29 @@ func (s *Server) heartbeats(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (s *Server) heartbeatPeer(ctx context.Context, addr string, interval time.Duration) {
-	c := &peer{addr: addr, clientID: "reeve-heartbeat"}
+func (s *Server) heartbeatPeer(ctx context.Context, node int32, addr string, interval time.Duration) {
+	c := s.peerTo(node, addr, "reeve-heartbeat")
 	defer c.close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	refused := false // logged once until a heartbeat is taken again
 	for {
 		req := kmsg.NewPtrBrokerHeartbeatRequest()
 		req.BrokerID = s.cluster.LocalNode()
 		req.BrokerEpoch, req.CurrentMetadataOffset = -1, -1
 		rctx, cancel := context.WithTimeout(ctx, interval)
-		if _, err := c.request(rctx, req, 0); err != nil && ctx.Err() == nil {
-			s.log.Debug("kafka: heartbeat", "peer", addr, "err", err)
+		resp, err := c.request(rctx, req, 0)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Debug("kafka: heartbeat", "peer", addr, "node_id", node, "err", err)
+		case err == nil && resp.(*kmsg.BrokerHeartbeatResponse).ErrorCode == kerr.ClusterAuthorizationFailed.Code:
+			if !refused {
+				s.log.Warn("kafka: node refused this node's heartbeat as unauthenticated; "+
+					"set [tls] on every node or on none", "peer", addr, "node_id", node)
+			}
+			refused = true
+		case err == nil:
+			refused = false
 		}
 		cancel()
 		select {

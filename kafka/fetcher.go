@@ -176,7 +176,7 @@ func (f *fetcher) stop() {
 
 func (f *fetcher) run(ctx context.Context) {
 	defer close(f.done)
-	c := &peer{addr: f.addr, clientID: fmt.Sprintf("reeve-replica-%d", f.s.cluster.LocalNode())}
+	c := f.s.peerTo(f.leader, f.addr, fmt.Sprintf("reeve-replica-%d", f.s.cluster.LocalNode()))
 	defer c.close()
 	log := f.s.log.With("leader", f.leader)
 	pause := replicaRetryFirst

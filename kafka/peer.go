@@ -3,13 +3,18 @@ package kafka
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/reeve-edge/reeve/config"
 )
 
 // peer is a connection to another reeve node's Kafka listener, for the
@@ -19,9 +24,59 @@ import (
 type peer struct {
 	addr     string
 	clientID string
-	conn     net.Conn
-	br       *bufio.Reader
-	corr     int32
+	// tls, when set, makes the connection TLS, checked to reach the node
+	// the peer was made for (Server.peerTo).
+	tls  *tls.Config
+	conn net.Conn
+	br   *bufio.Reader
+	corr int32
+}
+
+// peerTo returns a peer, not yet dialled, for node's listener at addr.
+// With [tls] it dials TLS with this node's certificate and accepts only a
+// listener whose certificate names node: an address now held by another
+// machine, or another node, is not taken for it.
+func (s *Server) peerTo(node int32, addr, clientID string) *peer {
+	p := &peer{addr: addr, clientID: clientID}
+	if n := s.nodeTLS; n != nil {
+		p.tls = &tls.Config{
+			Certificates: []tls.Certificate{n.cert.Cert},
+			RootCAs:      n.cert.CAs,
+			MinVersion:   tls.VersionTLS13,
+			// A node's certificate names it by its URI SAN, not by the
+			// host it is reached at, so the default check of the host
+			// name is off and verifyNode checks the chain and the node.
+			InsecureSkipVerify: true,
+			VerifyConnection:   func(cs tls.ConnectionState) error { return n.verifyNode(cs, node) },
+		}
+	}
+	return p
+}
+
+// verifyNode checks that the certificate a listener presented is signed
+// by the cluster CA, valid now for server authentication, and names node.
+func (n *nodeTLS) verifyNode(cs tls.ConnectionState, node int32) error {
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("node %d presented no certificate", node)
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: n.cert.CAs, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("node %d's certificate: %w", node, err)
+	}
+	if id, ok := config.NodeOf(leaf, n.cluster); !ok || id != uint64(node) {
+		var uris []string
+		for _, u := range leaf.URIs {
+			uris = append(uris, u.String())
+		}
+		return fmt.Errorf("the certificate at node %d's address does not name it: want the URI SAN %s, have [%s]",
+			node, config.NodeURI(n.cluster, uint64(node)), strings.Join(uris, " "))
+	}
+	return nil
 }
 
 func (c *peer) close() {
@@ -39,6 +94,14 @@ func (c *peer) request(ctx context.Context, req kmsg.Request, version int16) (km
 		conn, err := d.DialContext(ctx, "tcp", c.addr)
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", c.addr, err)
+		}
+		if c.tls != nil {
+			tc := tls.Client(conn, c.tls)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("tls handshake with %s: %w", c.addr, err)
+			}
+			conn = tc
 		}
 		c.conn, c.br = conn, bufio.NewReaderSize(conn, 64<<10)
 	}

@@ -50,7 +50,7 @@ func (s *Server) ReplicaLogEndOffsets(ctx context.Context, node int32, parts []T
 	}
 	for _, b := range s.cluster.Brokers() {
 		if b.ID == node {
-			m, err := s.replicaOffsetsAt(ctx, b.address(), req, parts)
+			m, err := s.replicaOffsetsAt(ctx, node, b.address(), req, parts)
 			if err != nil && m == nil {
 				return nil, fmt.Errorf("kafka: log end offsets from node %d: %w", node, err)
 			}
@@ -60,9 +60,9 @@ func (s *Server) ReplicaLogEndOffsets(ctx context.Context, node int32, parts []T
 	return nil, fmt.Errorf("kafka: log end offsets from node %d: no such active node", node)
 }
 
-// replicaOffsetsAt asks the node listening at addr.
-func (s *Server) replicaOffsetsAt(ctx context.Context, addr string, req *kmsg.ListOffsetsRequest, parts []TopicPartition) (map[TopicPartition]int64, error) {
-	c := &peer{addr: addr, clientID: fmt.Sprintf("reeve-controller-%d", s.cluster.LocalNode())}
+// replicaOffsetsAt asks node, listening at addr.
+func (s *Server) replicaOffsetsAt(ctx context.Context, node int32, addr string, req *kmsg.ListOffsetsRequest, parts []TopicPartition) (map[TopicPartition]int64, error) {
+	c := s.peerTo(node, addr, fmt.Sprintf("reeve-controller-%d", s.cluster.LocalNode()))
 	defer c.close()
 	r, err := c.request(ctx, req, replicaOffsetsVer)
 	if err != nil {

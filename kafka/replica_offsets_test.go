@@ -124,7 +124,7 @@ func TestListOffsets_debuggingReplicaReadsTheFollowersLogEnd(t *testing.T) {
 	cancel()
 	check("this node", m, err)
 	qctx, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
-	m, err = s.replicaOffsetsAt(qctx, s.Addr().String(), replicaOffsetsRequest(parts), parts)
+	m, err = s.replicaOffsetsAt(qctx, 1, s.Addr().String(), replicaOffsetsRequest(parts), parts)
 	cancel()
 	check("over the network", m, err)
 }
@@ -159,7 +159,7 @@ func TestReplicaLogEndOffsets_boundedByItsContext(t *testing.T) {
 			return s.ReplicaLogEndOffsets(ctx, 2, parts) // memCluster: 127.0.0.1:1
 		}},
 		{"silent", func(ctx context.Context) (map[TopicPartition]int64, error) {
-			return s.replicaOffsetsAt(ctx, silent.Addr().String(), replicaOffsetsRequest(parts), parts)
+			return s.replicaOffsetsAt(ctx, 2, silent.Addr().String(), replicaOffsetsRequest(parts), parts)
 		}},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -15,6 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/reeve-edge/reeve/config"
 	"github.com/reeve-edge/reeve/kafka/internal/storage"
 )
 
@@ -76,6 +77,15 @@ type Config struct {
 	// that would pass it are refused. 0 derives it from RLIMIT_NOFILE
 	// (DerivePartitionLimit).
 	MaxPartitions int
+	// NodeCert, when set, turns on node-to-node TLS ([tls]): the listener
+	// takes a connection that opens with a TLS handshake for another
+	// node's, which must present a certificate from NodeCert.CAs naming a
+	// node of ClusterName; only such a connection may fetch as a replica or
+	// heartbeat as a node, and this node's own requests to other nodes go
+	// over TLS with NodeCert.Cert (conns.go, peer.go). nil: node traffic
+	// is plain.
+	NodeCert    *config.NodeCert
+	ClusterName string
 
 	Logger *slog.Logger
 	// AcceptedHook, if set, runs on the accept loop after each accepted
@@ -101,6 +111,7 @@ type Server struct {
 	// says where it comes from, for messages.
 	partLimit     int
 	partLimitFrom string
+	nodeTLS       *nodeTLS // nil without [tls]
 
 	ln     net.Listener
 	mu     sync.Mutex
@@ -153,6 +164,11 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 	if cfg.DefaultReplicationFactor <= 0 {
 		cfg.DefaultReplicationFactor = 3
 	}
+	if cfg.NodeCert != nil && cfg.MaxRequestBytes >= tlsFirstByteFrame {
+		return nil, fmt.Errorf("kafka: kafka.max_request_bytes %d is too large with [tls]: a request of %d bytes or more "+
+			"starts with the byte of a TLS handshake, so node and client connections could not be told apart; use at most %d",
+			cfg.MaxRequestBytes, tlsFirstByteFrame, tlsFirstByteFrame-1)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:     cfg,
@@ -165,6 +181,7 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	s.nodeTLS = newNodeTLS(cfg)
 	s.partLimit, s.partLimitFrom = partitionLimit(cfg)
 	s.log.Info("kafka: partition limit", "max_partitions", s.partLimit, "from", s.partLimitFrom)
 	parts, err := newPartitions(cfg.DataDir, cfg.Log, cluster, s.log)
@@ -327,6 +344,9 @@ type conn struct {
 	clientID   string
 	remote     string
 	closeAfter bool // an unanswered request failed: close to tell the client
+	// node is the node a TLS connection's certificate names (classify),
+	// 0 on a client's connection.
+	node int32
 }
 
 // requestHeader is the part of a request before its body.
@@ -348,7 +368,14 @@ func (s *Server) serveConn(nc net.Conn) {
 	defer nc.Close()
 	c := &conn{Conn: nc, remote: nc.RemoteAddr().String()}
 	log := s.log.With("remote", c.remote)
-	br := bufio.NewReaderSize(nc, 32<<10)
+	br, err := s.classify(c, bufio.NewReaderSize(nc, 32<<10))
+	if err != nil {
+		return // logged by classify, if worth it
+	}
+	nc = c.Conn // the TLS connection of a node
+	if c.node != 0 {
+		log = log.With("node_id", c.node)
+	}
 	bw := bufio.NewWriterSize(nc, 32<<10)
 	var sizeBuf [4]byte
 	for {
