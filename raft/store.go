@@ -129,6 +129,9 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	installLogger(cfg.Logger)
+	// Before Pebble opens: it writes at open, and fails on a full disk.
+	res := newReserve(cfg.DataDir, s.log)
+	res.adjust()
 	nhc := dbconfig.NodeHostConfig{
 		DeploymentID:        deploymentID(cfg.ClusterName),
 		NodeHostDir:         dir,
@@ -163,7 +166,11 @@ func Open(cfg Config) (*Store, error) {
 			return nil, err
 		}
 	}
-	s.done.Add(3)
+	s.done.Add(4)
+	go func() {
+		defer s.done.Done()
+		res.run(s.stop)
+	}()
 	go s.watchMembers()
 	go s.joinLoop(dir, id)
 	go s.reconcileLoop()
