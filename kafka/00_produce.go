@@ -182,6 +182,13 @@ func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.Produce
 		sp.BaseOffset, sp.LogStartOffset = -1, p.log.LogStartOffset()
 		s.log.Debug("kafka: produce refused", "topic", t.Name, "partition", rp.Partition, "client_id", c.clientID, "err", err)
 		return w, false
+	case errors.Is(err, storage.ErrNoSpace):
+		// The storage.Space logs the full disk once; this is per request.
+		sp.ErrorCode, sp.BaseOffset, sp.LogStartOffset = kerr.KafkaStorageError.Code, -1, -1
+		msg := fmt.Sprintf("%s-%d: %v", t.Name, rp.Partition, err)
+		sp.ErrorMessage = &msg
+		s.log.Debug("kafka: produce refused", "topic", t.Name, "partition", rp.Partition, "client_id", c.clientID, "err", err)
+		return w, false
 	case err != nil:
 		sp.ErrorCode = errorCode(err)
 		s.log.Error("kafka: append", "topic", t.Name, "partition", rp.Partition, "err", err)

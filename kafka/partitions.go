@@ -76,9 +76,21 @@ type partitionKey struct {
 	index int32
 }
 
+// minFreeBytes is the free space below which the partition logs take no
+// more appends (produce answers KAFKA_STORAGE_ERROR, followers stop
+// copying): twice the Raft store's 64 MiB reserve file, so that the
+// metadata store and the operating system keep room when the records fill
+// the disk, and a reserve released at start leaves the node refusing
+// writes rather than filling the disk again. See "Disk full" in
+// docs/kafka.md.
+const minFreeBytes = 128 << 20
+
 func newPartitions(dir string, opts storage.Options, cluster Cluster, log *slog.Logger) (*partitions, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("kafka: create data dir: %w", err)
+	}
+	if opts.Space == nil {
+		opts.Space = storage.NewSpace(dir, minFreeBytes, log)
 	}
 	p := &partitions{dir: dir, opts: opts, cluster: cluster, log: log,
 		open: make(map[partitionKey]*partition), dirty: make(chan struct{}, 1)}
