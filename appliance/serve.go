@@ -68,6 +68,14 @@ func Start(cfg *config.Config, log *slog.Logger, opts Options) (*Server, error) 
 // undone; Close undoes them in reverse.
 func (s *Server) start(opts Options) error {
 	cfg, life := s.cfg, s.life
+	var nodeCert *config.NodeCert // node-to-node TLS, nil without [tls]
+	if cfg.TLS.Enabled() {
+		nc, err := config.LoadNodeCert(cfg.TLS, cfg.Cluster.Name, cfg.Node.ID, time.Now())
+		if err != nil {
+			return fmt.Errorf("load [tls]: %w", err)
+		}
+		nodeCert = nc
+	}
 	store, err := raft.Open(storeConfig(cfg, s.log, s.metricSet))
 	if err != nil {
 		return err
@@ -79,6 +87,7 @@ func (s *Server) start(opts Options) error {
 	kcfg := kafkaConfig(cfg, s.log, s.metricSet)
 	kcfg.Heartbeats, kcfg.HeartbeatInterval = s.live, cfg.Election.HeartbeatInterval.Duration
 	kcfg.AcceptedHook = opts.KafkaAccepted
+	kcfg.NodeCert, kcfg.ClusterName = nodeCert, cfg.Cluster.Name
 	ks, err := kafka.New(kcfg, kafkaCluster{store: store, quorum: quorum})
 	if err != nil {
 		return err
