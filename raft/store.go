@@ -18,6 +18,8 @@ import (
 	dbconfig "github.com/lni/dragonboat/v4/config"
 	"github.com/lni/dragonboat/v4/raftio"
 	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/reeve-edge/reeve/config"
 )
 
 // Config is what a Store needs to run; appliance fills it from the TOML file.
@@ -33,7 +35,12 @@ type Config struct {
 	// ignored once the node has state on disk.
 	InitialMembers map[uint64]string
 	// Join starts a node that an operator added with AddNode.
-	Join            bool
+	Join bool
+	// NodeCert, when set, is this node's certificate from [tls]: the Raft
+	// transport then speaks mutual TLS with every peer and believes a
+	// peer only as the node its certificate names (transport_tls.go). It
+	// must name NodeID of ClusterName. Nil: plain TCP.
+	NodeCert        *config.NodeCert
 	PartitionGroups int // K, used only when bootstrapping a new cluster
 
 	RTT                time.Duration
@@ -119,6 +126,18 @@ func Open(cfg Config) (*Store, error) {
 	if !cfg.Join && len(cfg.InitialMembers) > 0 {
 		s.members.bootstrap = cloneMembers(cfg.InitialMembers)
 	}
+	var ptls *peerTLS
+	if cfg.NodeCert != nil {
+		leaf := cfg.NodeCert.Cert.Leaf
+		if leaf == nil {
+			return nil, errors.New("raft: the node certificate has no parsed leaf; load it with config.LoadNodeCert")
+		}
+		if id, ok := config.NodeOf(leaf, cfg.ClusterName); !ok || id != cfg.NodeID {
+			return nil, fmt.Errorf("raft: the node certificate does not name node %d of cluster %q (it needs the URI SAN %s)",
+				cfg.NodeID, cfg.ClusterName, config.NodeURI(cfg.ClusterName, cfg.NodeID))
+		}
+		ptls = newPeerTLS(cfg.NodeCert, cfg.ClusterName)
+	}
 	s.cluster = newClusterSM(s.feed)
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -146,7 +165,7 @@ func Open(cfg Config) (*Store, error) {
 			LogDB:  smallLogDB(),
 			// reeve's own transport: it notices a restarted peer before the
 			// next send instead of tripping Dragonboat's circuit breaker.
-			TransportFactory: &transportFactory{log: s.log, members: s.members, limits: defaultTransportLimits},
+			TransportFactory: &transportFactory{log: s.log, members: s.members, limits: defaultTransportLimits, tls: ptls},
 		},
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)

@@ -34,6 +34,8 @@ type transportFactory struct {
 	// the transport alone).
 	members *memberTable
 	limits  transportLimits
+	// tls, when set, makes every connection mutual TLS (transport_tls.go).
+	tls *peerTLS
 }
 
 // transportLimits bounds how long an accepted connection may hold the
@@ -70,6 +72,7 @@ func (f *transportFactory) Create(nhc dbconfig.NodeHostConfig,
 		onChunk:    onChunk,
 		members:    f.members,
 		limits:     limits,
+		tls:        f.tls,
 		log:        f.log.With("component", "raft/transport"),
 		inbound:    make(map[net.Conn]struct{}),
 		warned:     make(map[string]*warning),
@@ -100,6 +103,7 @@ type Transport struct {
 	onChunk    raftio.ChunkHandler
 	members    *memberTable // nil: senders are not checked against a membership
 	limits     transportLimits
+	tls        *peerTLS // nil: plain TCP
 	log        *slog.Logger
 
 	mu       sync.Mutex
@@ -144,7 +148,7 @@ func (t *Transport) Name() string { return transportName }
 // Start listens on the NodeHost's listen address.
 func (t *Transport) Start() error {
 	if t.nhc.MutualTLS {
-		return errors.New("raft transport: mutual TLS is not supported by reeve's transport; leave NodeHostConfig.MutualTLS off")
+		return errors.New("raft transport: Dragonboat's mutual TLS does not apply to reeve's transport; leave NodeHostConfig.MutualTLS off and give raft.Config a NodeCert")
 	}
 	addr := t.nhc.GetListenAddress()
 	lc := net.ListenConfig{KeepAlive: keepAlive}
@@ -252,9 +256,22 @@ func (t *Transport) acceptLoop(ln net.Listener) {
 
 // serve answers a dialer's hello and hands its frames to Dragonboat until
 // the dialer closes, a frame is bad, the connection idles or stalls past
-// the transport's limits, or the transport closes.
-func (t *Transport) serve(nc net.Conn) {
-	remote := nc.RemoteAddr().String()
+// the transport's limits, or the transport closes. With TLS, the handshake
+// comes first, and the hello and frames travel inside it.
+func (t *Transport) serve(raw net.Conn) {
+	remote := raw.RemoteAddr().String()
+	nc, peer, err := t.handshakeIn(raw)
+	if err != nil {
+		if why, ok := tlsRefusal(err); ok {
+			if n, ok := t.warnAllowed(hostOf(remote) + "\x00tls\x00" + why); ok {
+				t.log.Warn("raft transport: refused a connection whose TLS handshake failed", "remote", remote,
+					"reason", why, "repeats_suppressed", n, "err", err)
+			}
+		} else {
+			t.log.Debug("raft transport: connection closed during its TLS handshake", "remote", remote, "err", err)
+		}
+		return
+	}
 	h, err := readHello(nc, time.Now().Add(helloTimeout))
 	if errors.Is(err, errBadHello) {
 		t.log.Warn("raft transport: refused a connection that did not open with a reeve raft hello; is another program or an older reeve dialing the raft port?",
@@ -308,7 +325,7 @@ func (t *Transport) serve(nc net.Conn) {
 				t.log.Warn("raft transport: dropped a connection that sent an undecodable message batch", "remote", remote, "err", err)
 				return
 			}
-			if n, why := filterBatch(&b, t.members); n > 0 {
+			if n, why := filterBatch(&b, t.members, peer); n > 0 {
 				t.warnDrop(remote, n, why)
 			}
 			if len(b.Requests) > 0 {
@@ -320,7 +337,7 @@ func (t *Transport) serve(nc net.Conn) {
 				t.log.Warn("raft transport: dropped a connection that sent an undecodable snapshot chunk", "remote", remote, "err", err)
 				return
 			}
-			if why := t.checkChunk(&stream, &c); why != "" {
+			if why := t.checkChunk(&stream, &c, peer); why != "" {
 				t.warnDrop(remote, 1, dropReason{why: why, group: c.ShardID, from: c.From, to: c.ReplicaID, mtype: "snapshot chunk"})
 				return
 			}
@@ -343,9 +360,13 @@ func (t *Transport) serve(nc net.Conn) {
 	}
 }
 
-// checkChunk checks a chunk against the group's membership and the
-// stream's previous chunk (see transport_guard.go).
-func (t *Transport) checkChunk(st *chunkStream, c *pb.Chunk) string {
+// checkChunk checks a chunk against the group's membership, the stream's
+// previous chunk and the node peer's certificate names, if any (see
+// transport_guard.go).
+func (t *Transport) checkChunk(st *chunkStream, c *pb.Chunk, peer uint64) string {
+	if peer != 0 && c.From != peer {
+		return whyNotPeer
+	}
 	if t.members == nil {
 		return st.checkChunk(c, c.ReplicaID, nil)
 	}
@@ -405,11 +426,17 @@ func hostOf(remote string) string {
 	return host
 }
 
-// dial opens a connection of the given kind to target and exchanges hellos.
+// dial opens a connection of the given kind to target and exchanges
+// hellos, inside TLS when the transport has a certificate.
 func (t *Transport) dial(ctx context.Context, target string, kind byte) (*link, error) {
 	d := net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
-	nc, err := d.DialContext(ctx, "tcp", target)
+	raw, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
+		return nil, fmt.Errorf("raft transport: dial %s: %w", target, err)
+	}
+	nc, err := t.handshakeOut(ctx, raw, target)
+	if err != nil {
+		raw.Close()
 		return nil, fmt.Errorf("raft transport: dial %s: %w", target, err)
 	}
 	nc.SetWriteDeadline(time.Now().Add(helloTimeout))

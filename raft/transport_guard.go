@@ -26,7 +26,8 @@ import (
 //     that group or, so that a node that missed a join can catch up, of the
 //     cluster, and not this node (memberTable); a Heartbeat or vote from a
 //     stranger would otherwise make the group follow a leader that does
-//     not exist;
+//     not exist; and with TLS (transport_tls.go), the node the
+//     connection's certificate names, so a member cannot speak for another;
 //   - the batch's SourceAddress: Dragonboat records it as the address of
 //     every sender in the batch, and panics when it is not a valid target
 //     or differs from the address it already knows, so it must be the
@@ -42,19 +43,20 @@ import (
 //     Replicate, of a known type, a config change one decodable with a
 //     valid target, an encoded one uncompressed (reeve compresses nothing);
 //   - the snapshot field: empty, since snapshots come as chunks;
-//   - chunks: for this node from a member, in order on their stream, with a
-//     plain file name, and the first with a membership Dragonboat can
-//     restore.
+//   - chunks: for this node from a member (with TLS, the certificate's
+//     node), in order on their stream, with a plain file name, and the
+//     first with a membership Dragonboat can restore.
 //
 // # Notes
 //
 // These checks are stateless, or keep only a stream's previous chunk: they
 // keep out messages no correct peer sends and senders that are not members.
-// They cannot tell a member from someone who forges its id and address,
-// nor check a message against the receiver's log (a Heartbeat whose Commit
-// is past the log end, a Replicate that conflicts with committed entries
-// still reach Dragonboat's invariant panics). Authenticating the peer
-// (mutual TLS, with the node id in the certificate) closes that gap.
+// Without TLS they cannot tell a member from someone who forges its id and
+// address; with it, the sender is the node its certificate names. Neither
+// way do they check a message against the receiver's log (a Heartbeat
+// whose Commit is past the log end, a Replicate that conflicts with
+// committed entries still reach Dragonboat's invariant panics): that needs
+// a node the cluster CA certified to misbehave.
 //
 // A sender is checked against the group's applied membership and every
 // other node the cluster knows (memberTable.publish says why). A replica
@@ -62,8 +64,9 @@ import (
 // its first commit, or a node that joins, before its first snapshot) is
 // checked against cfg.InitialMembers and the nodes other groups know. A
 // joining node knows none until its first membership arrives, and until
-// then accepts any sender with a valid address: the first leader to reach
-// it is believed. The other way round, a node that was down while another
+// then accepts any sender with a valid address: without TLS the first
+// leader to reach it is believed, whoever it is; with TLS only a node the
+// cluster CA certified, as the node its certificate names. The other way round, a node that was down while another
 // joined and finds every group it runs led by nodes it never heard of
 // cannot catch up until some group's leadership moves to a node it knows
 // (rare: all its groups must have moved to newcomers meanwhile; an
@@ -97,6 +100,30 @@ func (mt *memberTable) lookup(group uint64) (members map[uint64]string, running 
 	}
 	g, ok := (*p)[group]
 	return g.members, ok
+}
+
+// nodeAt reports whether the table knows node id at raft address addr: in
+// some group's members (which hold the cluster's registry too, see
+// publish) or, before the first publish, in the initial members. anyKnown
+// is false when the table knows no node at all: a joining node before its
+// first membership.
+func (mt *memberTable) nodeAt(id uint64, addr string) (at, anyKnown bool) {
+	views := []map[uint64]string{mt.bootstrap}
+	if p := mt.groups.Load(); p != nil {
+		views = views[:0]
+		for _, g := range *p {
+			views = append(views, g.members)
+		}
+	}
+	for _, m := range views {
+		if len(m) > 0 {
+			anyKnown = true
+		}
+		if a, ok := m[id]; ok && a == addr {
+			return true, true
+		}
+	}
+	return false, anyKnown
 }
 
 // publish replaces the table. groups holds each running group's applied
@@ -386,6 +413,10 @@ func decodeChunk(payload []byte) (c pb.Chunk, err error) {
 	return c, err
 }
 
+// whyNotPeer is the refusal of a message or chunk whose sender is not the
+// node the connection's certificate names.
+const whyNotPeer = "sender is not the node its certificate names"
+
 // dropReason names why a message batch or chunk was refused, for the log.
 type dropReason struct {
 	why    string
@@ -400,16 +431,20 @@ func (d dropReason) String() string {
 	return fmt.Sprintf("%s (group %d, from %d, to %d, %s)", d.why, d.group, d.from, d.to, d.mtype)
 }
 
-// filterBatch removes from b every message that fails checkMessage, in
-// place, and returns the first refusal's reason, if any. Messages for a
-// group this node does not run are dropped without a reason: that happens
-// to correct peers, e.g. before this node has started its partition groups.
-func filterBatch(b *pb.MessageBatch, mt *memberTable) (refused int, first dropReason) {
+// filterBatch removes from b every message that fails checkMessage, or
+// that does not come from peer, the node the connection's certificate
+// names (0: not authenticated), in place, and returns the first refusal's
+// reason, if any. Messages for a group this node does not run are dropped
+// without a reason: that happens to correct peers, e.g. before this node
+// has started its partition groups.
+func filterBatch(b *pb.MessageBatch, mt *memberTable, peer uint64) (refused int, first dropReason) {
 	kept := b.Requests[:0]
 	for i := range b.Requests {
 		m := &b.Requests[i]
 		var why string
-		if mt != nil {
+		if peer != 0 && m.From != peer {
+			why = whyNotPeer
+		} else if mt != nil {
 			members, running := mt.lookup(m.ShardID)
 			if !running {
 				continue

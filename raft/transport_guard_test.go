@@ -112,6 +112,7 @@ func TestFilterBatch_dropsOnlyTheBadMessages(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		b       pb.MessageBatch
+		peer    uint64 // the node the connection's certificate names; 0: no TLS
 		refused int
 		why     string   // the first refusal's
 		kept    []uint64 // the groups of the messages kept
@@ -122,18 +123,24 @@ func TestFilterBatch_dropsOnlyTheBadMessages(t *testing.T) {
 			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 4, Term: 4},
 			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 6, Term: 4}, // a member of another group
 			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 9, Term: 4}, // a group this node does not run
-		), 1, "no target", []uint64{3, 4, 6}},
+		), 0, 1, "no target", []uint64{3, 4, 6}},
 		{"a registered node not yet in the group", batch("10.0.0.5:9093",
-			pb.Message{Type: pb.Heartbeat, To: 2, From: 5, ShardID: 3, Term: 4}), 0, "", []uint64{3}},
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 5, ShardID: 3, Term: 4}), 0, 0, "", []uint64{3}},
 		{"a removed node", batch("10.0.0.7:9093",
-			pb.Message{Type: pb.Heartbeat, To: 2, From: 7, ShardID: 3, Term: 4}), 1, "not a member", nil},
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 7, ShardID: 3, Term: 4}), 0, 1, "not a member", nil},
 		{"a stranger", batch("",
-			pb.Message{Type: pb.Heartbeat, To: 2, From: 99, ShardID: 4, Term: 1000}), 1, "not a member", nil},
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 99, ShardID: 4, Term: 1000}), 0, 1, "not a member", nil},
 		{"a member's id from another address", batch("10.0.0.9:9093",
-			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 3, Term: 4}), 1, "source address", nil},
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 3, Term: 4}), 0, 1, "source address", nil},
+		{"the node its certificate names", batch("10.0.0.1:9093",
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 3, Term: 4}), 1, 0, "", []uint64{3}},
+		{"node 5's certificate sending as node 1", batch("10.0.0.5:9093",
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 5, ShardID: 3, Term: 4},
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 3, Term: 1000},
+			pb.Message{Type: pb.Heartbeat, To: 2, From: 1, ShardID: 9, Term: 1000}), 5, 2, whyNotPeer, []uint64{3}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			refused, first := filterBatch(&tt.b, mt)
+			refused, first := filterBatch(&tt.b, mt, tt.peer)
 			if refused != tt.refused || !strings.Contains(first.why, tt.why) {
 				t.Errorf("filterBatch refused %d, first %v; want %d, %q", refused, first, tt.refused, tt.why)
 			}
@@ -285,20 +292,21 @@ func TestTransport_idleConnectionIsClosed(t *testing.T) {
 	}
 }
 
-// fuzzPayload decodes a frame's payload as the receive path does and checks
-// that what the checks let through is what they promise.
-func fuzzPayload(t *testing.T, mt *memberTable, stream *chunkStream, typ byte, payload []byte) {
+// fuzzPayload decodes a frame's payload as the receive path does, for a
+// connection whose certificate names peer (0: no TLS), and checks that
+// what the checks let through is what they promise.
+func fuzzPayload(t *testing.T, mt *memberTable, peer uint64, stream *chunkStream, typ byte, payload []byte) {
 	switch typ {
 	case frameBatch:
 		b, err := decodeBatch(payload)
 		if err != nil {
 			return
 		}
-		filterBatch(&b, mt)
+		filterBatch(&b, mt, peer)
 		for i := range b.Requests {
 			m := &b.Requests[i]
 			members, running := mt.lookup(m.ShardID)
-			if !running || m.To != 2 || m.From == 0 || (members != nil && members[m.From] == "") {
+			if !running || m.To != 2 || m.From == 0 || (members != nil && members[m.From] == "") || (peer != 0 && m.From != peer) {
 				t.Fatalf("filterBatch kept %s to %d from %d in group %d", m.Type, m.To, m.From, m.ShardID)
 			}
 			if why := checkMessage(m, 2, members, b.SourceAddress); why != "" {
@@ -370,7 +378,8 @@ func transportSeeds(t testing.TB) [][]byte {
 // checks behind them, what a stranger on the raft port might send: it must
 // never panic, never return a payload longer than the bytes that came, and
 // every message it lets through must pass the checks that keep Dragonboat
-// from panicking.
+// from panicking and, on a TLS connection, come from the node the
+// certificate names.
 func FuzzTransportFrame(f *testing.F) {
 	for _, seed := range transportSeeds(f) {
 		f.Add(seed)
@@ -403,9 +412,12 @@ func FuzzTransportFrame(f *testing.F) {
 			if len(payload) > len(rest) {
 				t.Fatalf("payload of %d bytes from %d bytes of input", len(payload), len(rest))
 			}
-			fuzzPayload(t, mt, &stream, typ, payload)
+			fuzzPayload(t, mt, 0, &stream, typ, payload)
 		}
-		fuzzPayload(t, mt, &chunkStream{}, frameBatch, rest)
-		fuzzPayload(t, mt, &chunkStream{}, frameChunk, rest)
+		fuzzPayload(t, mt, 0, &chunkStream{}, frameBatch, rest)
+		fuzzPayload(t, mt, 0, &chunkStream{}, frameChunk, rest)
+		// As if it came on a TLS connection from node 1: only node 1's
+		// messages may pass.
+		fuzzPayload(t, mt, 1, &chunkStream{}, frameBatch, rest)
 	})
 }
