@@ -48,39 +48,14 @@ func TestLog_Append_refusedBelowMinFreeThenAccepted(t *testing.T) {
 // log serves what it had and takes the append once space is freed, and
 // reopens whole.
 func TestLog_Append_ENOSPCUndoneNotFailed(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounts a tmpfs: run as root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mount tmpfs on %s: %v: %s", dir, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	dir := mountTmpfs(t, "1m")
 	o := Options{Dir: filepath.Join(dir, "p-0"), Fsync: FsyncAlways}
 	l := openLog(t, o)
 	a := newAppended()
 	a.appendN(t, l, 3, batchSpec{records: 2}, 0)
 	before := readAll(t, l, 0, 1<<20)
 
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, chunk := range []int{64 << 10, 1} {
-		buf := make([]byte, chunk)
-		for {
-			if _, err := f.Write(buf); err != nil {
-				break
-			}
-		}
-	}
-	f.Close()
-
+	filler := fillFS(t, dir)
 	big := makeBatch(t, batchSpec{records: 4, valueSize: 8 << 10})
 	if _, _, err := l.Append(big, 0); !errors.Is(err, ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Append(full disk) = %v, want ErrNoSpace wrapping ENOSPC", err)
@@ -102,4 +77,83 @@ func TestLog_Append_ENOSPCUndoneNotFailed(t *testing.T) {
 	if leo := l.LogEndOffset(); leo != last+1 {
 		t.Fatalf("LogEndOffset() after reopen = %d, want %d", leo, last+1)
 	}
+}
+
+// TestOpen_fullDiskAfterCrash opens, on a file system with no byte free, a
+// log left by a crash (no Close, so its recovery point is behind its end):
+// Open keeps the old recovery point, with a Warn, and serves every batch.
+func TestOpen_fullDiskAfterCrash(t *testing.T) {
+	dir := mountTmpfs(t, "1m")
+	o := Options{Dir: filepath.Join(dir, "p-0"), Fsync: FsyncAlways}
+	l := openLog(t, o)
+	a := newAppended()
+	a.appendN(t, l, 5, batchSpec{records: 2}, 0)
+	before := readAll(t, l, 0, 1<<20)
+	// A crash: the files stay as they are, nothing more is written.
+	l.syncer.stop()
+	for _, s := range l.segs {
+		s.close()
+	}
+	l.unlock()
+	l.closed.Store(true)
+
+	filler := fillFS(t, dir)
+	logger, tl := newLogger(t)
+	o.Logger = logger
+	l = openLog(t, o)
+	if !tl.has("WARN", "kept the old recovery point") {
+		t.Errorf("Open on a full disk after a crash logged no Warn about the recovery point")
+	}
+	if got := readAll(t, l, 0, 1<<20); string(got) != string(before) {
+		t.Fatalf("Read after Open on a full disk: %d bytes, want %d", len(got), len(before))
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if base, _, err := l.Append(makeBatch(t, batchSpec{}), 0); err != nil || base != 10 {
+		t.Fatalf("Append(space again) = %d, %v, want base 10", base, err)
+	}
+}
+
+// mountTmpfs mounts a tmpfs of size on a new directory, unmounted at the
+// end of the test; it skips the test where that is not possible.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounts a tmpfs: run as root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs on %s: %v: %s", dir, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillFS writes a file in dir until its file system has no byte free and
+// returns the file's path.
+func fillFS(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, chunk := range []int{64 << 10, 1} {
+		buf := make([]byte, chunk)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("fill %s: %v", path, err)
+				}
+				break
+			}
+		}
+	}
+	return path
 }
