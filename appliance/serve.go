@@ -76,7 +76,7 @@ func (s *Server) start(opts Options) error {
 		}
 		nodeCert = nc
 	}
-	store, err := raft.Open(storeConfig(cfg, s.log, s.metricSet))
+	store, err := raft.Open(storeConfig(cfg, nodeCert, s.log, s.metricSet))
 	if err != nil {
 		return err
 	}
@@ -266,7 +266,9 @@ func kafkaConfig(cfg *config.Config, log *slog.Logger, mset *metrics.Set) kafka.
 	}
 }
 
-func storeConfig(cfg *config.Config, log *slog.Logger, mset *metrics.Set) raft.Config {
+// storeConfig is the Store's configuration from cfg; nodeCert, the node's
+// [tls] certificate (nil without), makes the Raft transport mutual TLS.
+func storeConfig(cfg *config.Config, nodeCert *config.NodeCert, log *slog.Logger, mset *metrics.Set) raft.Config {
 	kafka := cfg.Kafka.AdvertisedAddress
 	if kafka == "" {
 		kafka = cfg.Kafka.Listen
@@ -285,6 +287,7 @@ func storeConfig(cfg *config.Config, log *slog.Logger, mset *metrics.Set) raft.C
 		DataDir:            cfg.Node.DataDir,
 		InitialMembers:     members,
 		Join:               cfg.Cluster.Join,
+		NodeCert:           nodeCert,
 		PartitionGroups:    cfg.Cluster.PartitionGroups,
 		RTT:                cfg.Raft.RTT.Duration,
 		ElectionRTT:        cfg.Raft.ElectionRTT,
