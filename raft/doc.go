@@ -7,8 +7,14 @@
 // carrying an id derived from the cluster name, so nodes of different
 // clusters refuse each other. That id is no secret: every message a peer
 // sends is checked before Dragonboat sees it (transport_guard.go), and
-// connections are bounded in time and frame size, but until peers are
-// authenticated a node cannot tell a member from one that forges its id.
+// connections are bounded in time and frame size, but over plain TCP a
+// node cannot tell a member from one that forges its id. With
+// Config.NodeCert (reeve.toml's tls section) every connection is mutual
+// TLS 1.3 against the cluster CA, the hello inside it (transport_tls.go):
+// a listener believes messages and chunks only from the node the dialer's
+// certificate names, and a dialer talks only to the node it knows at the
+// address it dialed. TLS and plain nodes cannot talk, so a cluster turns
+// it on everywhere at once.
 //
 // Every change is a typed, versioned command committed through Raft; the
 // state machines are deterministic (no clock, no randomness, no I/O in
@@ -27,7 +33,8 @@
 //	s, err := raft.Open(raft.Config{NodeID: 1, ClusterName: "site-a",
 //		RaftAddress: "10.0.0.1:9093", DataDir: "/var/lib/reeve",
 //		InitialMembers: map[uint64]string{1: "10.0.0.1:9093", 2: "10.0.0.2:9093", 3: "10.0.0.3:9093"},
-//		PartitionGroups: 4, RTT: 50 * time.Millisecond, ElectionRTT: 20, HeartbeatRTT: 2})
+//		PartitionGroups: 4, RTT: 50 * time.Millisecond, ElectionRTT: 20, HeartbeatRTT: 2,
+//		NodeCert: nc}) // nc from config.LoadNodeCert; nil for plain TCP
 //	if err != nil { ... }
 //	defer s.Close()
 //	if err := s.WaitReady(ctx); err != nil { ... }
