@@ -70,7 +70,7 @@ func (sp *Space) Check(n int64) error {
 	if sp.free-n < sp.minFree {
 		if !sp.full {
 			sp.full = true
-			sp.log.Warn("storage: data disk nearly full; refusing appends until space is freed",
+			sp.log.Warn("data disk nearly full; refusing appends until space is freed",
 				"dir", sp.dir, "free_bytes", sp.free, "min_free_bytes", sp.minFree)
 		}
 		return fmt.Errorf("%w: %d bytes free on the file system of %s, %d needed besides the %d kept free",
@@ -78,7 +78,7 @@ func (sp *Space) Check(n int64) error {
 	}
 	if sp.full {
 		sp.full = false
-		sp.log.Info("storage: data disk has space again; accepting writes", "dir", sp.dir, "free_bytes", sp.free)
+		sp.log.Info("data disk has space again; accepting appends", "dir", sp.dir, "free_bytes", sp.free)
 	}
 	sp.free -= n
 	return nil
