@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/reeve-edge/reeve/config"
+	"github.com/reeve-edge/reeve/internal/leakcheck"
 	"github.com/reeve-edge/reeve/internal/testpki"
 )
 
@@ -209,6 +210,40 @@ func TestNodeTLS_twoNodesReplicateAndHeartbeat(t *testing.T) {
 		}
 		got += fs.NumRecords()
 	}
+}
+
+// Close ends node connections too: the fetchers' and heartbeats' TLS
+// connections between two replicating nodes, and a handshake a stranger
+// started and left hanging.
+func TestNodeTLS_closeLeavesNoGoroutine(t *testing.T) {
+	base := leakcheck.Take()
+	pki := testpki.New(t, tlsCluster)
+	ns, servers, hbs := startTLSNodes(t, pki, 2)
+	ns.addTopic("leak", []int32{1, 2}, []int32{1, 2})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(servers[0].Addr().String()), kgo.DefaultProduceTopic("leak"),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctxT(t), &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "heartbeats both ways", func() bool { return hbs[0].count(2) > 0 && hbs[1].count(1) > 0 })
+	hung := dialRaw(t, servers[0])
+	if _, err := hung.Write([]byte{tlsHandshakeByte}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stranger's handshake under way", func() bool { return len(base.Started("crypto/tls.(*Conn).serverHandshake", "")) > 0 })
+	for _, s := range servers {
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close() = %v", err)
+		}
+	}
+	base.CheckCode(t, "github.com/reeve-edge/reeve/kafka.", "")
+	cl.Close()
+	hung.Close()
+	base.VerifyNone(t)
 }
 
 // A request made as a node is believed only on a TLS connection whose
