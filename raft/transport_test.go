@@ -344,7 +344,16 @@ func TestTransportFactory_Validate(t *testing.T) {
 // streaming over the transport: a node that was down while its peers
 // compacted the log past its last entry can only catch up from a snapshot.
 func TestTransport_snapshotReachesALaggingStore(t *testing.T) {
-	c := newTestCluster(t, 3)
+	snapshotReachesALaggingStore(t, newTestCluster(t, 3))
+}
+
+// TestTransport_tlsSnapshotReachesALaggingStore: the same over mutual TLS.
+func TestTransport_tlsSnapshotReachesALaggingStore(t *testing.T) {
+	c, _ := tlsCluster(t, nil)
+	snapshotReachesALaggingStore(t, c)
+}
+
+func snapshotReachesALaggingStore(t *testing.T, c *testCluster) {
 	ctx := ctxT(t)
 	lag, _ := c.stores[3].Log(ClusterGroup)
 	c.stop(3)

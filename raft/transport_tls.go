@@ -38,8 +38,10 @@ import (
 // than the one the member table knows at the address dialed.
 var errWrongNode = errors.New("raft address answered by another node")
 
-// tlsHandshakeTimeout bounds a connection's TLS handshake on either side.
-const tlsHandshakeTimeout = 10 * time.Second
+// tlsHandshakeTimeout bounds a connection's TLS handshake on either side,
+// so a dialer that connects and sends nothing, or half a handshake, holds a
+// connection no longer; a test may shorten it.
+var tlsHandshakeTimeout = 10 * time.Second
 
 // peerTLS is a transport's TLS setup: the node's certificate, the cluster
 // CA, and the cluster whose node URIs identify peers.

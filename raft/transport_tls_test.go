@@ -104,6 +104,26 @@ func TestTransport_tlsDialerChecksTheNodeItReached(t *testing.T) {
 	}
 }
 
+// TestTransport_tlsHandshakeIsBounded: a dialer that sends nothing, or
+// the start of a ClientHello and then nothing, is cut off after the
+// handshake deadline.
+func TestTransport_tlsHandshakeIsBounded(t *testing.T) {
+	saved := tlsHandshakeTimeout
+	tlsHandshakeTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { tlsHandshakeTimeout = saved })
+	pki := testpki.New(t, "test")
+	b := startPeer(t, "127.0.0.1:0", 5, nil, withTLS(t, pki, 2, nil))
+	for _, send := range [][]byte{nil, {0x16, 0x03, 0x01, 0x02, 0x00, 0x01}} {
+		p := dialRaw(t, b.addr)
+		if send != nil {
+			p.write(send)
+		}
+		if took := p.closedWithin(5 * time.Second); took > 2*time.Second {
+			t.Errorf("sent %x: closed after %v, want about %v", send, took, tlsHandshakeTimeout)
+		}
+	}
+}
+
 // TestFilterBatch_joiningNodeBelievesOnlyTheCertificatesNode: a node that
 // joins knows no member until its first membership arrives; with TLS it
 // still believes a sender only as the node its certificate names.
