@@ -573,7 +573,18 @@ func (d *decoder) validateTLS(c *Config) {
 	if _, err := LoadNodeCert(t, c.Cluster.Name, c.Node.ID, time.Now()); err != nil {
 		d.errorf("tls.cert_file", "%v", err)
 	}
+	// With TLS the Kafka listener tells a node's connection by its first
+	// byte, 0x16, a TLS handshake; a plaintext request at least this large
+	// would start with it too.
+	if c.Kafka.MaxRequestBytes >= maxRequestBytesTLS && d.ok("kafka.max_request_bytes") {
+		d.errorf("kafka.max_request_bytes", "%d is too large with [tls] set: use less than %d (352 MiB), as the listener tells nodes' TLS connections from clients' by a request's first byte",
+			c.Kafka.MaxRequestBytes, maxRequestBytesTLS)
+	}
 }
+
+// maxRequestBytesTLS bounds kafka.max_request_bytes with [tls]: a frame
+// size of 0x16000000 or more starts with the byte of a TLS handshake.
+const maxRequestBytesTLS = 0x16000000
 
 // minTokenLength is the shortest admin token accepted.
 const minTokenLength = 16
