@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/reeve-edge/reeve/internal/leakcheck"
+	"github.com/reeve-edge/reeve/internal/testpki"
 )
 
 // TestStore_Close_leavesNoGoroutine runs a three-node cluster, creates a
@@ -14,8 +15,19 @@ import (
 // goroutines running at the start, what an earlier test left stopping,
 // are the baseline.
 func TestStore_Close_leavesNoGoroutine(t *testing.T) {
+	closeLeavesNoGoroutine(t)
+}
+
+// TestStore_Close_leavesNoGoroutineOverTLS: the same with mutual TLS
+// between the nodes.
+func TestStore_Close_leavesNoGoroutineOverTLS(t *testing.T) {
+	pki := testpki.New(t, "test")
+	closeLeavesNoGoroutine(t, func(cfg *Config) { cfg.NodeCert = pki.NodeCert(t, cfg.NodeID) })
+}
+
+func closeLeavesNoGoroutine(t *testing.T, tweaks ...func(*Config)) {
 	base := leakcheck.Take()
-	c := newTestCluster(t, 3)
+	c := newTestCluster(t, 3, tweaks...)
 	topic, err := c.stores[1].CreateTopic(ctxT(t), TopicSpec{Name: "leak", Partitions: 4, ReplicationFactor: 3})
 	if err != nil {
 		t.Fatalf("CreateTopic = %v", err)
