@@ -79,6 +79,9 @@ bench:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./kafka/
+# FuzzConnection drives a live server over TCP, a few hundred inputs a
+# second: a FUZZTIME count runs it 10000x (about 30 s), a duration as is.
+	$(GO) test -run '^$$' -fuzz '^FuzzConnection$$' -fuzztime $(if $(filter %x,$(FUZZTIME)),10000x,$(FUZZTIME)) ./kafka/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./wasm/abi/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./wasm/sdk/
