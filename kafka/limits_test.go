@@ -200,7 +200,9 @@ func TestServe_slowHugeRequestsStayWithinTheMemoryBudget(t *testing.T) {
 		c.DefaultPartitions = 1
 		c.MaxRequestBytes = declared + 1024
 		c.QueuedMaxRequestBytes = budgetMax
-		c.RequestTimeout = 3 * time.Second
+		// Long enough for the attackers to fill the budget on a loaded
+		// machine before the server drops their unfinished requests.
+		c.RequestTimeout = 10 * time.Second
 	})
 	prod := newClient(t, s, kgo.DefaultProduceTopic("steady"))
 	cons := newClient(t, s, kgo.ConsumeTopics("steady"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -246,7 +248,7 @@ func TestServe_slowHugeRequestsStayWithinTheMemoryBudget(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.SetWriteDeadline(time.Now().Add(6 * time.Second))
+			c.SetWriteDeadline(time.Now().Add(15 * time.Second))
 			head := binary.BigEndian.AppendUint32(nil, declared)
 			head = append(head, 0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff) // Produce v9, null client id
 			if _, err := c.Write(head); err != nil {
