@@ -72,7 +72,7 @@ bench:
 	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 3s ./raft/
 	$(GO) test -run '^$$' -bench 'BenchmarkIdleRSS|BenchmarkKafka|BenchmarkReplicatedProduce|BenchmarkFailover|BenchmarkElectionStorm' -benchtime 1x -timeout 30m -v ./appliance/ | grep -v '^\s*{'
 	$(GO) test -run '^$$' -bench BenchmarkAppend ./kafka/internal/storage/
-	$(GO) test -run '^$$' -bench 'BenchmarkPolicy' -benchtime 2s ./appliance/
+	$(GO) test -run '^$$' -bench 'BenchmarkPolicy' -benchtime 2s ./wasm/guesttest/
 
 # fuzz runs each fuzz target for FUZZTIME (a duration, or a count such as
 # 200000x); CI runs it with a count (see .ci/run).

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/reeve-edge/reeve/api"
-	"github.com/reeve-edge/reeve/appliance"
 )
 
 // These tests drive the real reeve binary, built once in TestMain with the
@@ -31,23 +30,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	reeveBin = filepath.Join(dir, "reeve")
-	// A test binary has no module list in its build info, so wazero calls
-	// its own version "dev" there and keys its compilation cache by that:
-	// the binary says the same, so the guest modules it compiles for the
-	// in-process tests (guests_test.go) load from the cache.
-	build := exec.Command("go", "build", "-tags", "reeve_testhooks",
-		"-ldflags", "-X github.com/tetratelabs/wazero/internal/version.version=dev", "-o", reeveBin, "..")
+	build := exec.Command("go", "build", "-tags", "reeve_testhooks", "-o", reeveBin, "..")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build reeve: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	appliance.ReeveBin = reeveBin
 	code := m.Run()
 	os.RemoveAll(dir)
-	if cache := appliance.GuestCacheDir(); cache != "" {
-		os.RemoveAll(cache)
-	}
 	os.Exit(code)
 }
 

@@ -1,4 +1,4 @@
-package appliance
+package guesttest
 
 import (
 	"bytes"
@@ -85,7 +85,7 @@ func TestFirstISRModule_decidesAsTheBuiltIn(t *testing.T) {
 // deadline on, as in production), in batches of 1, 100 and 10,000 of the
 // generated corpus, ordered as a controller's batches are.
 //
-//	go test -run '^$' -bench BenchmarkPolicyDecide ./appliance/
+//	go test -run '^$' -bench BenchmarkPolicyDecide ./wasm/guesttest/
 func BenchmarkPolicyDecide(b *testing.B) {
 	modules := []struct {
 		name string
@@ -125,7 +125,7 @@ func BenchmarkPolicyDecide(b *testing.B) {
 // module with no cache (a fresh runtime each time) and from the on-disk
 // compilation cache.
 //
-//	go test -run '^$' -bench BenchmarkPolicyCompile ./appliance/
+//	go test -run '^$' -bench BenchmarkPolicyCompile ./wasm/guesttest/
 func BenchmarkPolicyCompile(b *testing.B) {
 	code := buildGuest(b, "wasm/examples/first-isr")
 	ctx := context.Background()
@@ -160,7 +160,6 @@ func testRules(t *testing.T, dir, module string, timeout time.Duration, settings
 	e := config.Default().Election
 	e.PolicyDir = dir
 	e.PolicyTimeout = config.Duration{Duration: timeout}
-	e.Rules = []config.PolicyRule{{Topics: "*", Policy: module, Settings: settings}}
 	buf := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(buf, nil))
 	wc := wasm.ElectionConfig(e)
@@ -173,7 +172,8 @@ func testRules(t *testing.T, dir, module string, timeout time.Duration, settings
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr := policy.NewRules(policyRules(e.Rules), wasm.NewModules(rt, dir, t.TempDir()), timeout, log)
+	rules := []policy.Rule{{Topics: "*", Policy: module, Settings: settings}}
+	pr := policy.NewRules(rules, wasm.NewModules(rt, dir, t.TempDir()), timeout, log)
 	t.Cleanup(func() { pr.Close(ctx); rt.Close(ctx) })
 	pr.Reload(ctx)
 	return pr, buf

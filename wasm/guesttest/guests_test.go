@@ -1,4 +1,4 @@
-package appliance
+package guesttest
 
 import (
 	"context"
@@ -14,18 +14,43 @@ import (
 	"github.com/reeve-edge/reeve/wasm"
 )
 
-// Policy modules built from Go source, for the in-process tests.
+// Policy modules built from Go source, for the tests.
 //
 // A Go guest is about 2 MB of wasm. Compiling it takes wazero's compiler
 // about 2 s, but 18 s in a test binary built with -race, where every
 // memory access of the compiler is checked. So each guest is compiled once
-// by the reeve binary TestMain builds (no race detector) into a wazero
+// by a reeve binary TestMain builds (no race detector) into a wazero
 // compilation cache the tests' runtimes share: they load the same machine
 // code a node would, from the cache, as a node restarting does. A guest the
 // binary refuses before compiling it is compiled by the test's runtime.
 
-// ReeveBin is the reeve binary TestMain builds (process_test.go).
-var ReeveBin string
+// reeveBin is the reeve binary TestMain builds.
+var reeveBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "reeve-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	reeveBin = filepath.Join(dir, "reeve")
+	// A test binary has no module list in its build info, so wazero calls
+	// its own version "dev" there and keys its compilation cache by that:
+	// the binary says the same, so what it compiles loads here.
+	build := exec.Command("go", "build", "-ldflags", "-X github.com/tetratelabs/wazero/internal/version.version=dev",
+		"-o", reeveBin, "../..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build reeve: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	if guestCache.dir != "" {
+		os.RemoveAll(guestCache.dir)
+	}
+	os.Exit(code)
+}
 
 var (
 	guests     sync.Map // dir -> []byte or error
@@ -35,10 +60,6 @@ var (
 		err  error
 	}
 )
-
-// GuestCacheDir is the shared compilation cache, "" before any test used
-// it; TestMain removes it at the end.
-func GuestCacheDir() string { return guestCache.dir }
 
 // guestCacheDir returns the shared compilation cache, creating it once.
 func guestCacheDir(t testing.TB) string {
@@ -50,7 +71,7 @@ func guestCacheDir(t testing.TB) string {
 	return guestCache.dir
 }
 
-// buildGuest builds the Go policy module in dir (relative to the repo root)
+// buildGuest builds the Go policy module in dir (relative to the repository root)
 // with GOOS=wasip1 GOARCH=wasm -buildmode=c-shared, has the reeve binary
 // compile it into the shared cache, and returns its bytes.
 func buildGuest(t testing.TB, dir string) []byte {
@@ -63,7 +84,7 @@ func buildGuest(t testing.TB, dir string) []byte {
 	}
 	out := filepath.Join(t.TempDir(), filepath.Base(dir)+".wasm")
 	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+dir)
-	cmd.Dir = ".."
+	cmd.Dir = "../.."
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		err = fmt.Errorf("build %s: %v\n%s", dir, err, msg)
@@ -74,12 +95,12 @@ func buildGuest(t testing.TB, dir string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ReeveBin != "" {
+	if reeveBin != "" {
 		// policy check compiles with [election]'s default sandbox, as
 		// testRules and loadGuest do, so the cache key (the instrumented
 		// module's hash) is theirs. Hostile guests are refused after the
 		// compile, with exit status 2: the machine code is cached anyway.
-		warm := exec.Command(ReeveBin, "policy", "check", "--cache", guestCacheDir(t), out)
+		warm := exec.Command(reeveBin, "policy", "check", "--cache", guestCacheDir(t), out)
 		if msg, err := warm.CombinedOutput(); err != nil && warm.ProcessState.ExitCode() != 2 {
 			t.Fatalf("reeve policy check %s: %v\n%s", dir, err, msg)
 		}
