@@ -521,33 +521,16 @@ func attackNode(t *testing.T, nofile uint64) (*proc, string) {
 	return p, addr
 }
 
-// startUnderNofile starts p as proc.start does, through prlimit(1).
+// startUnderNofile starts p through prlimit(1), which execs reeve, so the
+// process p tracks is reeve's.
 func startUnderNofile(t *testing.T, p *proc, nofile uint64) {
 	t.Helper()
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
 		t.Skip("prlimit (util-linux) is not installed: no way to start reeve under a lower open-file limit")
 	}
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(prlimit, fmt.Sprintf("--nofile=%d:%d", nofile, nofile), reeveBin, "serve", "-c", p.cfgPath)
-	p.cmd.Env = append(os.Environ(), p.env...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start node %d under prlimit: %v", p.id, err)
-	}
-	logf.Close()
-	// proc.start's cleanup, registered by kafkaNodeTB, prints the log of
-	// a failed test; this one only stops the process.
-	cmd := p.cmd
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	p.wrap = []string{prlimit, fmt.Sprintf("--nofile=%d:%d", nofile, nofile)}
+	p.start(t)
 }
 
 // loggedPartitionLimit is the max_partitions of the node's latest

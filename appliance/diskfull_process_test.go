@@ -3,7 +3,6 @@ package appliance_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,34 +53,7 @@ func restartOnFullDisk(t *testing.T, stop syscall.Signal) {
 		}
 	})
 
-	p := &proc{id: 1, raft: freePort(t, "127.0.0.1"), admin: freePort(t, "127.0.0.1"),
-		cfgPath: filepath.Join(dir, "reeve.toml"), logPath: filepath.Join(dir, "reeve.log")}
-	addr := freePort(t, "127.0.0.1")
-	cfg := fmt.Sprintf(`[node]
-id = 1
-data_dir = %q
-
-[raft]
-address = %q
-rtt = "10ms"
-
-[kafka]
-listen = %q
-
-[admin]
-listen = %q
-
-[log]
-format = "json"
-
-[events]
-enabled = false
-`, data, p.raft, addr, p.admin)
-	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p.start(t)
-	p.waitReady(t)
+	p, addr := kafkaNodeAt(t, data, "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

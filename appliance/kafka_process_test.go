@@ -23,7 +23,18 @@ func kafkaNode(t *testing.T, extra string) (*proc, string) { return kafkaNodeTB(
 
 func kafkaNodeTB(t testing.TB, extra string) (*proc, string) {
 	t.Helper()
+	return kafkaNodeAt(t, "", extra)
+}
+
+// kafkaNodeAt starts a one-node cluster as kafkaNodeTB does, with its data
+// in dataDir ("" for a new temporary one), and returns it with its Kafka
+// address.
+func kafkaNodeAt(t testing.TB, dataDir, extra string) (*proc, string) {
+	t.Helper()
 	dir := t.TempDir()
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
 	p := &proc{id: 1, raft: freePort(t, "127.0.0.1"), admin: freePort(t, "127.0.0.1"),
 		cfgPath: filepath.Join(dir, "reeve.toml"), logPath: filepath.Join(dir, "reeve.log")}
 	kafkaAddr := freePort(t, "127.0.0.1")
@@ -48,7 +59,7 @@ format = "json"
 
 [events]
 embedded_listen = "127.0.0.1:0"
-`, filepath.Join(dir, "data"), p.raft, kafkaAddr, extra, p.admin)
+`, dataDir, p.raft, kafkaAddr, extra, p.admin)
 	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -76,6 +77,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	logPath string
 	env     []string // extra environment, e.g. a test hook
+	wrap    []string // a command reeve runs under, e.g. prlimit with its flags
 }
 
 // eventsHook is the file that switches the node's event publisher test
@@ -88,7 +90,8 @@ func (p *proc) start(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(reeveBin, "serve", "-c", p.cfgPath)
+	args := append(slices.Clone(p.wrap), reeveBin, "serve", "-c", p.cfgPath)
+	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
@@ -142,6 +145,13 @@ func (p *proc) waitReady(t testing.TB) {
 // newProcCluster writes configs for n nodes on 127.0.0.1..n and starts them.
 func newProcCluster(t testing.TB, n int, kafkaExtra ...string) []*proc {
 	t.Helper()
+	return newProcClusterEach(t, n, nil, kafkaExtra...)
+}
+
+// newProcClusterEach is newProcCluster with lines each node's config gets
+// after kafkaExtra (nodeExtra may be nil), e.g. its own [tls] files.
+func newProcClusterEach(t testing.TB, n int, nodeExtra func(id int) []string, kafkaExtra ...string) []*proc {
+	t.Helper()
 	dir := t.TempDir()
 	var procs []*proc
 	var members []string
@@ -149,15 +159,19 @@ func newProcCluster(t testing.TB, n int, kafkaExtra ...string) []*proc {
 		ip := fmt.Sprintf("127.0.0.%d", i)
 		p := &proc{id: i, raft: freePort(t, ip), admin: freePort(t, ip), logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
 		// A test makes a node's event publisher misbehave by writing
-		// "hold" or "noack" to this file (see appliance/events.go).
+		// "hold" or "noack" to this file (testhooks.go at the root).
 		p.env = []string{"REEVE_TEST_EVENTS_HOOK=" + p.eventsHook()}
 		procs = append(procs, p)
 		members = append(members, fmt.Sprintf("%q", fmt.Sprintf("%d@%s", i, p.raft)))
 	}
 	for _, p := range procs {
+		extra := kafkaExtra
+		if nodeExtra != nil {
+			extra = append(slices.Clone(kafkaExtra), nodeExtra(p.id)...)
+		}
 		p.cfgPath = filepath.Join(dir, fmt.Sprintf("node%d.toml", p.id))
 		writeNodeConfig(t, p, filepath.Join(dir, fmt.Sprintf("data%d", p.id)),
-			fmt.Sprintf("initial_members = [%s]", strings.Join(members, ", ")), kafkaExtra...)
+			fmt.Sprintf("initial_members = [%s]", strings.Join(members, ", ")), extra...)
 		p.start(t)
 	}
 	for _, p := range procs {

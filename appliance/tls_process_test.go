@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,28 +29,11 @@ import (
 // the name writeNodeConfig gives the cluster).
 func newTLSProcCluster(t *testing.T, pki *testpki.PKI, n int, kafkaExtra ...string) []*proc {
 	t.Helper()
-	dir := t.TempDir()
-	var procs []*proc
-	var members []string
-	for i := 1; i <= n; i++ {
-		ip := fmt.Sprintf("127.0.0.%d", i)
-		p := &proc{id: i, raft: freePort(t, ip), admin: freePort(t, ip), logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
-		procs = append(procs, p)
-		members = append(members, fmt.Sprintf("%q", fmt.Sprintf("%d@%s", i, p.raft)))
-	}
-	for _, p := range procs {
-		c := pki.Node(t, uint64(p.id))
-		extra := append(slices.Clone(kafkaExtra), "[tls]", fmt.Sprintf("ca_file = %q", c.CAFile),
-			fmt.Sprintf("cert_file = %q", c.CertFile), fmt.Sprintf("key_file = %q", c.KeyFile))
-		p.cfgPath = filepath.Join(dir, fmt.Sprintf("node%d.toml", p.id))
-		writeNodeConfig(t, p, filepath.Join(dir, fmt.Sprintf("data%d", p.id)),
-			fmt.Sprintf("initial_members = [%s]", strings.Join(members, ", ")), extra...)
-		p.start(t)
-	}
-	for _, p := range procs {
-		p.waitReady(t)
-	}
-	return procs
+	return newProcClusterEach(t, n, func(id int) []string {
+		c := pki.Node(t, uint64(id))
+		return []string{"[tls]", fmt.Sprintf("ca_file = %q", c.CAFile),
+			fmt.Sprintf("cert_file = %q", c.CertFile), fmt.Sprintf("key_file = %q", c.KeyFile)}
+	}, kafkaExtra...)
 }
 
 // certPair reads the certificate and key c names.
