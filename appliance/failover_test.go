@@ -274,12 +274,7 @@ func TestFailover_frozenLeaderReturnsAsFollower(t *testing.T) {
 	waitTopic(t, procs[0], "frozen", 1)
 	leader, _ := leaderOf(t, procs[0], "frozen")
 	old := procs[leader-1]
-	var others []*proc
-	for _, p := range procs {
-		if p != old {
-			others = append(others, p)
-		}
-	}
+	others := allBut(procs, old)
 	t.Cleanup(func() { old.cmd.Process.Signal(syscall.SIGCONT) })
 	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("frozen"), kgo.RequiredAcks(kgo.AllISRAcks()))
 	for i := range 50 {

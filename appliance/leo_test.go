@@ -84,12 +84,7 @@ func TestLEO_followerAnswersReplicaListOffsetsWithItsLogEnd(t *testing.T) {
 			t.Fatal("no leader for leo-0")
 		}
 	}
-	var followers []*proc
-	for _, p := range procs {
-		if uint64(p.id) != leader {
-			followers = append(followers, p)
-		}
-	}
+	followers := allBut(procs, procs[leader-1])
 	f := followers[0]
 
 	fc := kgoClient(t, f.kafka)

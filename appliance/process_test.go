@@ -111,6 +111,17 @@ func (p *proc) start(t testing.TB) {
 	})
 }
 
+// allBut returns procs without p, in order.
+func allBut(procs []*proc, p *proc) []*proc {
+	var out []*proc
+	for _, q := range procs {
+		if q != p {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]

@@ -129,12 +129,7 @@ func TestReplication_stoppedFollowersLeaveTheISRAndMinInsyncRefusesWrites(t *tes
 	}
 	waitTopic(t, procs[0], "guarded", 1)
 	_, leader := isrOf(t, procs[0], "guarded", 0)
-	var followers []*proc
-	for _, p := range procs {
-		if uint64(p.id) != leader {
-			followers = append(followers, p)
-		}
-	}
+	followers := allBut(procs, procs[leader-1])
 	t.Cleanup(func() {
 		for _, f := range followers {
 			f.cmd.Process.Signal(syscall.SIGCONT)
@@ -316,12 +311,7 @@ func TestReplication_divergentTailIsTruncated(t *testing.T) {
 	waitTopic(t, procs[0], "diverge", 1)
 	_, leaderID := isrOf(t, procs[0], "diverge", 0)
 	old := procs[leaderID-1]
-	var others []*proc
-	for _, p := range procs {
-		if p != old {
-			others = append(others, p)
-		}
-	}
+	others := allBut(procs, old)
 	t.Cleanup(func() {
 		for _, p := range procs {
 			p.cmd.Process.Signal(syscall.SIGCONT)

@@ -230,12 +230,7 @@ func TestTLSProcess_strangerCannotFetchAsAFrozenFollower(t *testing.T) {
 	waitTopic(t, procs[0], "tls-guarded", 1)
 	_, leaderID := isrOf(t, procs[0], "tls-guarded", 0)
 	leader := procs[leaderID-1]
-	var followers []*proc
-	for _, p := range procs {
-		if p != leader {
-			followers = append(followers, p)
-		}
-	}
+	followers := allBut(procs, leader)
 	frozen, other := followers[0], followers[1]
 	t.Cleanup(func() { frozen.cmd.Process.Signal(syscall.SIGCONT) })
 	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("tls-guarded"), kgo.RequiredAcks(kgo.AllISRAcks()),
