@@ -215,6 +215,7 @@ func (s *Server) classify(c *conn, br *bufio.Reader) (*bufio.Reader, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		s.metrics.nodeHandshakes.Inc()
 		s.nodeTLS.handshakeLog.warn(s.log, "kafka: node connection refused: TLS handshake failed "+
 			"(is its certificate signed by tls.ca_file, valid now, and for client authentication?)", "remote", c.remote, "err", err)
 		return nil, fmt.Errorf("tls handshake: %w", err)
@@ -234,6 +235,7 @@ func (s *Server) nodeClaim(c *conn, node int32, api string) bool {
 	if s.nodeTLS == nil || c.node != 0 && c.node == node {
 		return true
 	}
+	s.metrics.nodeClaims.Inc()
 	s.nodeTLS.claimLog.warn(s.log, "kafka: refused a request made as a node: the connection is not a TLS connection "+
 		"whose certificate names that node", "api", api, "claimed_node", node, "certificate_node", c.node,
 		"remote", c.remote, "client_id", c.clientID)

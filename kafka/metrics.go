@@ -41,6 +41,10 @@ type serverMetrics struct {
 	acceptErrors             *metrics.Counter
 	// budgetWaits counts reads that waited for the request memory budget.
 	budgetWaits *metrics.Counter
+	// nodeHandshakes and nodeClaims count what [tls] refused: node
+	// connections whose TLS handshake failed, and requests made as a node
+	// on a connection whose certificate does not name it.
+	nodeHandshakes, nodeClaims *metrics.Counter
 }
 
 func newServerMetrics(set *metrics.Set) *serverMetrics {
@@ -66,6 +70,8 @@ func newServerMetrics(set *metrics.Set) *serverMetrics {
 		refusedPerIP:    set.NewCounter(`reeve_kafka_connections_refused_total{reason="` + refusedMaxConnectionsPerIP + `"}`),
 		acceptErrors:    set.NewCounter("reeve_kafka_accept_errors_total"),
 		budgetWaits:     set.NewCounter("reeve_kafka_request_budget_waits_total"),
+		nodeHandshakes:  set.NewCounter(`reeve_kafka_node_refused_total{reason="handshake"}`),
+		nodeClaims:      set.NewCounter(`reeve_kafka_node_refused_total{reason="claim"}`),
 	}
 	m.histogram(int16(kmsg.Produce))
 	m.histogram(int16(kmsg.Fetch))

@@ -303,6 +303,11 @@ func TestNodeTLS_nodeClaimsAreBelievedOnlyFromTheNodesCertificate(t *testing.T) 
 			}
 		})
 	}
+	// Each refusal is counted: a fetch and a heartbeat from each of the
+	// four connections that got through TLS, one failed handshake.
+	if claims, hs := s.metrics.nodeClaims.Get(), s.metrics.nodeHandshakes.Get(); claims != 8 || hs != 1 {
+		t.Errorf("reeve_kafka_node_refused_total: claim %d, handshake %d; want 8 and 1", claims, hs)
+	}
 	tp, _ := s.parts.topic("claims")
 	part, err := s.parts.get(tp, 0)
 	if err != nil {
