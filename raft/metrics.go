@@ -18,6 +18,9 @@ var ProposalLatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05,
 type storeMetrics struct {
 	latency *metrics.PrometheusHistogram // committed proposals, retries included
 	failed  *metrics.Counter             // proposals that never committed
+	// dropped counts the messages and snapshot chunks the transport
+	// dropped because they failed validation (transport_guard.go).
+	dropped *metrics.Counter
 }
 
 func newStoreMetrics(set *metrics.Set) storeMetrics {
@@ -27,6 +30,7 @@ func newStoreMetrics(set *metrics.Set) storeMetrics {
 	return storeMetrics{
 		latency: set.NewPrometheusHistogramExt("reeve_raft_proposal_latency_seconds", ProposalLatencyBuckets),
 		failed:  set.NewCounter("reeve_raft_proposal_failures_total"),
+		dropped: set.NewCounter("reeve_raft_messages_dropped_total"),
 	}
 }
 

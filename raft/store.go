@@ -165,7 +165,8 @@ func Open(cfg Config) (*Store, error) {
 			LogDB:  smallLogDB(),
 			// reeve's own transport: it notices a restarted peer before the
 			// next send instead of tripping Dragonboat's circuit breaker.
-			TransportFactory: &transportFactory{log: s.log, members: s.members, limits: defaultTransportLimits, tls: ptls},
+			TransportFactory: &transportFactory{log: s.log, members: s.members, limits: defaultTransportLimits, tls: ptls,
+				dropped: s.mets.dropped},
 		},
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	dbconfig "github.com/lni/dragonboat/v4/config"
 	"github.com/lni/dragonboat/v4/raftio"
 	pb "github.com/lni/dragonboat/v4/raftpb"
@@ -36,6 +37,9 @@ type transportFactory struct {
 	limits  transportLimits
 	// tls, when set, makes every connection mutual TLS (transport_tls.go).
 	tls *peerTLS
+	// dropped counts messages and chunks dropped for failing validation
+	// (reeve_raft_messages_dropped_total); nil counts none.
+	dropped *metrics.Counter
 }
 
 // transportLimits bounds how long an accepted connection may hold the
@@ -73,6 +77,7 @@ func (f *transportFactory) Create(nhc dbconfig.NodeHostConfig,
 		members:    f.members,
 		limits:     limits,
 		tls:        f.tls,
+		dropped:    f.dropped,
 		log:        f.log.With("component", "raft/transport"),
 		inbound:    make(map[net.Conn]struct{}),
 		warned:     make(map[string]*warning),
@@ -104,6 +109,7 @@ type Transport struct {
 	members    *memberTable // nil: senders are not checked against a membership
 	limits     transportLimits
 	tls        *peerTLS // nil: plain TCP
+	dropped    *metrics.Counter
 	log        *slog.Logger
 
 	mu       sync.Mutex
@@ -380,6 +386,9 @@ func (t *Transport) checkChunk(st *chunkStream, c *pb.Chunk, peer uint64) string
 // warnDrop warns that n messages from remote were dropped, at most once a
 // minute per remote host and reason.
 func (t *Transport) warnDrop(remote string, n int, why dropReason) {
+	if t.dropped != nil {
+		t.dropped.Add(n)
+	}
 	suppressed, ok := t.warnAllowed(hostOf(remote) + "\x00" + why.why)
 	if !ok {
 		return

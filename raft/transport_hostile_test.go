@@ -198,6 +198,10 @@ func TestTransport_hostilePeerCannotCrashTheCluster(t *testing.T) {
 	c.topicEverywhere(topic)
 
 	for id := uint64(1); id <= 3; id++ {
+		// The forged batch's messages are counted, not only logged.
+		if n := c.stores[id].mets.dropped.Get(); n == 0 {
+			t.Errorf("node %d: reeve_raft_messages_dropped_total = 0 after the forged batches", id)
+		}
 		l := logs[id].String()
 		for _, want := range []string{"message has no target replica", "sender is not a member of the group",
 			"message type is not sent between nodes", "refused a node of another cluster"} {
