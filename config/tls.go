@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -24,7 +25,7 @@ type NodeCert struct {
 // cluster (NodeURI). The error says which of these failed and how to fix
 // it.
 func LoadNodeCert(t TLS, cluster string, id uint64, now time.Time) (*NodeCert, error) {
-	caPEM, err := os.ReadFile(t.CAFile)
+	caPEM, err := readPEM(t.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls.ca_file: %w", err)
 	}
@@ -32,7 +33,15 @@ func LoadNodeCert(t TLS, cluster string, id uint64, now time.Time) (*NodeCert, e
 	if !cas.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("tls.ca_file %s holds no PEM certificate", t.CAFile)
 	}
-	pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	certPEM, err := readPEM(t.CertFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls.cert_file: %w", err)
+	}
+	keyPEM, err := readPEM(t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls.key_file: %w", err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s and %s: %w (the certificate and its key must be PEM and belong together)", t.CertFile, t.KeyFile, err)
 	}
@@ -57,6 +66,28 @@ func LoadNodeCert(t TLS, cluster string, id uint64, now time.Time) (*NodeCert, e
 	}
 	pair.Leaf = leaf
 	return &NodeCert{Cert: pair, CAs: cas}, nil
+}
+
+// maxPEMBytes bounds a certificate or key file: a chain of a few
+// certificates is a few KiB, and a path to a device or a log file must not
+// be read for ever.
+const maxPEMBytes = 1 << 20
+
+// readPEM reads a PEM file of at most maxPEMBytes.
+func readPEM(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPEMBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxPEMBytes {
+		return nil, fmt.Errorf("%s is larger than 1 MiB; it should hold PEM certificates or a key", path)
+	}
+	return b, nil
 }
 
 // NodeOf returns the node id a verified certificate names in cluster, from

@@ -46,6 +46,7 @@ func TestParse_tls(t *testing.T) {
 		{"two node URIs", src(twoURIs, ""), "does not name this node"},
 		{"key readable by others", src(openKey, ""), "tls.key_file: " + openKey.KeyFile + " is readable by group or others (mode 0644)"},
 		{"huge requests", src(node2, "[kafka]\nmax_request_bytes = 536870912\n"), "kafka.max_request_bytes: 536870912 is too large with [tls] set: use less than 369098752"},
+		{"a device as the CA", src(config.TLS{CAFile: "/dev/zero", CertFile: node2.CertFile, KeyFile: node2.KeyFile}, ""), "/dev/zero is larger than 1 MiB"},
 		{"cert only", fmt.Sprintf("[tls]\ncert_file = %q\n", node2.CertFile), "tls.ca_file: set tls.ca_file, tls.cert_file and tls.key_file together"},
 		{"key of another certificate", src(config.TLS{CAFile: pki.CAFile, CertFile: node2.CertFile, KeyFile: noURI.KeyFile}, ""), "must be PEM and belong together"},
 	} {
