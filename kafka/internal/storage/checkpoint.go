@@ -8,65 +8,21 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
 // Checkpoint files of a partition directory. All are small text files
 // replaced atomically (write a temporary file, fsync it, rename it over the
 // old one, fsync the directory), so after a crash each holds either its old
-// or its new contents.
+// or its new contents (fsutil.WriteFileAtomic).
 const (
 	epochFile         = "leader-epoch-checkpoint"
 	logStartFile      = "log-start-offset"
 	recoveryPointFile = "recovery-point"
-	tmpSuffix         = ".tmp"
 
 	checkpointVersion = "0"
 )
-
-// writeFileAtomic replaces dir/name with data.
-func writeFileAtomic(dir, name string, data []byte) error {
-	path := filepath.Join(dir, name)
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
-// syncDir makes the directory's entries (created, renamed, removed files)
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
-}
 
 // readCheckpoint returns the lines of dir/name after its version line.
 // A missing file is (nil, false, nil); an unreadable version is ErrCorrupt.
@@ -123,7 +79,7 @@ func readLogStart(dir string) (int64, bool, error) {
 }
 
 func writeLogStart(dir string, off int64) error {
-	return writeFileAtomic(dir, logStartFile, fmt.Appendf(nil, "%s\n%d\n", checkpointVersion, off))
+	return fsutil.WriteFileAtomic(dir, logStartFile, fmt.Appendf(nil, "%s\n%d\n", checkpointVersion, off), 0o644)
 }
 
 // recoveryPoint says how much of the log is known to be on stable storage,
@@ -154,6 +110,6 @@ func readRecoveryPoint(dir string) (recoveryPoint, bool, error) {
 }
 
 func writeRecoveryPoint(dir string, rp recoveryPoint) error {
-	return writeFileAtomic(dir, recoveryPointFile,
-		fmt.Appendf(nil, "%s\n%d %d %d\n", checkpointVersion, rp.base, rp.pos, rp.next))
+	return fsutil.WriteFileAtomic(dir, recoveryPointFile,
+		fmt.Appendf(nil, "%s\n%d %d %d\n", checkpointVersion, rp.base, rp.pos, rp.next), 0o644)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
 // epochEntry says that leader epoch epoch wrote its first batch at start.
@@ -104,7 +106,7 @@ func (c *epochCache) encode() []byte {
 }
 
 func (c *epochCache) save(dir string) error {
-	return writeFileAtomic(dir, epochFile, c.encode())
+	return fsutil.WriteFileAtomic(dir, epochFile, c.encode(), 0o644)
 }
 
 // readEpochs loads the leader-epoch-checkpoint; a missing file is an empty

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
 // Defaults applied by Open to zero-valued Options fields.
@@ -417,7 +419,7 @@ func (l *Log) roll() error {
 		return fmt.Errorf("roll: %w", err)
 	}
 	if durable {
-		if err := syncDir(l.dir); err != nil {
+		if err := fsutil.SyncDir(l.dir); err != nil {
 			ns.remove()
 			return l.fail(fmt.Errorf("roll: %w", err))
 		}

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
 // load opens the segments of l.dir and recovers them; see the package
@@ -24,7 +26,7 @@ func (l *Log) load() error {
 	var bases []int64
 	for _, e := range dirEntries {
 		name := e.Name()
-		if strings.HasSuffix(name, tmpSuffix) {
+		if strings.HasSuffix(name, fsutil.TmpSuffix) {
 			// A checkpoint write that did not finish; the old file stands.
 			os.Remove(filepath.Join(l.dir, name))
 			continue
@@ -207,7 +209,7 @@ func (l *Log) load() error {
 		return err
 	}
 	if dirty {
-		if err := syncDir(l.dir); err != nil {
+		if err := fsutil.SyncDir(l.dir); err != nil {
 			return err
 		}
 	}

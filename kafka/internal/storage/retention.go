@@ -3,6 +3,8 @@ package storage
 import (
 	"fmt"
 	"slices"
+
+	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
 // EnforceRetention deletes the oldest whole segments, never the active one:
@@ -103,7 +105,7 @@ func (l *Log) deleteOldest(n int, reason string) error {
 			l.log.Warn("remove segment", "segment", s.name(), "err", err)
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := fsutil.SyncDir(l.dir); err != nil {
 		l.log.Warn("fsync directory after deleting segments", "err", err)
 	}
 	l.log.Info("deleted old segments", "reason", reason, "segments", n, "bytes", bytes, "log_start_offset", start)

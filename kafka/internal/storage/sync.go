@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
 // FsyncMode says when appended bytes are forced to stable storage.
@@ -211,7 +213,7 @@ func (y *syncer) syncRolled(l *Log) error {
 		}
 	}
 	y.forget(todo)
-	if err := syncDir(l.dir); err != nil {
+	if err := fsutil.SyncDir(l.dir); err != nil {
 		return err
 	}
 	// The recovery point moves to the segment after the last one synced.

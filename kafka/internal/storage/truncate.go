@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
 // TruncateTo drops every batch at or after offset: a follower's divergent
@@ -97,7 +99,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	s.needSync = false
 	if len(gone) > 0 {
-		if err := syncDir(l.dir); err != nil {
+		if err := fsutil.SyncDir(l.dir); err != nil {
 			return l.fail(fmt.Errorf("storage: truncate to %d: %w", offset, err))
 		}
 	}
