@@ -120,7 +120,7 @@ func (s *Server) addNode(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()
-	if err := s.n.Store.AddNode(ctx, req.ID, req.RaftAddress); err != nil {
+	if err := s.n.Store.AddNode(ctx, req.ID, req.RaftAddress, req.Force); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -184,7 +184,7 @@ func writeError(w http.ResponseWriter, err error) {
 	status := http.StatusInternalServerError
 	switch {
 	case errors.Is(err, raft.ErrTopicExists), errors.Is(err, raft.ErrNodeExists), errors.Is(err, raft.ErrNodeRemoved),
-		errors.Is(err, raft.ErrStale), errors.Is(err, raft.ErrLastNode):
+		errors.Is(err, raft.ErrStale), errors.Is(err, raft.ErrLastNode), errors.Is(err, raft.ErrNodeUnreachable):
 		status = http.StatusConflict
 	case errors.Is(err, raft.ErrUnknownTopic), errors.Is(err, raft.ErrUnknownNode), errors.Is(err, raft.ErrUnknownPartition):
 		status = http.StatusNotFound

@@ -127,6 +127,10 @@ type CreateTopicRequest struct {
 type AddNodeRequest struct {
 	ID          uint64 `json:"id"`
 	RaftAddress string `json:"raft_address"`
+	// Force adds the node even though nothing answers at RaftAddress as a
+	// node of this cluster yet. It joins as a non-voter either way, so it
+	// costs the cluster no quorum until it has caught up.
+	Force bool `json:"force,omitempty"`
 }
 
 // ElectRequest is the body of POST /v1/topics/{name}/partitions/{p}/elect

@@ -157,8 +157,19 @@ func TestProcess_adminGuard_browserWritesChangeNothing(t *testing.T) {
 		!strings.Contains(body, "admin.allowed_hosts") {
 		t.Errorf("GET /v1/topics with Host: evil.example = %d %s, want 421 naming admin.allowed_hosts", code, body)
 	}
+	// Even a well-formed request cannot add a node nobody runs ...
+	if code, body := adminRequest(t, p, "POST", "/v1/nodes", nodeBody, "Content-Type", "application/json"); code != http.StatusConflict ||
+		!strings.Contains(body, "cluster.join = true") {
+		t.Errorf("JSON node add of a node nobody runs = %d %s, want 409 saying to start it first", code, body)
+	}
 	if after := nodes(); after != before {
 		t.Errorf("GET /v1/nodes changed:\nbefore %s\nafter  %s", before, after)
+	}
+	// ... and a forced one adds a non-voter: the one-node cluster keeps
+	// its quorum (the topic below is created after it).
+	if code, body := adminRequest(t, p, "POST", "/v1/nodes", `{"id": 7, "raft_address": "127.0.0.1:1", "force": true}`,
+		"Content-Type", "application/json"); code != http.StatusOK {
+		t.Errorf("forced JSON node add = %d %s, want 200", code, body)
 	}
 	code, body := adminRequest(t, p, "POST", "/v1/topics", `{"name": "by-curl", "partitions": 1, "replication_factor": 1}`,
 		"Content-Type", "application/json")

@@ -111,6 +111,23 @@ func (p *proc) start(t testing.TB) {
 	})
 }
 
+// waitListening waits until something accepts TCP connections at addr.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens at %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // allBut returns procs without p, in order.
 func allBut(procs []*proc, p *proc) []*proc {
 	var out []*proc
@@ -423,11 +440,17 @@ func TestProcessCluster_nodeAddJoinsAndNodeRemoveLeaves(t *testing.T) {
 		cfgPath: filepath.Join(dir, "node4.toml"), logPath: filepath.Join(dir, "node4.log")}
 	writeNodeConfig(t, p4, filepath.Join(dir, "data4"), "join = true")
 
-	out, errOut, status := run(t, "node", "add", "--id", "4", "--raft-address", p4.raft, "--admin", procs[2].admin)
-	if status != 0 {
-		t.Fatalf("node add: status %d, %s%s", status, out, errOut)
+	// Nothing answers at node 4's address yet: refused, nothing added.
+	_, errOut, status := run(t, "node", "add", "--id", "4", "--raft-address", p4.raft, "--admin", procs[2].admin)
+	if status != 1 || !strings.Contains(errOut, "cluster.join = true") {
+		t.Fatalf("node add before node 4 runs: status %d, %q; want a refusal that says to start it first", status, errOut)
 	}
 	p4.start(t)
+	waitListening(t, p4.raft)
+	out, errOut, status := run(t, "node", "add", "--id", "4", "--raft-address", p4.raft, "--admin", procs[2].admin)
+	if status != 0 || !strings.Contains(out, "non-voter") {
+		t.Fatalf("node add: status %d, %s%s", status, out, errOut)
+	}
 	p4.waitReady(t)
 	out, _, status = run(t, "node", "list", "--admin", p4.admin)
 	if status != 0 || strings.Count(out, "active") != 4 || !strings.Contains(out, "zone=z4") {

@@ -233,6 +233,7 @@ func cmdNode(args []string, stdout, stderr io.Writer) int {
 	af := newAdminFlags(fs)
 	id := fs.Uint64("id", 0, "the new node's `ID`")
 	raftAddr := fs.String("raft-address", "", "the new node's Raft `HOST:PORT`")
+	force := fs.Bool("force", false, "add the node even though nothing answers at its raft address yet")
 	pos, err := parseInterspersed(fs, args[1:])
 	if err != nil {
 		return exitUsage
@@ -264,14 +265,14 @@ func cmdNode(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "usage: reeve node add --id N --raft-address HOST:PORT")
 			return exitUsage
 		}
-		if err := c.do("POST", "/v1/nodes", api.AddNodeRequest{ID: *id, RaftAddress: *raftAddr}, &raw); err != nil {
+		if err := c.do("POST", "/v1/nodes", api.AddNodeRequest{ID: *id, RaftAddress: *raftAddr, Force: *force}, &raw); err != nil {
 			return fail(stderr, err)
 		}
 		if *af.json {
 			stdout.Write(raw)
 			return exitOK
 		}
-		fmt.Fprintf(stdout, "added node %d (%s) to every raft group; now start it with cluster.join = true\n", *id, *raftAddr)
+		fmt.Fprintf(stdout, "added node %d (%s) to every raft group as a non-voter; it becomes a voter in each once it has caught up there\n", *id, *raftAddr)
 	case "remove":
 		if len(pos) != 1 {
 			fmt.Fprintln(stderr, "usage: reeve node remove ID")

@@ -44,8 +44,9 @@ type Cluster struct {
 	// addresses, like Kafka's controller.quorum.voters. It defaults to this
 	// node alone: "<node.id>@<raft.address>".
 	InitialMembers []string `toml:"initial_members"`
-	// Join is true when this node joins a running cluster after
-	// `reeve node add`; InitialMembers must then be empty.
+	// Join is true when this node joins a running cluster: it starts, waits
+	// to be added with `reeve node add`, and joins as a non-voter until it
+	// has caught up; InitialMembers must then be empty.
 	Join bool `toml:"join"`
 	// PartitionGroups is the number of Raft groups partitions are spread
 	// over, 1..64, default 4. It is fixed at bootstrap.

@@ -2,11 +2,13 @@ package raft
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -354,22 +356,65 @@ func TestCluster_addAndRemoveNode(t *testing.T) {
 	cfg := nodeConfig(t, 4, t.TempDir())
 	cfg.Join = true
 	c.cfgs[4] = cfg
+	if err := c.stores[2].AddNode(ctx, 4, cfg.RaftAddress, false); !errors.Is(err, ErrNodeUnreachable) {
+		t.Fatalf("AddNode(4) before node 4 runs = %v, want ErrNodeUnreachable", err)
+	}
+	if _, ok := c.stores[2].Node(4); ok {
+		t.Error("a refused add left node 4 in the registry")
+	}
+	// The new node starts first and waits to be added.
 	start := time.Now()
-	if err := c.stores[2].AddNode(ctx, 4, cfg.RaftAddress); err != nil {
+	c.start(4)
+	if err := c.stores[2].AddNode(ctx, 4, cfg.RaftAddress, false); err != nil {
 		t.Fatalf("AddNode(4) = %v", err)
 	}
 	t.Logf("add took %v", time.Since(start))
-	c.start(4)
 	c.waitReady(4)
 	t.Logf("join took %v", time.Since(start))
 	c.topicEverywhere(before)
+	// It joined every group as a non-voter and promotes itself in each.
+	waitVoter(t, c.stores[1], 4)
+	t.Logf("promotion took %v", time.Since(start))
+	eventually(t, "node 4's identity lists no non-voting group", func() error {
+		if nv := c.stores[4].identity().NonVoting; len(nv) > 0 {
+			return fmt.Errorf("non_voting = %v", nv)
+		}
+		return nil
+	})
+	// A restart after the promotion starts every replica as a voter, even
+	// one that stopped before it could forget it had joined as a
+	// non-voter (its identity file still listing every group).
+	c.stop(4)
+	groups := c.stores[1].Groups()
+	b, err := json.Marshal(identity{Cluster: "test", NodeID: 4, PartitionGroups: 4, NonVoting: groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "raft", identityFile), b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	c.start(4)
+	c.waitReady(4)
+	if nv := c.stores[4].identity().NonVoting; len(nv) > 0 {
+		t.Errorf("after the restart, non_voting = %v", nv)
+	}
+	eventually(t, "node 4 leads the cluster group (a non-voter cannot)", func() error {
+		if l, ok := c.stores[1].GroupLeader(ClusterGroup); ok && l == 4 {
+			return nil
+		}
+		if err := c.stores[1].nh.RequestLeaderTransfer(ClusterGroup, 4); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+		return errors.New("not yet")
+	})
 	for _, g := range c.stores[1].Groups() {
 		m, err := c.stores[4].Membership(ctx, g)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(m.Nodes) != 4 {
-			t.Errorf("group %d members = %v, want 4", g, m.Nodes)
+		if len(m.Nodes) != 4 || len(m.NonVotings) != 0 {
+			t.Errorf("group %d voters %v, non-voters %v, want 4 voters", g, m.Nodes, m.NonVotings)
 		}
 	}
 	wide, err := c.stores[4].CreateTopic(ctx, TopicSpec{Name: "wide", Partitions: 4, ReplicationFactor: 4})
@@ -409,8 +454,77 @@ func TestCluster_addAndRemoveNode(t *testing.T) {
 	if _, err := c.stores[1].CreateTopic(ctx, TopicSpec{Name: "too-wide", Partitions: 1, ReplicationFactor: 4}); !errors.Is(err, ErrReplicationFactor) {
 		t.Errorf("CreateTopic(rf=4 on 3 live) = %v, want ErrReplicationFactor", err)
 	}
-	if err := c.stores[1].AddNode(ctx, 3, "127.0.0.3:1"); !errors.Is(err, ErrNodeRemoved) {
+	if err := c.stores[1].AddNode(ctx, 3, "127.0.0.3:1", true); !errors.Is(err, ErrNodeRemoved) {
 		t.Errorf("AddNode(removed id) = %v, want ErrNodeRemoved", err)
+	}
+}
+
+// waitVoter waits until node id is a voter, and no non-voter, in every
+// group, as s reads it linearizably.
+func waitVoter(t *testing.T, s *Store, id uint64) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("node %d is a voter in every group", id), func() error {
+		for _, g := range s.Groups() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			m, err := s.Membership(ctx, g)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if _, ok := m.Nodes[id]; !ok {
+				return fmt.Errorf("group %d: voters %v, non-voters %v", g, m.Nodes, m.NonVotings)
+			}
+			if _, ok := m.NonVotings[id]; ok {
+				return fmt.Errorf("group %d: node %d still listed as a non-voter", g, id)
+			}
+		}
+		return nil
+	})
+}
+
+// A node added by force that never comes (the phantom a forged admin
+// request used to add as a voter) costs the cluster no quorum: it is a
+// non-voter. Even a one-node cluster keeps committing, before and after a
+// restart, and the phantom can be removed again.
+func TestCluster_forcedAddOfAnAbsentNodeCostsNoQuorum(t *testing.T) {
+	c := newTestCluster(t, 1)
+	ctx := ctxT(t)
+	phantom := freeAddr(t, "127.0.0.99")
+	if err := c.stores[1].AddNode(ctx, 99, phantom, false); !errors.Is(err, ErrNodeUnreachable) {
+		t.Fatalf("AddNode(99) = %v, want ErrNodeUnreachable", err)
+	}
+	if err := c.stores[1].AddNode(ctx, 99, phantom, true); err != nil {
+		t.Fatalf("AddNode(99, force) = %v", err)
+	}
+	for _, g := range c.stores[1].Groups() {
+		m, err := c.stores[1].Membership(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.NonVotings[99]; !ok || len(m.Nodes) != 1 {
+			t.Errorf("group %d: voters %v, non-voters %v; want node 99 a non-voter only", g, m.Nodes, m.NonVotings)
+		}
+	}
+	if _, err := c.stores[1].CreateTopic(ctx, TopicSpec{Name: "still-writable", Partitions: 4, ReplicationFactor: 1}); err != nil {
+		t.Fatalf("CreateTopic after the forced add = %v", err)
+	}
+	c.stop(1)
+	c.start(1)
+	c.waitReady(1)
+	if _, err := c.stores[1].CreateTopic(ctx, TopicSpec{Name: "after-restart", Partitions: 4, ReplicationFactor: 1}); err != nil {
+		t.Fatalf("CreateTopic after a restart = %v", err)
+	}
+	if err := c.stores[1].RemoveNode(ctx, 99); err != nil {
+		t.Fatalf("RemoveNode(99) = %v", err)
+	}
+	for _, g := range c.stores[1].Groups() {
+		m, err := c.stores[1].Membership(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m.NonVotings[99]; ok {
+			t.Errorf("group %d still lists node 99 as a non-voter", g)
+		}
 	}
 }
 

@@ -25,6 +25,9 @@ var (
 	ErrIdentity           = errors.New("data directory belongs to another node or cluster")
 	ErrClosed             = errors.New("store closed")
 	ErrUnknownGroup       = errors.New("no such raft group on this node")
+	// ErrNodeUnreachable refuses to add a node that does not answer at
+	// its raft address as a node of this cluster.
+	ErrNodeUnreachable = errors.New("no node of this cluster answers at that raft address")
 	// ErrLastNode refuses to remove the only member left: the cluster
 	// would have no one to hold its state.
 	ErrLastNode = errors.New("it is the last node of the cluster")

@@ -11,30 +11,134 @@ import (
 	"github.com/lni/dragonboat/v4/raftio"
 )
 
-// AddNode adds a node to the cluster: it enters the registry as joining, then
-// becomes a voting member of every group. Start the new node with join = true
-// afterwards; it registers its own addresses when it has caught up. Calling
-// AddNode again for the same node finishes an interrupted add.
-func (s *Store) AddNode(ctx context.Context, id uint64, raftAddress string) error {
+// AddNode adds a node to the cluster: it enters the registry as joining and
+// becomes a non-voting member of every group, which counts toward no quorum.
+// The node, started with join = true, registers its addresses and then
+// promotes itself to a voter in each group once it has caught up there
+// (promote). Calling AddNode again for the same node finishes an
+// interrupted add.
+//
+// Unless force is set, the node must already answer at raftAddress as a
+// node of this cluster (and, with [tls], with node id's certificate): a
+// typo or a node never started is refused (ErrNodeUnreachable) instead of
+// becoming a member that never answers.
+func (s *Store) AddNode(ctx context.Context, id uint64, raftAddress string, force bool) error {
 	if s.PartitionGroups() == 0 {
 		return fmt.Errorf("add node %d: %w", id, ErrNotBootstrapped)
+	}
+	if n, ok := s.Node(id); ok && n.State == NodeRemoved {
+		return fmt.Errorf("add node %d: %w: its id cannot be reused; pick a new id", id, ErrNodeRemoved)
+	}
+	if !force {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := s.probeTransport.probe(pctx, id, raftAddress)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("add node %d: %w: %v; start it there first with cluster.join = true (it waits to be added), "+
+				"or add it anyway with force", id, ErrNodeUnreachable, err)
+		}
 	}
 	if _, err := s.propose(ctx, ClusterGroup, kindAddNode, addNodeCmd{ID: id, RaftAddress: raftAddress}); err != nil {
 		return fmt.Errorf("add node %d: %w", id, err)
 	}
 	for _, g := range s.Groups() {
 		err := s.changeMembership(ctx, g, func(m *dragonboat.Membership) (bool, uint64) {
-			_, ok := m.Nodes[id]
-			return !ok, m.ConfigChangeID
+			_, voter := m.Nodes[id]
+			_, nonVoter := m.NonVotings[id]
+			return !voter && !nonVoter, m.ConfigChangeID
 		}, func(ctx context.Context, ccid uint64) error {
-			return s.nh.SyncRequestAddReplica(ctx, g, id, raftAddress, ccid)
+			return s.nh.SyncRequestAddNonVoting(ctx, g, id, raftAddress, ccid)
 		})
 		if err != nil {
 			return fmt.Errorf("add node %d to raft group %d: %w", id, g, err)
 		}
 	}
-	s.log.Info("raft: node added to every group", "added_node_id", id, "raft_address", raftAddress)
+	s.log.Info("raft: node added to every group as a non-voter; it becomes a voter in each once it has caught up",
+		"added_node_id", id, "raft_address", raftAddress, "forced", force)
 	return nil
+}
+
+// probeTimeout bounds AddNode's check that the new node answers.
+const probeTimeout = 10 * time.Second
+
+// promote makes this node, a non-voter in group, a voter once it has caught
+// up there: the membership read is linearizable, so it returns only after
+// this replica has applied everything the group had committed when it
+// asked.
+//
+// Dragonboat must be told at each start whether a replica is a non-voter,
+// and panics when told wrong: a replica replaying its own addition as a
+// non-voter must start as one, and one whose snapshot lists it as a voter
+// must not. So the group stays in identity.NonVoting, and restarts start it
+// as a non-voter (replaying the promotion makes it a voter again), until a
+// local snapshot taken after the promotion exists; from then on restarts
+// start from that snapshot as a voter. A stop between the snapshot and the
+// identity write is caught at the next start (startGroup).
+func (s *Store) promote(ctx context.Context, group uint64) error {
+	self := s.cfg.NodeID
+	m, err := s.nh.SyncGetShardMembership(ctx, group)
+	if err != nil {
+		return err
+	}
+	if _, voter := m.Nodes[self]; !voter {
+		if _, ok := m.NonVotings[self]; !ok {
+			return fmt.Errorf("raft group %d: node %d is not a member (was it removed?)", group, self)
+		}
+		if err := s.nh.SyncRequestAddReplica(ctx, group, self, s.cfg.RaftAddress, m.ConfigChangeID); err != nil {
+			return err
+		}
+		s.log.Info("raft: caught up and promoted to a voter", "group", group)
+		if m, err = s.nh.SyncGetShardMembership(ctx, group); err != nil {
+			return err
+		}
+	}
+	if err := s.snapshotPast(ctx, group, m.ConfigChangeID); err != nil {
+		return err
+	}
+	return s.forgetNonVoting(group)
+}
+
+// snapshotPast makes sure the group's latest local snapshot is at index or
+// later.
+func (s *Store) snapshotPast(ctx context.Context, group, index uint64) error {
+	for {
+		lr, err := s.nh.GetLogReader(group)
+		if err != nil {
+			return err
+		}
+		if lr.Snapshot().Index >= index {
+			return nil
+		}
+		_, err = s.nh.SyncRequestSnapshot(ctx, group, dragonboat.DefaultSnapshotOption)
+		if err != nil && !errors.Is(err, dragonboat.ErrRejected) { // rejected: one is being taken
+			return fmt.Errorf("raft group %d: snapshot: %w", group, err)
+		}
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// promotedInSnapshot reports whether the snapshot the group's replica
+// started from lists this node as a voter.
+func (s *Store) promotedInSnapshot(group uint64) bool {
+	lr, err := s.nh.GetLogReader(group)
+	if err != nil {
+		return false
+	}
+	_, voter := lr.Snapshot().Membership.Addresses[s.cfg.NodeID]
+	return voter
+}
+
+// forgetNonVoting records that group's replica starts as a voter from now on.
+func (s *Store) forgetNonVoting(group uint64) error {
+	return s.updateIdentity(func(id *identity) {
+		id.NonVoting = slices.DeleteFunc(id.NonVoting, func(g uint64) bool { return g == group })
+	})
 }
 
 // RemoveNode takes a node out of every group and marks it removed in the
@@ -61,8 +165,9 @@ func (s *Store) RemoveNode(ctx context.Context, id uint64) error {
 	slices.Reverse(groups) // the cluster group last, so the registry outlives the data groups
 	for _, g := range groups {
 		err := s.changeMembership(ctx, g, func(m *dragonboat.Membership) (bool, uint64) {
-			_, ok := m.Nodes[id]
-			return ok, m.ConfigChangeID
+			_, voter := m.Nodes[id]
+			_, nonVoter := m.NonVotings[id]
+			return voter || nonVoter, m.ConfigChangeID
 		}, func(ctx context.Context, ccid uint64) error {
 			return s.nh.SyncRequestDeleteReplica(ctx, g, id, ccid)
 		})
@@ -171,7 +276,8 @@ func (s *Store) TransferLeadership(ctx context.Context, pick func(candidates []u
 // each local replica's applied membership. Dragonboat's system events say
 // when one may have changed; GetNodeHostInfo then gives every running
 // group's voters without a network round trip. It leaves out non-voters
-// and witnesses, which reeve does not add today; they are read with a
+// (a node AddNode added that has not promoted itself yet) and witnesses
+// (which reeve never adds); they are read with a
 // linearizable membership query whenever a group's config change index
 // moves, at most once per membersRetry per group while no quorum answers.
 const (

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/reeve-edge/reeve/internal/datadriven"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/reeve-edge/reeve/internal/datadriven"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 )

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,22 +86,21 @@ type Store struct {
 	dropMu sync.Mutex // guards drops
 	drops  map[uint64]*dropReport
 
+	idMu  sync.Mutex // guards id, and orders its writes
+	id    identity
+	idDir string
+
+	// probeTransport dials a new node's raft address for AddNode; it
+	// has the node's deployment id, certificate and member table, and
+	// never listens.
+	probeTransport *Transport
+
 	registered atomic.Bool
 	ready      chan struct{} // closed once groups run and this node is registered
 	stop       chan struct{}
 	done       sync.WaitGroup
 	closeOnce  sync.Once
 }
-
-// identity pins a data directory to one node of one cluster, so pointing a
-// node at another's directory fails loudly instead of corrupting both.
-type identity struct {
-	Cluster         string `json:"cluster"`
-	NodeID          uint64 `json:"node_id"`
-	PartitionGroups int    `json:"partition_groups,omitempty"`
-}
-
-const identityFile = "identity.json"
 
 // Open starts the node's Raft groups and returns without waiting for a quorum;
 // WaitReady tells when the node has joined. A new cluster is bootstrapped from
@@ -138,15 +138,14 @@ func Open(cfg Config) (*Store, error) {
 		}
 		ptls = newPeerTLS(cfg.NodeCert, cfg.ClusterName)
 	}
-	s.cluster = newClusterSM(s.feed)
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create raft dir: %w", err)
 	}
-	id, err := s.checkIdentity(dir)
-	if err != nil {
+	if err := s.loadIdentity(dir); err != nil {
 		return nil, err
 	}
+	s.probeTransport = &Transport{deployment: deploymentID(cfg.ClusterName), members: s.members, tls: ptls}
 	installLogger(cfg.Logger)
 	// Before Pebble opens: it writes at open, and fails on a full disk.
 	res := newReserve(cfg.DataDir, s.log)
@@ -174,14 +173,16 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("start raft node host on %s: %w", cfg.RaftAddress, err)
 	}
 	s.nh = nh
-	if err := s.startGroup(ClusterGroup, func(uint64, uint64) sm.IStateMachine { return s.cluster }); err != nil {
+	machine, err := s.startGroup(ClusterGroup, func() sm.IStateMachine { return newClusterSM(s.feed) })
+	if err != nil {
 		nh.Close()
 		return nil, err
 	}
-	if id.PartitionGroups > 0 {
+	s.cluster = machine.(*clusterSM)
+	if k := s.identity().PartitionGroups; k > 0 {
 		// A restart: the group count is known, start every group now so the
 		// node can catch up even before a quorum is back.
-		if err := s.startPartitionGroups(id.PartitionGroups); err != nil {
+		if err := s.startPartitionGroups(k); err != nil {
 			nh.Close()
 			return nil, err
 		}
@@ -192,7 +193,7 @@ func Open(cfg Config) (*Store, error) {
 		res.run(s.stop)
 	}()
 	go s.watchMembers()
-	go s.joinLoop(dir, id)
+	go s.joinLoop()
 	go s.reconcileLoop()
 	return s, nil
 }
@@ -215,39 +216,6 @@ func deploymentID(cluster string) uint64 {
 	return h.Sum64()
 }
 
-func (s *Store) checkIdentity(dir string) (identity, error) {
-	path := filepath.Join(dir, identityFile)
-	var id identity
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		id = identity{Cluster: s.cfg.ClusterName, NodeID: s.cfg.NodeID}
-		return id, writeIdentity(path, id)
-	case err != nil:
-		return id, fmt.Errorf("read %s: %w", path, err)
-	}
-	if err := json.Unmarshal(b, &id); err != nil {
-		return id, fmt.Errorf("read %s: %w", path, err)
-	}
-	if id.NodeID != s.cfg.NodeID || id.Cluster != s.cfg.ClusterName {
-		return id, fmt.Errorf("%w: %s holds node %d of cluster %q, but this is node %d of cluster %q; fix node.id/cluster.name or use another data_dir",
-			ErrIdentity, s.cfg.DataDir, id.NodeID, id.Cluster, s.cfg.NodeID, s.cfg.ClusterName)
-	}
-	return id, nil
-}
-
-func writeIdentity(path string, id identity) error {
-	b, _ := json.MarshalIndent(id, "", "  ")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o640); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
 func (s *Store) groupConfig(group uint64) dbconfig.Config {
 	return dbconfig.Config{
 		ReplicaID:          s.cfg.NodeID,
@@ -261,36 +229,93 @@ func (s *Store) groupConfig(group uint64) dbconfig.Config {
 	}
 }
 
-// startGroup starts the local replica of a group: from disk on a restart, as
-// a joiner when the operator added this node, else as a founding member.
-func (s *Store) startGroup(group uint64, create sm.CreateStateMachineFunc) error {
+// startGroup starts the local replica of a group with a state machine from
+// newSM, and returns the state machine in use: from disk on a restart, as a
+// joiner when the operator added this node, else as a founding member.
+// A joiner starts as a non-voter (AddNode adds it as one) and stays one,
+// across restarts, until it has promoted itself (promote).
+func (s *Store) startGroup(group uint64, newSM func() sm.IStateMachine) (sm.IStateMachine, error) {
 	var members map[uint64]string
 	join := false
 	switch {
 	case s.nh.HasNodeInfo(group, s.cfg.NodeID):
 	case s.cfg.Join:
 		join = true
+		if !slices.Contains(s.identity().NonVoting, group) {
+			if err := s.updateIdentity(func(id *identity) { id.NonVoting = append(id.NonVoting, group) }); err != nil {
+				return nil, fmt.Errorf("start raft group %d: %w", group, err)
+			}
+		}
 	default:
 		members = s.cfg.InitialMembers
 	}
-	if err := s.nh.StartReplica(members, join, create, s.groupConfig(group)); err != nil {
-		if errors.Is(err, dragonboat.ErrReplicaRemoved) {
-			return fmt.Errorf("start raft group %d: %w: node %d was removed from the cluster; move %s aside and add the host back with `reeve node add` under a new node id",
-				group, ErrNodeRemoved, s.cfg.NodeID, s.cfg.DataDir)
-		}
-		return fmt.Errorf("start raft group %d: %w", group, err)
+	nonVoting := slices.Contains(s.identity().NonVoting, group)
+	machine, err := s.startReplica(group, members, join, nonVoting, newSM)
+	if err != nil || !nonVoting || !s.promotedInSnapshot(group) {
+		return machine, err
 	}
-	return nil
+	// The node stopped between its promotion's snapshot and forgetting
+	// that it joined as a non-voter (promote): the snapshot it started
+	// from lists it as a voter, so it must run as one. Nothing has read
+	// the state machine yet; the restart gets a fresh one.
+	s.log.Info("raft: promoted to a voter before the last stop; restarting the replica as one", "group", group)
+	if err := s.nh.StopReplica(group, s.cfg.NodeID); err != nil {
+		return nil, fmt.Errorf("restart raft group %d as a voter: %w", group, err)
+	}
+	if err := s.forgetNonVoting(group); err != nil {
+		return nil, fmt.Errorf("restart raft group %d as a voter: %w", group, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		machine, err = s.startReplica(group, nil, false, false, newSM)
+		if !errors.Is(err, dragonboat.ErrShardAlreadyExist) || time.Now().After(deadline) {
+			return machine, err
+		}
+		time.Sleep(10 * time.Millisecond) // the stopped replica is still unloading
+	}
+}
+
+// startReplica is one Dragonboat StartReplica of the group.
+func (s *Store) startReplica(group uint64, members map[uint64]string, join, nonVoting bool,
+	newSM func() sm.IStateMachine) (sm.IStateMachine, error) {
+	var machine sm.IStateMachine
+	cfg := s.groupConfig(group)
+	cfg.IsNonVoting = nonVoting
+	err := s.nh.StartReplica(members, join, func(uint64, uint64) sm.IStateMachine {
+		machine = newSM()
+		return machine
+	}, cfg)
+	if errors.Is(err, dragonboat.ErrReplicaRemoved) {
+		return nil, fmt.Errorf("start raft group %d: %w: node %d was removed from the cluster; move %s aside and add the host back with `reeve node add` under a new node id",
+			group, ErrNodeRemoved, s.cfg.NodeID, s.cfg.DataDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start raft group %d: %w", group, err)
+	}
+	return machine, nil
 }
 
 func (s *Store) startPartitionGroups(k int) error {
+	if s.cfg.Join { // record every joiner at once rather than one write each
+		var joining []uint64
+		for g := ClusterGroup + 1; g <= ClusterGroup+uint64(k); g++ {
+			if !s.nh.HasNodeInfo(g, s.cfg.NodeID) && !slices.Contains(s.identity().NonVoting, g) {
+				joining = append(joining, g)
+			}
+		}
+		if len(joining) > 0 {
+			if err := s.updateIdentity(func(id *identity) { id.NonVoting = append(id.NonVoting, joining...) }); err != nil {
+				return fmt.Errorf("start raft groups: %w", err)
+			}
+		}
+	}
 	for g := ClusterGroup + 1; g <= ClusterGroup+uint64(k); g++ {
-		psm := newPartitionSM(g, s.feed)
-		if err := s.startGroup(g, func(uint64, uint64) sm.IStateMachine { return psm }); err != nil {
+		machine, err := s.startGroup(g, func() sm.IStateMachine { return newPartitionSM(g, s.feed) })
+		if err != nil {
 			return err
 		}
 		s.mu.Lock()
-		s.groups[g] = psm
+		s.groups[g] = machine.(*partitionSM)
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
@@ -303,7 +328,7 @@ func (s *Store) startPartitionGroups(k int) error {
 // if this is a new cluster, learns the partition-group count, starts those
 // groups, and registers this node's addresses. It retries until done, since
 // a quorum may take a while to form.
-func (s *Store) joinLoop(dir string, id identity) {
+func (s *Store) joinLoop() {
 	defer s.done.Done()
 	ctx, cancel := s.stopContext()
 	defer cancel()
@@ -328,6 +353,7 @@ func (s *Store) joinLoop(dir string, id identity) {
 			}
 		}
 	}
+	id := s.identity()
 	if !s.cfg.Join && len(s.cfg.InitialMembers) > 0 && id.PartitionGroups == 0 {
 		ok := step("bootstrap", func(ctx context.Context) error {
 			_, err := s.propose(ctx, ClusterGroup, kindBootstrap, bootstrapCmd{Name: s.cfg.ClusterName, PartitionGroups: s.cfg.PartitionGroups})
@@ -358,8 +384,7 @@ func (s *Store) joinLoop(dir string, id identity) {
 			s.log.Error("raft: cannot start partition groups; the node stays out of the cluster", "err", err)
 			return
 		}
-		id.PartitionGroups = k
-		if err := writeIdentity(filepath.Join(dir, identityFile), id); err != nil {
+		if err := s.updateIdentity(func(id *identity) { id.PartitionGroups = k }); err != nil {
 			s.log.Error("raft: cannot record the partition-group count; a restart will relearn it", "err", err)
 		}
 	}
@@ -375,6 +400,11 @@ func (s *Store) joinLoop(dir string, id identity) {
 	s.registered.Store(true)
 	close(s.ready)
 	s.log.Info("raft: node joined the cluster", "cluster", s.cfg.ClusterName, "partition_groups", s.PartitionGroups())
+	for _, g := range s.identity().NonVoting {
+		if !step(fmt.Sprintf("promote to voter in raft group %d", g), func(ctx context.Context) error { return s.promote(ctx, g) }) {
+			return
+		}
+	}
 }
 
 // WaitReady blocks until every group runs on this node and the node has

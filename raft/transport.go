@@ -293,7 +293,7 @@ func (t *Transport) serve(raw net.Conn) {
 	// who can reach the port pass the check on the next try.
 	reply := hello{version: wireVersion, deployment: t.deployment}
 	switch {
-	case h.version != wireVersion || (h.kindStatus != kindMessages && h.kindStatus != kindSnapshot):
+	case h.version != wireVersion || (h.kindStatus != kindMessages && h.kindStatus != kindSnapshot && h.kindStatus != kindProbe):
 		reply = hello{version: wireVersion, kindStatus: statusBadHello}
 		t.log.Warn("raft transport: refused a connection with an unknown protocol version or kind; run the same reeve version on every node",
 			"remote", remote, "version", h.version, "kind", h.kindStatus)
@@ -305,7 +305,7 @@ func (t *Transport) serve(raw net.Conn) {
 		}
 	}
 	nc.SetWriteDeadline(time.Now().Add(helloTimeout))
-	if _, err := nc.Write(reply.encode()); err != nil || reply.kindStatus != statusAccepted {
+	if _, err := nc.Write(reply.encode()); err != nil || reply.kindStatus != statusAccepted || h.kindStatus == kindProbe {
 		return
 	}
 	nc.SetWriteDeadline(time.Time{})
@@ -438,20 +438,45 @@ func hostOf(remote string) string {
 // dial opens a connection of the given kind to target and exchanges
 // hellos, inside TLS when the transport has a certificate.
 func (t *Transport) dial(ctx context.Context, target string, kind byte) (*link, error) {
+	nc, _, err := t.greet(ctx, target, kind)
+	if err != nil {
+		return nil, err
+	}
+	return newLink(nc), nil
+}
+
+// probe reports whether a node of this cluster answers at target (and,
+// with TLS, that its certificate names node id), then closes.
+func (t *Transport) probe(ctx context.Context, id uint64, target string) error {
+	nc, peer, err := t.greet(ctx, target, kindProbe)
+	if err != nil {
+		return err
+	}
+	nc.Close()
+	if t.tls != nil && peer != id {
+		return fmt.Errorf("%w: %s presented node %d's certificate, not node %d's", errWrongNode, target, peer, id)
+	}
+	return nil
+}
+
+// greet dials target, runs the TLS handshake when the transport has a
+// certificate, and exchanges hellos. It returns the connection and the
+// node the listener's certificate names (0 without TLS).
+func (t *Transport) greet(ctx context.Context, target string, kind byte) (net.Conn, uint64, error) {
 	d := net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
 	raw, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
-		return nil, fmt.Errorf("raft transport: dial %s: %w", target, err)
+		return nil, 0, fmt.Errorf("raft transport: dial %s: %w", target, err)
 	}
-	nc, err := t.handshakeOut(ctx, raw, target)
+	nc, peer, err := t.handshakeOut(ctx, raw, target)
 	if err != nil {
 		raw.Close()
-		return nil, fmt.Errorf("raft transport: dial %s: %w", target, err)
+		return nil, 0, fmt.Errorf("raft transport: dial %s: %w", target, err)
 	}
 	nc.SetWriteDeadline(time.Now().Add(helloTimeout))
 	if _, err := nc.Write(hello{version: wireVersion, kindStatus: kind, deployment: t.deployment}.encode()); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("raft transport: greet %s: %w", target, err)
+		return nil, 0, fmt.Errorf("raft transport: greet %s: %w", target, err)
 	}
 	h, err := readHello(nc, time.Now().Add(helloTimeout))
 	if err == nil {
@@ -466,8 +491,8 @@ func (t *Transport) dial(ctx context.Context, target string, kind byte) (*link, 
 	}
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("raft transport: greet %s: %w", target, err)
+		return nil, 0, fmt.Errorf("raft transport: greet %s: %w", target, err)
 	}
 	nc.SetWriteDeadline(time.Time{})
-	return newLink(nc), nil
+	return nc, peer, nil
 }

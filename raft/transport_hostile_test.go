@@ -228,11 +228,12 @@ func TestTransport_nodeDownDuringAJoinCatchesUpFromTheNewcomer(t *testing.T) {
 	cfg := nodeConfig(t, 4, t.TempDir())
 	cfg.Join = true
 	c.cfgs[4] = cfg
-	if err := c.stores[1].AddNode(ctx, 4, cfg.RaftAddress); err != nil {
+	c.start(4)
+	if err := c.stores[1].AddNode(ctx, 4, cfg.RaftAddress, false); err != nil {
 		t.Fatalf("AddNode(4) = %v", err)
 	}
-	c.start(4)
 	c.waitReady(4)
+	waitVoter(t, c.stores[1], 4)
 
 	lead := func(g, want uint64) {
 		eventually(t, fmt.Sprintf("node %d leads group %d", want, g), func() error {

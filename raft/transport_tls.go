@@ -128,31 +128,32 @@ func (t *Transport) handshakeIn(nc net.Conn) (net.Conn, uint64, error) {
 	return tc, id, nil
 }
 
-// handshakeOut runs the TLS handshake of a dialed connection and checks
-// that the listener is the node the member table knows at target.
-func (t *Transport) handshakeOut(ctx context.Context, nc net.Conn, target string) (net.Conn, error) {
+// handshakeOut runs the TLS handshake of a dialed connection, checks that
+// the listener is the node the member table knows at target, and returns
+// the node its certificate names; without TLS, nc itself and 0.
+func (t *Transport) handshakeOut(ctx context.Context, nc net.Conn, target string) (net.Conn, uint64, error) {
 	if t.tls == nil {
-		return nc, nil
+		return nc, 0, nil
 	}
 	tc := tls.Client(nc, t.tls.client)
 	hctx, cancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
-		return nil, fmt.Errorf("TLS handshake: %w; check that both nodes' [tls] certificates are the same cluster CA's", err)
+		return nil, 0, fmt.Errorf("TLS handshake: %w; check that both nodes' [tls] certificates are the same cluster CA's", err)
 	}
 	id, err := t.tls.nodeOf(tc.ConnectionState())
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if t.members == nil {
-		return tc, nil
+		return tc, id, nil
 	}
 	if at, anyKnown := t.members.nodeAt(id, target); anyKnown && !at {
-		return nil, fmt.Errorf("%w: %s presented node %d's certificate, but this node knows no node %d at that address; "+
+		return nil, 0, fmt.Errorf("%w: %s presented node %d's certificate, but this node knows no node %d at that address; "+
 			"check that the raft address in the node registry belongs to the node whose certificate is installed there",
 			errWrongNode, target, id, id)
 	}
-	return tc, nil
+	return tc, id, nil
 }
 
 // tlsRefusal names, for the log, why a dialer's TLS handshake failed and

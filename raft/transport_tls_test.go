@@ -318,3 +318,39 @@ func TestOpen_refusesACertificateOfAnotherNode(t *testing.T) {
 		t.Fatalf("Open with node 2's certificate = %v, want an error naming reeve://test/node/1", err)
 	}
 }
+
+// TestTransport_probeConfirmsTheNodeAtAnAddress: AddNode's probe passes
+// only where a node of this cluster listens, and with TLS only where the
+// listener's certificate names the node being added; the listener closes
+// a probe after its hello and hands Dragonboat nothing.
+func TestTransport_probeConfirmsTheNodeAtAnAddress(t *testing.T) {
+	const dep = 5
+	ctx := context.Background()
+	plain := startPeer(t, "127.0.0.1:0", dep, nil)
+	prober := &Transport{deployment: dep}
+	if err := prober.probe(ctx, 4, plain.addr); err != nil {
+		t.Errorf("probe of a node of the cluster = %v", err)
+	}
+	if err := (&Transport{deployment: dep + 1}).probe(ctx, 4, plain.addr); !errors.Is(err, errWrongDeployment) {
+		t.Errorf("probe from another cluster = %v, want %v", err, errWrongDeployment)
+	}
+	if err := prober.probe(ctx, 4, freeAddr(t, "127.0.0.1")); err == nil {
+		t.Error("probe of an address nobody listens on passed")
+	}
+
+	pki := testpki.New(t, "test")
+	secure := startPeer(t, "127.0.0.1:0", dep, nil, withTLS(t, pki, 4, nil))
+	tlsProber := &Transport{deployment: dep, tls: newPeerTLS(pki.NodeCert(t, 1), pki.Cluster)}
+	if err := tlsProber.probe(ctx, 4, secure.addr); err != nil {
+		t.Errorf("TLS probe of node 4 = %v", err)
+	}
+	if err := tlsProber.probe(ctx, 5, secure.addr); !errors.Is(err, errWrongNode) {
+		t.Errorf("TLS probe for node 5 answered by node 4 = %v, want %v", err, errWrongNode)
+	}
+	if err := prober.probe(ctx, 4, secure.addr); err == nil {
+		t.Error("a plain probe of a TLS listener passed")
+	}
+	if len(plain.batches)+len(secure.batches)+len(plain.chunks)+len(secure.chunks) != 0 {
+		t.Error("a probe reached Dragonboat's handlers")
+	}
+}

@@ -19,7 +19,8 @@ import (
 //
 //	0   magic "RVRT"
 //	4   version (1)
-//	5   kind in the dialer's hello (1 messages, 2 snapshot chunks);
+//	5   kind in the dialer's hello (1 messages, 2 snapshot chunks, 3 a
+//	    probe, which the listener answers and then closes);
 //	    status in the listener's (0 accepted, 1 wrong deployment, 2 bad hello)
 //	6   two zero bytes
 //	8   deployment id, big endian (a hash of cluster.name); zero in a
@@ -45,6 +46,9 @@ const (
 
 	kindMessages byte = 1
 	kindSnapshot byte = 2
+	// kindProbe asks only whether a node of this cluster listens at the
+	// address (Store.AddNode checks a new node before it joins).
+	kindProbe byte = 3
 
 	statusAccepted        byte = 0
 	statusWrongDeployment byte = 1
