@@ -34,8 +34,11 @@
 // before it started. A rolled segment and its indexes are fsynced before the
 // roll completes (in the background under FsyncNever), and only then does
 // the recovery point move past it. After an fsync error the log refuses
-// writes until it is reopened (and so recovered): the kernel may have dropped
-// the pages it could not write.
+// writes until it is reopened (and so recovered), and reads stop at the
+// offset that was durable before the failure: the kernel may have dropped
+// the pages it could not write, so what a read would find in the page cache
+// may never reach the disk. Options.OnFail tells the log's owner, and an
+// Error log names the device.
 //
 // # Full disk
 //

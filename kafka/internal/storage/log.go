@@ -55,6 +55,14 @@ type Options struct {
 	// OnDurable, if set, is called (from the syncer, without locks held)
 	// after an fsync made more of the log durable.
 	OnDurable func()
+	// OnFail, if set, is called once, on its own goroutine, when an fsync
+	// or another write-path I/O error fails the log (see Failed).
+	OnFail func(err error)
+	// BeforeFsync is a test hook: when set, it is called before each
+	// fsync of one of the log's segment files with the file's path, and an
+	// error it returns is taken as that fsync's. It may block, as a
+	// stalled disk does.
+	BeforeFsync func(path string) error
 }
 
 // DurableOffset returns the offset below which every record is on stable
@@ -135,6 +143,9 @@ type Log struct {
 	closed   atomic.Bool  // set under wmu and mu
 
 	failed atomic.Pointer[error] // a write-path I/O error; the log refuses writes after it
+	// trusted is, once the log failed, the offset below which it was
+	// durable at the failure; reads stop there (Read).
+	trusted atomic.Int64
 
 	rpMu sync.Mutex
 	rp   recoveryPoint // last one written
@@ -192,11 +203,53 @@ func (l *Log) writable() error {
 
 // fail records a write-path I/O error after which the in-memory state and
 // the files may disagree; the log refuses writes until it is reopened and
-// recovered.
+// recovered, and serves reads only below what was durable before the
+// failure: after a failed fsync the kernel may have dropped the pages it
+// could not write, so what a read would find in the page cache may never
+// reach the disk.
 func (l *Log) fail(err error) error {
-	l.failed.CompareAndSwap(nil, &err)
+	l.syncer.mu.Lock()
+	trusted := l.syncer.durable
+	l.syncer.mu.Unlock()
+	l.trusted.Store(trusted)
+	if l.failed.CompareAndSwap(nil, &err) {
+		l.log.Error("storage: partition log failed: it takes no writes and serves reads only below the offset durable before the failure, until the node restarts and recovers it; check the device",
+			"device", deviceOf(l.dir), "durable_offset", trusted, "log_end_offset", l.leo.Load(), "err", err)
+		if l.opts.OnFail != nil {
+			go l.opts.OnFail(err)
+		}
+	}
 	l.syncer.wakeAll()
 	return err
+}
+
+// Failed returns the error that failed the log, or nil while it is
+// healthy.
+func (l *Log) Failed() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// readableEnd is the offset reads stop at: the log end, or what was
+// durable when the log failed.
+func (l *Log) readableEnd() int64 {
+	leo := l.leo.Load()
+	if l.failed.Load() != nil {
+		return min(leo, l.trusted.Load())
+	}
+	return leo
+}
+
+// fsyncSegment fsyncs a segment's files, through the BeforeFsync hook.
+func (l *Log) fsyncSegment(s *segment) error {
+	if h := l.opts.BeforeFsync; h != nil {
+		if err := h(s.log.Name()); err != nil {
+			return fmt.Errorf("fsync %s: %w", s.name(), err)
+		}
+	}
+	return s.sync()
 }
 
 // noSpace marks an append error caused by a full disk with ErrNoSpace and
@@ -405,7 +458,7 @@ func (l *Log) roll() error {
 	base := l.leo.Load()
 	durable := l.opts.Fsync != FsyncNever
 	if durable {
-		if err := old.sync(); err != nil {
+		if err := l.fsyncSegment(old); err != nil {
 			return l.fail(err)
 		}
 	}

@@ -24,12 +24,12 @@ func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
 	}
-	leo := l.leo.Load()
-	if offset == leo {
-		return nil, nil
-	}
+	leo, end := l.leo.Load(), l.readableEnd()
 	if offset < l.logStart || offset > leo {
 		return nil, fmt.Errorf("storage: read offset %d: the log holds [%d, %d): %w", offset, l.logStart, leo, ErrOffsetOutOfRange)
+	}
+	if offset >= end { // the end, or past what a failed log trusts
+		return nil, nil
 	}
 	s := l.segmentFor(offset)
 	pos, h, err := s.locate(offset)
@@ -41,22 +41,22 @@ func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 	if _, err := s.log.ReadAt(buf, pos); err != nil {
 		return nil, fmt.Errorf("storage: read %s: %w", s.name(), err)
 	}
-	end := 0
-	for end+batchPrefixSize <= len(buf) {
-		size := int(int32(binary.BigEndian.Uint32(buf[end+offBatchLength:]))) + batchPrefixSize
-		if size < batchHeaderSize || end+size > len(buf) {
+	n = 0
+	for n+batchPrefixSize <= int64(len(buf)) {
+		size := int64(int32(binary.BigEndian.Uint32(buf[n+offBatchLength:]))) + batchPrefixSize
+		if size < batchHeaderSize || n+size > int64(len(buf)) || int64(binary.BigEndian.Uint64(buf[n:])) >= end {
 			break
 		}
-		end += size
+		n += size
 	}
-	if end == 0 {
+	if n == 0 {
 		return nil, fmt.Errorf("storage: read %s at position %d: %w: batch length does not match its header", s.name(), pos, ErrCorrupt)
 	}
-	if len(buf)-end > 4096 && len(buf)-end > end/4 {
+	if int64(len(buf))-n > 4096 && int64(len(buf))-n > n/4 {
 		// Most of the buffer was a partial batch: hand back a tight copy.
-		return bytes.Clone(buf[:end]), nil
+		return bytes.Clone(buf[:n]), nil
 	}
-	return buf[:end:end], nil
+	return buf[:n:n], nil
 }
 
 // OffsetForTimestamp returns the base offset of the first batch whose

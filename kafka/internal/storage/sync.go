@@ -129,7 +129,7 @@ func (l *Log) flush() {
 		return
 	}
 	y.fsyncs.Add(1)
-	if err := s.log.Sync(); err != nil {
+	if err := l.fsyncActive(s); err != nil {
 		// After a failed fsync the kernel may have dropped the dirty pages:
 		// nothing written since the last good fsync can be trusted.
 		l.fail(fmt.Errorf("fsync %s: %w", s.name(), err))
@@ -139,6 +139,17 @@ func (l *Log) flush() {
 	if l.opts.OnDurable != nil {
 		l.opts.OnDurable()
 	}
+}
+
+// fsyncActive fsyncs the active segment's log file, through the
+// BeforeFsync hook.
+func (l *Log) fsyncActive(s *segment) error {
+	if h := l.opts.BeforeFsync; h != nil {
+		if err := h(s.log.Name()); err != nil {
+			return err
+		}
+	}
+	return s.log.Sync()
 }
 
 // request asks for a round without blocking.
@@ -205,7 +216,7 @@ func (y *syncer) syncRolled(l *Log) error {
 		return nil
 	}
 	for _, s := range todo {
-		if err := s.sync(); err != nil {
+		if err := l.fsyncSegment(s); err != nil {
 			return err
 		}
 		if err := s.closeIndexes(); err != nil {
