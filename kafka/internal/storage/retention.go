@@ -7,21 +7,24 @@ import (
 	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
-// EnforceRetention deletes the oldest whole segments, never the active one:
-// those wholly below LogStartOffset, those whose largest batch timestamp is
-// older than Now()-RetentionAge, and as many more as it takes to bring the
-// log to RetentionBytes or below. It returns how many it deleted.
-// LogStartOffset moves to the first remaining segment and is checkpointed
-// before any file is removed.
+// EnforceRetention deletes the oldest whole segments: those wholly below
+// LogStartOffset, those whose records are older than Now()-RetentionAge
+// (see segmentTime), and as many more as it takes to bring the log to
+// RetentionBytes or below. It returns how many it deleted. LogStartOffset
+// moves to the first remaining segment and is checkpointed before any file
+// is removed.
 //
 // # Notes
 //
 // Segments are deleted from the oldest and only while each one qualifies, as
-// Kafka does: an expired segment behind a younger one waits for it. A
-// segment whose batches carry no timestamps (MaxTimestamp -1) is aged by its
-// file's modification time. The size rule keeps the log at or under
-// RetentionBytes (Kafka keeps it at or over); on an edge host the limit is
-// a disk budget.
+// Kafka does: an expired segment behind a younger one waits for it. When
+// every segment has expired by age, the active one too, and the active one
+// has not been written for RetentionAge either, it is rolled and deleted
+// with the rest (Kafka rolls it the same way), so the records of a
+// partition nobody writes to expire on time; the log is then empty, its
+// start at its end. The size rule never deletes the active segment and
+// keeps the log at or under RetentionBytes (Kafka keeps it at or over); on
+// an edge host the limit is a disk budget.
 func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -39,6 +42,16 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 		i := 0
 		for i < last && l.segmentTime(l.segs[i]) < cutoff {
 			i++
+		}
+		if i == last {
+			rolled, err := l.rollExpired(cutoff)
+			if err != nil {
+				return 0, fmt.Errorf("storage: enforce retention: %w", err)
+			}
+			if rolled {
+				last++
+				i++
+			}
 		}
 		if i > n {
 			n, reason = i, fmt.Sprintf("older than retention age %s", age)
@@ -65,16 +78,26 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 }
 
 // segmentTime is the timestamp, in Unix milliseconds, that age retention
-// judges a segment by. The caller holds wmu.
+// judges a segment by: its largest batch timestamp (MaxTimestamp, the
+// broker's clock under LogAppendTime), or, for a segment whose batches
+// carry none, its file's modification time. A largest timestamp still in
+// the future (a producer whose clock runs ahead) counts only up to the
+// file's modification time, so such a segment expires RetentionAge after
+// its last write instead of being kept until its producer's clock comes
+// true. The caller holds wmu.
 func (l *Log) segmentTime(s *segment) int64 {
-	if s.maxTs >= 0 {
+	now := l.opts.Now().UnixMilli()
+	if s.maxTs >= 0 && s.maxTs <= now {
 		return s.maxTs
 	}
-	fi, err := s.log.Stat()
-	if err != nil {
-		return l.opts.Now().UnixMilli() // unknown: keep it
+	w, ok := lastWrite(s)
+	if !ok {
+		return now // unknown: keep it
 	}
-	return fi.ModTime().UnixMilli()
+	if s.maxTs >= 0 {
+		return min(s.maxTs, w.UnixMilli())
+	}
+	return w.UnixMilli()
 }
 
 // deleteOldest deletes the first n segments (never the active one) and moves

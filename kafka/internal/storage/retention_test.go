@@ -160,3 +160,169 @@ func TestLog_DeleteRecordsBefore(t *testing.T) {
 	}
 	t.Run("after reopen", func(t *testing.T) { check(t, reopen(t, l, o)) })
 }
+
+// wallClock is a fakeClock that starts at the real time, so that a file's
+// modification time (the broker's clock at its last write) is about its
+// start.
+func wallClock() *fakeClock { return &fakeClock{now: time.Now()} }
+
+// appendAt appends n one-record batches stamped ts (milliseconds).
+func appendAt(t *testing.T, l *Log, n int, ts int64) {
+	t.Helper()
+	for i := range n {
+		if _, _, err := l.Append(makeBatch(t, batchSpec{ts: ts, tag: i}), 0); err != nil {
+			t.Fatalf("Append() = %v", err)
+		}
+	}
+}
+
+func TestLog_RollAged_idlePartitionExpiresOnTime(t *testing.T) {
+	clk := wallClock()
+	l := openLog(t, Options{SegmentAge: time.Minute, RetentionAge: 2 * time.Minute, Now: clk.Now})
+	appendAt(t, l, 5, clk.Now().UnixMilli())
+
+	clk.Advance(30 * time.Second)
+	if rolled, err := l.RollAged(); rolled || err != nil {
+		t.Fatalf("RollAged() at 30s = %v, %v, want false (segment.ms is 1m)", rolled, err)
+	}
+	clk.Advance(31 * time.Second)
+	if rolled, err := l.RollAged(); !rolled || err != nil {
+		t.Fatalf("RollAged() at 61s = %v, %v, want true", rolled, err)
+	}
+	// The new active segment is empty: rolling again on the timer makes no
+	// more segments, however often it runs.
+	for range 5 {
+		clk.Advance(time.Minute)
+		if rolled, err := l.RollAged(); rolled || err != nil {
+			t.Fatalf("RollAged() on an empty active segment = %v, %v, want false", rolled, err)
+		}
+	}
+	if got := len(segmentFiles(t, l.dir)); got != 2 {
+		t.Fatalf("%d segment files after idle rolls, want 2", got)
+	}
+
+	// 5m61s after the append, past retention.ms: the rolled segment goes.
+	n, err := l.EnforceRetention()
+	if err != nil || n != 1 {
+		t.Fatalf("EnforceRetention() = %d, %v, want 1 segment", n, err)
+	}
+	if start, end := l.LogStartOffset(), l.LogEndOffset(); start != 5 || end != 5 {
+		t.Fatalf("log start, end = %d, %d after retention, want 5, 5", start, end)
+	}
+	if _, err := l.Read(0, 1<<20); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Errorf("Read(0) after retention = %v, want ErrOffsetOutOfRange", err)
+	}
+	for range 3 {
+		clk.Advance(time.Hour)
+		if n, err := l.EnforceRetention(); n != 0 || err != nil {
+			t.Fatalf("EnforceRetention() on an empty log = %d, %v, want 0", n, err)
+		}
+		if rolled, err := l.RollAged(); rolled || err != nil {
+			t.Fatalf("RollAged() on an empty log = %v, %v", rolled, err)
+		}
+	}
+	if got := len(segmentFiles(t, l.dir)); got != 1 {
+		t.Errorf("%d segment files on an expired idle log, want 1", got)
+	}
+}
+
+func TestLog_RollAged_measuresAgeByTheBrokerClock(t *testing.T) {
+	tests := []struct {
+		name string
+		ts   int64 // the producer's timestamp
+	}{
+		{"no real-time clock", 1000},
+		{"clock a year ahead", time.Now().Add(365 * 24 * time.Hour).UnixMilli()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := wallClock()
+			l := openLog(t, Options{SegmentAge: time.Hour, RetentionAge: -1, Now: clk.Now})
+			appendAt(t, l, 3, tt.ts)
+			clk.Advance(59 * time.Minute)
+			appendAt(t, l, 1, tt.ts)
+			if rolled, err := l.RollAged(); rolled || err != nil {
+				t.Fatalf("RollAged() 59m after the first append = %v, %v, want false", rolled, err)
+			}
+			if got := len(segmentFiles(t, l.dir)); got != 1 {
+				t.Fatalf("%d segments after 59m, want 1", got)
+			}
+			clk.Advance(time.Minute)
+			if rolled, err := l.RollAged(); !rolled || err != nil {
+				t.Fatalf("RollAged() 60m after the first append = %v, %v, want true", rolled, err)
+			}
+		})
+	}
+}
+
+func TestLog_EnforceRetention_rollsAnExpiredIdleActiveSegment(t *testing.T) {
+	// retention.ms below segment.ms: the active segment never rolls by age
+	// before its records expire, so retention rolls it.
+	clk := wallClock()
+	o := Options{RetentionAge: time.Minute, Now: clk.Now}
+	l := openLog(t, o)
+	appendAt(t, l, 4, clk.Now().UnixMilli())
+	clk.Advance(30 * time.Second)
+	if n, err := l.EnforceRetention(); n != 0 || err != nil {
+		t.Fatalf("EnforceRetention() at 30s = %d, %v, want 0", n, err)
+	}
+	clk.Advance(31 * time.Second)
+	if n, err := l.EnforceRetention(); n != 1 || err != nil {
+		t.Fatalf("EnforceRetention() at 61s = %d, %v, want the rolled active segment", n, err)
+	}
+	if start, end := l.LogStartOffset(), l.LogEndOffset(); start != 4 || end != 4 {
+		t.Fatalf("log start, end = %d, %d, want 4, 4", start, end)
+	}
+	l = reopen(t, l, o)
+	if start, end := l.LogStartOffset(), l.LogEndOffset(); start != 4 || end != 4 {
+		t.Fatalf("after reopen: log start, end = %d, %d, want 4, 4", start, end)
+	}
+	if base, _, err := l.Append(makeBatch(t, batchSpec{ts: clk.Now().UnixMilli()}), 0); base != 4 || err != nil {
+		t.Fatalf("Append() after the log expired = %d, %v, want offset 4", base, err)
+	}
+}
+
+func TestLog_EnforceRetention_keepsJustWrittenRecordsWithOldTimestamps(t *testing.T) {
+	// A producer without a clock stamps 1970. Its records are past any
+	// retention by their timestamps, but the active segment was written a
+	// moment ago by the broker's clock, so a retention check right after
+	// the append leaves them for consumers and followers.
+	clk := wallClock()
+	l := openLog(t, Options{RetentionAge: time.Hour, Now: clk.Now})
+	appendAt(t, l, 3, 1000)
+	if n, err := l.EnforceRetention(); n != 0 || err != nil {
+		t.Fatalf("EnforceRetention() = %d, %v, want 0", n, err)
+	}
+	if got := len(headers(t, readAll(t, l, 0, 1<<20))); got != 3 {
+		t.Errorf("%d batches readable, want 3", got)
+	}
+}
+
+func TestLog_EnforceRetention_futureTimestampsExpireAfterTheLastWrite(t *testing.T) {
+	// A producer whose clock runs ten years ahead: by their timestamps its
+	// segments would be kept for ten years. They go once retention has
+	// passed since they were written.
+	clk := wallClock()
+	l := openLog(t, Options{SegmentBytes: 1024, RetentionAge: time.Hour, Now: clk.Now})
+	future := clk.Now().Add(10 * 365 * 24 * time.Hour).UnixMilli()
+	for i := range 20 {
+		if _, _, err := l.Append(makeBatch(t, batchSpec{valueSize: 200, ts: future, tag: i}), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs := len(segmentBases(l))
+	if segs < 3 {
+		t.Fatalf("%d segments, want several", segs)
+	}
+	clk.Advance(30 * time.Minute)
+	if n, err := l.EnforceRetention(); n != 0 || err != nil {
+		t.Fatalf("EnforceRetention() 30m after the writes = %d, %v, want 0", n, err)
+	}
+	clk.Advance(31 * time.Minute)
+	if n, err := l.EnforceRetention(); n != segs || err != nil {
+		t.Fatalf("EnforceRetention() 61m after the writes = %d, %v, want all %d segments", n, err, segs)
+	}
+	if start, end := l.LogStartOffset(), l.LogEndOffset(); start != 20 || end != 20 {
+		t.Errorf("log start, end = %d, %d, want 20, 20", start, end)
+	}
+}
