@@ -345,7 +345,7 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 		if d.Keep || d.Leader == p.Leader {
 			continue
 		}
-		if d.Leader == 0 && reason == ReasonControlledShutdown {
+		if d.Leader == 0 && (reason == ReasonControlledShutdown || reason == ReasonStorageFailed) {
 			// No other replica can lead: the leaving node keeps the
 			// partition while it lives (as Kafka does) rather than take it
 			// offline now, which the offline retry would undo at once.
@@ -357,7 +357,7 @@ func (c *Controller) commit(ctx context.Context, start time.Time, parts []Partit
 		case d.Leader == 0:
 		case !slices.Contains(p.ISR, d.Leader):
 			isr = []uint64{d.Leader} // unclean
-		case reason == ReasonLeaderTimeout || reason == ReasonControlledShutdown:
+		case reason.LeaderLeaving():
 			// The old leader is dead or leaving: it leaves the ISR with the
 			// election, so the new leader's high watermark does not wait
 			// for it.
@@ -445,7 +445,7 @@ func (c *Controller) input(p PartitionState, reason Reason) Input {
 	now := c.now()
 	for _, r := range p.Replicas {
 		alive := c.live.Alive(r, c.timeout)
-		if r == p.Leader && (reason == ReasonLeaderTimeout || reason == ReasonControlledShutdown) {
+		if r == p.Leader && reason.LeaderLeaving() {
 			alive = false // dead, or leaving
 		}
 		in.Replicas = append(in.Replicas, Replica{

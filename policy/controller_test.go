@@ -257,6 +257,12 @@ func (d *ctlDriver) run(c datadriven.Case) []string {
 			}
 		}
 		d.c.Elect(d.ctx, mine, ReasonControlledShutdown)
+	case "storage-failed":
+		p, ok := d.md.find(rest)
+		if !ok {
+			d.fail("no partition %s", rest)
+		}
+		d.c.Elect(d.ctx, []PartitionState{p}, ReasonStorageFailed)
 	case "answer":
 		if d.script == nil {
 			d.fail("answer needs controller ... policy=script")

@@ -17,7 +17,7 @@ var ElectionLatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .2
 // reason's committed and failed elections by first-isr, the built-in
 // policy and the one that stands in when another fails.
 func (c *Controller) registerMetrics() {
-	for _, r := range []Reason{ReasonLeaderTimeout, ReasonControlledShutdown, ReasonRebalance, ReasonManual} {
+	for _, r := range []Reason{ReasonLeaderTimeout, ReasonControlledShutdown, ReasonRebalance, ReasonManual, ReasonStorageFailed} {
 		for _, committed := range []bool{true, false} {
 			c.Metrics.GetOrCreateCounter(electionsName(r, FirstISR{}.Name(), committed))
 		}

@@ -14,7 +14,17 @@ const (
 	ReasonControlledShutdown Reason = "controlled_shutdown"
 	ReasonRebalance          Reason = "rebalance"
 	ReasonManual             Reason = "manual"
+	// ReasonStorageFailed moves a partition off a leader whose log failed
+	// (an fsync error): the leader lives but must not lead. Policy modules
+	// see it as controlled_shutdown, whose meaning it shares.
+	ReasonStorageFailed Reason = "storage_failed"
 )
+
+// LeaderLeaving reports whether, in an election for this reason, the
+// current leader is dead or leaving and must not be chosen or kept.
+func (r Reason) LeaderLeaving() bool {
+	return r == ReasonLeaderTimeout || r == ReasonControlledShutdown || r == ReasonStorageFailed
+}
 
 // Replica is what a policy knows of one replica of a partition.
 type Replica struct {
@@ -111,7 +121,7 @@ func firstISR(p Input) Decision { return FirstISROf(p, nil) }
 // elections the first one alive, else none. A current leader that is
 // still the choice is kept.
 func FirstISROf(p Input, allow func(Replica) bool) Decision {
-	leaving := p.Reason == ReasonLeaderTimeout || p.Reason == ReasonControlledShutdown
+	leaving := p.Reason.LeaderLeaving()
 	firstAlive := -1 // for an unclean election
 	for i := range p.Replicas {
 		r := &p.Replicas[i]

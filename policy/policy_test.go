@@ -101,6 +101,8 @@ func TestValidate_keepAndNone(t *testing.T) {
 			Decision{Keep: true}, CauseInvalidKeep, false},
 		{"keep in a controlled_shutdown round", Input{Leader: 1, Reason: ReasonControlledShutdown, Replicas: replicas(dead(1, true), alive(2, true))},
 			Decision{Keep: true}, CauseInvalidKeep, false},
+		{"keep in a storage_failed round", Input{Leader: 1, Reason: ReasonStorageFailed, Replicas: replicas(dead(1, true), alive(2, true))},
+			Decision{Keep: true}, CauseInvalidKeep, false},
 		{"keep a dead leader", Input{Leader: 1, Reason: ReasonManual, Replicas: replicas(dead(1, true), alive(2, true))},
 			Decision{Keep: true}, CauseInvalidKeep, false},
 		{"keep a leader out of the ISR", Input{Leader: 1, Reason: ReasonManual, Replicas: replicas(alive(1, false), alive(2, true))},
@@ -135,13 +137,13 @@ func TestValidate_keepAndNone(t *testing.T) {
 // reason, leader and unclean setting: it is what a fallback decides.
 func TestFirstISR_alwaysValid(t *testing.T) {
 	for mask := 0; mask < 1<<6; mask++ {
-		for _, reason := range []Reason{ReasonLeaderTimeout, ReasonControlledShutdown, ReasonRebalance, ReasonManual} {
+		for _, reason := range []Reason{ReasonLeaderTimeout, ReasonControlledShutdown, ReasonRebalance, ReasonManual, ReasonStorageFailed} {
 			for leader := uint64(0); leader <= 3; leader++ {
 				for _, unclean := range []bool{false, true} {
 					in := Input{Topic: "t", Leader: leader, Reason: reason, Unclean: unclean}
 					for i := range 3 {
 						r := Replica{ID: uint64(i + 1), Alive: mask&(1<<i) != 0, InISR: mask&(8<<i) != 0}
-						if r.ID == leader && (reason == ReasonLeaderTimeout || reason == ReasonControlledShutdown) {
+						if r.ID == leader && reason.LeaderLeaving() {
 							r.Alive = false // as the controller builds the input
 						}
 						in.Replicas = append(in.Replicas, r)

@@ -70,7 +70,7 @@ func Sample(shape Shape, rng *rand.Rand) []Input {
 		if rng.IntN(6) != 0 {
 			in.Leader = in.Replicas[rng.IntN(len(in.Replicas))].ID
 		}
-		if in.Reason == ReasonLeaderTimeout || in.Reason == ReasonControlledShutdown {
+		if in.Reason.LeaderLeaving() {
 			for i := range in.Replicas {
 				if in.Replicas[i].ID == in.Leader {
 					in.Replicas[i].Alive = false

@@ -76,7 +76,7 @@ func Validate(in Input, d Decision) error {
 		switch {
 		case in.Leader == 0:
 			return refuse(CauseInvalidKeep, "keep: %s-%d has no leader to keep", in.Topic, in.Partition)
-		case in.Reason == ReasonLeaderTimeout || in.Reason == ReasonControlledShutdown:
+		case in.Reason.LeaderLeaving():
 			return refuse(CauseInvalidKeep, "keep: node %d is leaving %s-%d (%s)", in.Leader, in.Topic, in.Partition, in.Reason)
 		case i < 0:
 			return refuse(CauseInvalidKeep, "keep: leader %d is not a replica of %s-%d", in.Leader, in.Topic, in.Partition)

@@ -89,7 +89,9 @@ func Settings(m map[string]string) []abi.Label {
 
 func abiReason(r policy.Reason) abi.Reason {
 	switch r {
-	case policy.ReasonControlledShutdown:
+	case policy.ReasonControlledShutdown, policy.ReasonStorageFailed:
+		// A module knows four reasons; storage_failed means what
+		// controlled_shutdown does: the live leader leaves the partition.
 		return abi.ReasonControlledShutdown
 	case policy.ReasonRebalance:
 		return abi.ReasonRebalance
