@@ -7,10 +7,11 @@ import (
 	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
-// EnforceRetention deletes the oldest whole segments: those wholly below
-// LogStartOffset, those whose records are older than Now()-RetentionAge
-// (see segmentTime), and as many more as it takes to bring the log to
-// RetentionBytes or below. It returns how many it deleted. LogStartOffset
+// EnforceRetention rolls an active segment that holds batches and is
+// SegmentAge old or more, as an append would (roll.go), then deletes the
+// oldest whole segments: those wholly below LogStartOffset, those whose
+// records are older than Now()-RetentionAge (see segmentTime), and as many
+// more as it takes to bring the log to RetentionBytes or below. It returns how many it deleted. LogStartOffset
 // moves to the first remaining segment and is checkpointed before any file
 // is removed.
 //
@@ -30,6 +31,9 @@ func (l *Log) EnforceRetention() (deletedSegments int, err error) {
 	defer l.wmu.Unlock()
 	if err := l.writable(); err != nil {
 		return 0, err
+	}
+	if _, err := l.rollAged(); err != nil {
+		return 0, fmt.Errorf("storage: enforce retention: %w", err)
 	}
 	last := len(l.segs) - 1
 	n := 0

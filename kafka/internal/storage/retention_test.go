@@ -176,35 +176,46 @@ func appendAt(t *testing.T, l *Log, n int, ts int64) {
 	}
 }
 
-func TestLog_RollAged_idlePartitionExpiresOnTime(t *testing.T) {
+// retain runs EnforceRetention, failing the test on an error, and returns
+// how many segments it deleted and how many segment files are left.
+func retain(t *testing.T, l *Log) (deleted, left int) {
+	t.Helper()
+	n, err := l.EnforceRetention()
+	if err != nil {
+		t.Fatalf("EnforceRetention() = %v", err)
+	}
+	return n, len(segmentFiles(t, l.dir))
+}
+
+func TestLog_EnforceRetention_idlePartitionRollsAndExpiresOnTime(t *testing.T) {
 	clk := wallClock()
 	l := openLog(t, Options{SegmentAge: time.Minute, RetentionAge: 2 * time.Minute, Now: clk.Now})
 	appendAt(t, l, 5, clk.Now().UnixMilli())
 
 	clk.Advance(30 * time.Second)
-	if rolled, err := l.RollAged(); rolled || err != nil {
-		t.Fatalf("RollAged() at 30s = %v, %v, want false (segment.ms is 1m)", rolled, err)
+	if n, left := retain(t, l); n != 0 || left != 1 {
+		t.Fatalf("retention at 30s: %d deleted, %d segments, want 0, 1 (segment.ms is 1m)", n, left)
 	}
 	clk.Advance(31 * time.Second)
-	if rolled, err := l.RollAged(); !rolled || err != nil {
-		t.Fatalf("RollAged() at 61s = %v, %v, want true", rolled, err)
+	if n, left := retain(t, l); n != 0 || left != 2 {
+		t.Fatalf("retention at 61s: %d deleted, %d segments, want 0, 2 (rolled, not expired)", n, left)
 	}
-	// The new active segment is empty: rolling again on the timer makes no
-	// more segments, however often it runs.
-	for range 5 {
-		clk.Advance(time.Minute)
-		if rolled, err := l.RollAged(); rolled || err != nil {
-			t.Fatalf("RollAged() on an empty active segment = %v, %v, want false", rolled, err)
+	// The new active segment is empty: checking again and again makes no
+	// more segments.
+	for range 3 {
+		clk.Advance(10 * time.Second)
+		if n, left := retain(t, l); n != 0 || left != 2 {
+			t.Fatalf("retention on an idle partition: %d deleted, %d segments, want 0, 2", n, left)
 		}
 	}
-	if got := len(segmentFiles(t, l.dir)); got != 2 {
-		t.Fatalf("%d segment files after idle rolls, want 2", got)
+	if got := len(headers(t, readAll(t, l, 0, 1<<20))); got != 5 {
+		t.Fatalf("%d batches readable before retention.ms, want 5", got)
 	}
 
-	// 5m61s after the append, past retention.ms: the rolled segment goes.
-	n, err := l.EnforceRetention()
-	if err != nil || n != 1 {
-		t.Fatalf("EnforceRetention() = %d, %v, want 1 segment", n, err)
+	// 2m31s after the append, past retention.ms: the rolled segment goes.
+	clk.Advance(time.Minute)
+	if n, left := retain(t, l); n != 1 || left != 1 {
+		t.Fatalf("retention at 2m31s: %d deleted, %d segments, want 1, 1", n, left)
 	}
 	if start, end := l.LogStartOffset(), l.LogEndOffset(); start != 5 || end != 5 {
 		t.Fatalf("log start, end = %d, %d after retention, want 5, 5", start, end)
@@ -214,19 +225,13 @@ func TestLog_RollAged_idlePartitionExpiresOnTime(t *testing.T) {
 	}
 	for range 3 {
 		clk.Advance(time.Hour)
-		if n, err := l.EnforceRetention(); n != 0 || err != nil {
-			t.Fatalf("EnforceRetention() on an empty log = %d, %v, want 0", n, err)
+		if n, left := retain(t, l); n != 0 || left != 1 {
+			t.Fatalf("retention on an expired idle log: %d deleted, %d segments, want 0, 1", n, left)
 		}
-		if rolled, err := l.RollAged(); rolled || err != nil {
-			t.Fatalf("RollAged() on an empty log = %v, %v", rolled, err)
-		}
-	}
-	if got := len(segmentFiles(t, l.dir)); got != 1 {
-		t.Errorf("%d segment files on an expired idle log, want 1", got)
 	}
 }
 
-func TestLog_RollAged_measuresAgeByTheBrokerClock(t *testing.T) {
+func TestLog_EnforceRetention_rollsByTheBrokerClock(t *testing.T) {
 	tests := []struct {
 		name string
 		ts   int64 // the producer's timestamp
@@ -241,15 +246,12 @@ func TestLog_RollAged_measuresAgeByTheBrokerClock(t *testing.T) {
 			appendAt(t, l, 3, tt.ts)
 			clk.Advance(59 * time.Minute)
 			appendAt(t, l, 1, tt.ts)
-			if rolled, err := l.RollAged(); rolled || err != nil {
-				t.Fatalf("RollAged() 59m after the first append = %v, %v, want false", rolled, err)
-			}
-			if got := len(segmentFiles(t, l.dir)); got != 1 {
-				t.Fatalf("%d segments after 59m, want 1", got)
+			if n, left := retain(t, l); n != 0 || left != 1 {
+				t.Fatalf("retention 59m after the first append: %d deleted, %d segments, want 0, 1", n, left)
 			}
 			clk.Advance(time.Minute)
-			if rolled, err := l.RollAged(); !rolled || err != nil {
-				t.Fatalf("RollAged() 60m after the first append = %v, %v, want true", rolled, err)
+			if n, left := retain(t, l); n != 0 || left != 2 {
+				t.Fatalf("retention 60m after the first append: %d deleted, %d segments, want 0, 2 (rolled)", n, left)
 			}
 		})
 	}

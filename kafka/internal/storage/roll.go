@@ -9,9 +9,10 @@ import (
 // SegmentAge old (shouldRoll in log.go), but a partition nobody writes to
 // never appends, so its active segment would never roll and, retention
 // deleting whole non-active segments only, its records would never expire.
-// RollAged does the same check without an append, for a timer; and
-// EnforceRetention rolls an active segment that is itself past retention
-// (rollExpired), as Kafka's retention does.
+// So EnforceRetention, which the kafka package runs on a timer, first does
+// the same check without an append (rollAged), and also rolls an active
+// segment that is itself past retention (rollExpired), as Kafka's
+// retention does.
 //
 // A segment's age for rolling is the broker's wall clock since its first
 // append (segment.created), never a producer's timestamp: a device without
@@ -21,24 +22,19 @@ import (
 // when it is in the past (firstAppendTime), so a segment may roll early
 // once after a restart; it never rolls late.
 //
-// Neither ever rolls an empty active segment, so calling them on a timer
+// Neither ever rolls an empty active segment, so running them on a timer
 // on an idle partition makes one roll and then nothing: no empty segments.
 
-// RollAged rolls the active segment when it holds batches and its first
+// rollAged rolls the active segment when it holds batches and its first
 // was appended SegmentAge or longer ago, as the next append would. It
-// reports whether it rolled.
-func (l *Log) RollAged() (bool, error) {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	if err := l.writable(); err != nil {
-		return false, err
-	}
+// reports whether it rolled. The caller holds wmu.
+func (l *Log) rollAged() (bool, error) {
 	s := l.active()
 	if s.size == 0 || l.opts.Now().Sub(s.created) < l.opts.SegmentAge {
 		return false, nil
 	}
 	if err := l.roll(); err != nil {
-		return false, fmt.Errorf("storage: roll segment %s older than %s: %w", s.name(), l.opts.SegmentAge, err)
+		return false, fmt.Errorf("roll segment %s older than %s: %w", s.name(), l.opts.SegmentAge, err)
 	}
 	return true, nil
 }
