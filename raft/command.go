@@ -108,7 +108,9 @@ type initPartitionsCmd struct {
 
 type removePartitionsCmd struct {
 	TopicID TopicID `json:"topic_id"`
-	Topic   string  `json:"topic,omitempty"` // its name, whose committed offsets go too
+	// Topic is its name: the legacy committed offsets of that name go with
+	// the offsets of the id (offsets.go).
+	Topic string `json:"topic,omitempty"`
 }
 
 type updatePartitionsCmd struct {

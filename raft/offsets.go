@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,15 +14,55 @@ import (
 // group coordinates the consumer group, so groups spread over the nodes
 // the same way partition controllers do, and a commit is durable on a
 // quorum before the client hears it succeeded.
+//
+// An offset is kept under the id of the topic it was committed for, which
+// the proposer (the Kafka coordinator) resolves from the topic's name when
+// the commit arrives: a consumer group's state machine cannot read the
+// cluster group's topics, and names are reused after a delete while ids
+// never are. So the purge of a deleted topic drops only that topic's
+// offsets, even when it is applied after a topic of the same name was
+// created and committed to, and a recreated topic starts with none.
+//
+// # Legacy offsets
+//
+// Entries and snapshots written before offsets carried a topic id hold
+// offsets with a zero TopicID. Which topic such an offset was committed
+// for cannot be known any more, so it means what it meant to the version
+// that wrote it: it belongs to whichever topic has its name when it is
+// read, and
+//
+//   - a commit with an id for the same name and partition replaces it, so
+//     a live topic's consumers move their offsets onto its id as they
+//     commit, and no later purge can take them;
+//   - the purge of any topic of that name drops it, because an offset
+//     written before the upgrade for a topic that is now being deleted must
+//     not pass to the next topic of that name;
+//   - a commit without an id (from a node not yet upgraded, in a rolling
+//     upgrade) replaces every offset of that name and partition, whatever
+//     its id, as that node itself does.
+//
+// What cannot be avoided: a legacy offset of a recreated topic whose
+// consumers have not committed that partition since the upgrade is lost
+// to a purge of its predecessor applied after the upgrade, and between a
+// delete and its purge a recreated topic reads its predecessor's legacy
+// offsets, as every offset did before ids. Both need the delete, the
+// recreate and the upgrade inside one purge's delay.
 
 // GroupOffset is one committed offset of a consumer group.
 type GroupOffset struct {
-	Topic       string `json:"topic"`
-	Partition   int32  `json:"partition"`
-	Offset      int64  `json:"offset"`
-	LeaderEpoch int32  `json:"leader_epoch"`
-	Metadata    string `json:"metadata,omitempty"`
+	Topic string `json:"topic"`
+	// TopicID is the id of the topic the offset was committed for, zero
+	// for a legacy offset (see above).
+	TopicID     TopicID `json:"topic_id,omitzero"`
+	Partition   int32   `json:"partition"`
+	Offset      int64   `json:"offset"`
+	LeaderEpoch int32   `json:"leader_epoch"`
+	Metadata    string  `json:"metadata,omitempty"`
 }
+
+// Legacy reports whether the offset was committed without a topic id, by
+// a version of reeve that keyed offsets by topic name only.
+func (o GroupOffset) Legacy() bool { return o.TopicID.IsZero() }
 
 // GroupForConsumer returns the Raft group holding a consumer group's
 // offsets; like GroupFor it never changes for a given K.
@@ -41,10 +82,16 @@ type deleteOffsetsCmd struct {
 	Group string `json:"group"`
 }
 
+// offsetKey identifies one stored offset of a group. The name is part of
+// the key for legacy offsets, which have no id; for the others it adds
+// nothing, as an id has one name for ever.
 type offsetKey struct {
+	id        TopicID
 	topic     string
 	partition int32
 }
+
+func keyOf(o GroupOffset) offsetKey { return offsetKey{o.TopicID, o.Topic, o.Partition} }
 
 // maxOffsetMetadata bounds the metadata string stored with an offset, as
 // Kafka's offset.metadata.max.bytes does.
@@ -69,7 +116,18 @@ func (g *partitionSM) commitOffsets(body []byte) (result, []Change) {
 		g.offsets[cmd.Group] = m
 	}
 	for _, o := range cmd.Offsets {
-		m[offsetKey{o.Topic, o.Partition}] = o
+		if o.Legacy() {
+			// As the version that wrote it: the name's offset, whatever
+			// topic held it before.
+			for k := range m {
+				if k.topic == o.Topic && k.partition == o.Partition {
+					delete(m, k)
+				}
+			}
+		} else {
+			delete(m, offsetKey{TopicID{}, o.Topic, o.Partition})
+		}
+		m[keyOf(o)] = o
 	}
 	return result{}, nil
 }
@@ -83,12 +141,15 @@ func (g *partitionSM) deleteOffsets(body []byte) (result, []Change) {
 	return result{}, nil
 }
 
-// dropTopicOffsets forgets every group's offsets of a deleted topic, so a
-// new topic of the same name starts with none.
-func (g *partitionSM) dropTopicOffsets(topic string) {
+// dropTopicOffsets forgets every group's offsets of a deleted topic: those
+// committed for its id, and the legacy ones under its name (see above). An
+// empty name drops by id only.
+func (g *partitionSM) dropTopicOffsets(id TopicID, name string) {
 	for group, m := range g.offsets {
 		for k := range m {
-			if k.topic == topic {
+			ofID := !id.IsZero() && k.id == id
+			legacyOfName := k.id.IsZero() && name != "" && k.topic == name
+			if ofID || legacyOfName {
 				delete(m, k)
 			}
 		}
@@ -98,7 +159,9 @@ func (g *partitionSM) dropTopicOffsets(topic string) {
 	}
 }
 
-// sortedOffsets lists a group's offsets by topic and partition.
+// sortedOffsets lists a group's offsets by topic and partition, a legacy
+// offset before those with ids, and ids in byte order, so that every
+// replica lists and snapshots them alike.
 func sortedOffsets(m map[offsetKey]GroupOffset) []GroupOffset {
 	out := make([]GroupOffset, 0, len(m))
 	for _, o := range m {
@@ -108,7 +171,10 @@ func sortedOffsets(m map[offsetKey]GroupOffset) []GroupOffset {
 		if out[i].Topic != out[j].Topic {
 			return out[i].Topic < out[j].Topic
 		}
-		return out[i].Partition < out[j].Partition
+		if out[i].Partition != out[j].Partition {
+			return out[i].Partition < out[j].Partition
+		}
+		return bytes.Compare(out[i].TopicID[:], out[j].TopicID[:]) < 0
 	})
 	return out
 }
@@ -151,7 +217,11 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []Group
 }
 
 // GroupOffsets returns a consumer group's committed offsets, read after a
-// ReadIndex so a new coordinator sees every commit of the old one.
+// ReadIndex so a new coordinator sees every commit of the old one. They
+// include offsets of deleted topics whose purge has not reached the group
+// yet, and legacy offsets without a topic id; a caller answering for a
+// topic keeps those whose TopicID is that topic's id, and the legacy ones
+// of its name.
 func (s *Store) GroupOffsets(ctx context.Context, group string) ([]GroupOffset, error) {
 	k := s.PartitionGroups()
 	if k == 0 {

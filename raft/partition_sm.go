@@ -89,9 +89,7 @@ func (g *partitionSM) apply(cmd []byte) (result, []Change) {
 			}
 		}
 		sort.Slice(changes, func(i, j int) bool { return changes[i].Partition < changes[j].Partition })
-		if c.Topic != "" {
-			g.dropTopicOffsets(c.Topic)
-		}
+		g.dropTopicOffsets(c.TopicID, c.Topic)
 		return result{}, changes
 	case kindCommitOffsets:
 		return g.commitOffsets(body)
@@ -259,7 +257,7 @@ func (g *partitionSM) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-
 	for _, grp := range snap.Offsets {
 		m := make(map[offsetKey]GroupOffset, len(grp.Offsets))
 		for _, o := range grp.Offsets {
-			m[offsetKey{o.Topic, o.Partition}] = o
+			m[keyOf(o)] = o
 		}
 		offsets[grp.Group] = m
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -84,7 +85,8 @@ func goldenCluster(t *testing.T) sm.IStateMachine {
 // smaller than the replicas, an offline partition, an unclean election,
 // epochs that did not start at zero, events of all four partition types
 // (one with every field of the controller's account) after an
-// acknowledged one, and two consumer groups' committed offsets.
+// acknowledged one, and two consumer groups' committed offsets: under
+// topic ids, one of them a deleted topic's, and one legacy offset without.
 func goldenPartitions(t *testing.T) sm.IStateMachine {
 	d := newPartitionDriver(t)
 	orders, payments := idFor("orders-1"), idFor("payments-1")
@@ -115,10 +117,17 @@ func goldenPartitions(t *testing.T) sm.IStateMachine {
 				Detail: "no ISR replica is alive; node 1 is in rack r1", Controller: 1, LatencyMs: 1.25}},
 	}})
 	mustDo(t, d, kindCommitOffsets, commitOffsetsCmd{Group: "billing", Offsets: []GroupOffset{
-		{Topic: "orders", Partition: 2, Offset: 88},
-		{Topic: "orders", Partition: 0, Offset: 1200, LeaderEpoch: 1, Metadata: "consumer-7"},
-		{Topic: "payments", Partition: 1, Offset: 5, LeaderEpoch: 3},
+		{Topic: "orders", TopicID: orders, Partition: 2, Offset: 88},
+		{Topic: "orders", TopicID: orders, Partition: 0, Offset: 1200, LeaderEpoch: 1, Metadata: "consumer-7"},
+		{Topic: "payments", TopicID: payments, Partition: 1, Offset: 5, LeaderEpoch: 3},
 	}})
+	// Offsets of a deleted "orders" whose purge has not come yet sort
+	// beside the new topic's, by id.
+	mustDo(t, d, kindCommitOffsets, commitOffsetsCmd{Group: "billing", Offsets: []GroupOffset{
+		{Topic: "orders", TopicID: idFor("orders-0"), Partition: 0, Offset: 7},
+	}})
+	// A legacy offset, as an entry written before offsets carried a topic
+	// id applies.
 	mustDo(t, d, kindCommitOffsets, commitOffsetsCmd{Group: "audit-readers", Offsets: []GroupOffset{{Topic: "orders", Partition: 1, Offset: 42}}})
 	return d.m
 }
@@ -170,5 +179,64 @@ func TestSnapshotGolden_recoverThenSave(t *testing.T) {
 				t.Errorf("SaveSnapshot after RecoverFromSnapshot(%s) differs from the file; %s", path, golden.Diff(got, want))
 			}
 		})
+	}
+}
+
+// legacyOffsetsGolden is partition.golden as the release before offsets
+// carried topic ids wrote it: the same state, its offsets keyed by name.
+const legacyOffsetsGolden = "partition-v1-offsets-by-name.golden"
+
+// TestSnapshotGolden_offsetsWithoutTopicIDsLoad keeps the previous format
+// loading: its offsets come back as legacy offsets, saved byte for byte as
+// they were, and behave as offsets.go says legacy offsets do.
+func TestSnapshotGolden_offsetsWithoutTopicIDsLoad(t *testing.T) {
+	path := filepath.Join("testdata", "snapshot", legacyOffsetsGolden)
+	old := golden.Read(t, path, "(not regenerated: it is the previous release's format)")
+	d := newPartitionDriver(t)
+	if err := d.m.RecoverFromSnapshot(bytes.NewReader(old), nil, nil); err != nil {
+		t.Fatalf("RecoverFromSnapshot(%s) = %v; snapshots written by older nodes must still load", path, err)
+	}
+	d.index = 6 // the snapshot's index, so entries apply after it
+	if got := save(t, d.m); !bytes.Equal(got, old) {
+		t.Fatalf("SaveSnapshot after RecoverFromSnapshot(%s) differs from the file; %s", path, golden.Diff(got, old))
+	}
+	psm := d.m.(*partitionSM)
+	billing := sortedOffsets(psm.offsets["billing"])
+	if len(billing) != 3 {
+		t.Fatalf("billing's offsets after recovery = %+v, want the file's 3", billing)
+	}
+	for _, o := range billing {
+		if !o.Legacy() {
+			t.Errorf("recovered offset %+v has a topic id; the file has none", o)
+		}
+	}
+
+	// "orders" was deleted and recreated with a new id; billing commits
+	// partition 0 of the new one. That replaces the legacy offset of
+	// orders-0 and leaves orders-2's, which may be the new topic's.
+	newOrders := idFor("orders-2")
+	mustDo(t, d, kindCommitOffsets, commitOffsetsCmd{Group: "billing", Offsets: []GroupOffset{
+		{Topic: "orders", TopicID: newOrders, Partition: 0, Offset: 3},
+	}})
+	want := []GroupOffset{
+		{Topic: "orders", TopicID: newOrders, Partition: 0, Offset: 3},
+		{Topic: "orders", Partition: 2, Offset: 88},
+		{Topic: "payments", Partition: 1, Offset: 5, LeaderEpoch: 3},
+	}
+	if got := sortedOffsets(psm.offsets["billing"]); !reflect.DeepEqual(got, want) {
+		t.Errorf("billing after a commit with an id = %+v, want %+v", got, want)
+	}
+	// The old topic's purge, late: the legacy offsets of the name go, as
+	// they may be the deleted topic's; the new id's offset stays.
+	mustDo(t, d, kindRemovePartitions, removePartitionsCmd{TopicID: idFor("orders-1"), Topic: "orders"})
+	want = []GroupOffset{
+		{Topic: "orders", TopicID: newOrders, Partition: 0, Offset: 3},
+		{Topic: "payments", Partition: 1, Offset: 5, LeaderEpoch: 3},
+	}
+	if got := sortedOffsets(psm.offsets["billing"]); !reflect.DeepEqual(got, want) {
+		t.Errorf("billing after the purge of the old orders = %+v, want %+v", got, want)
+	}
+	if got, ok := psm.offsets["audit-readers"]; ok {
+		t.Errorf("audit-readers after the purge of the old orders = %+v, want none: its only offset was a legacy one of orders", sortedOffsets(got))
 	}
 }
