@@ -25,6 +25,12 @@ var (
 	// KAFKA_STORAGE_ERROR.
 	ErrNoSpace = errors.New("no space left for the log")
 
+	// ErrFailed reports a write to a log that an earlier I/O error (an
+	// fsync's, above all) failed: it refuses writes until it is reopened.
+	// It wraps that error too. Produce handlers map it to
+	// KAFKA_STORAGE_ERROR.
+	ErrFailed = errors.New("log failed")
+
 	// ErrClosed is returned by every method of a Log after Close.
 	ErrClosed = errors.New("log closed")
 )

@@ -196,7 +196,7 @@ func (l *Log) writable() error {
 		return ErrClosed
 	}
 	if p := l.failed.Load(); p != nil {
-		return fmt.Errorf("storage: log %s failed earlier and refuses writes until reopened: %w", l.dir, *p)
+		return fmt.Errorf("storage: %s: %w earlier and refuses writes until reopened (a restart): %w", l.dir, ErrFailed, *p)
 	}
 	return nil
 }
