@@ -43,14 +43,16 @@ import (
 //
 // # Restart
 //
-// Nothing is written besides the log: the first idempotent produce a
-// partition gets after it is opened rebuilds the state from the batch
-// headers of the whole retained log (storage.Log.ScanHeaders), without
-// sequence checks, as Kafka replays a log with no producer snapshot. A
-// producer whose batches retention has deleted is forgotten. There is no
-// snapshot file, so the rebuild reads every batch header; it runs once per
-// partition per process, and only for partitions that see idempotent
-// produce.
+// The state is rebuilt from the log when it is first needed: by the first
+// idempotent produce a partition gets after it is opened, or after this
+// node leads it again (a follower keeps no producer state: the leader's
+// appends reach it verbatim). The rebuild starts from the newest usable
+// producer-state snapshot (producer_snapshot.go: one is written at every
+// segment roll and at Close) and reads the batch headers after it
+// (storage.Log.ScanHeaders) without sequence checks, as Kafka replays a
+// log after its snapshot. With no usable snapshot it reads every batch
+// header of the retained log. A producer whose batches retention has
+// deleted is forgotten.
 //
 // # Expiry
 //
@@ -115,6 +117,15 @@ type producerState struct {
 	mu     sync.Mutex
 	loaded bool // byID has been rebuilt from the log
 	byID   map[int64]*producerEntry
+
+	// snapMu guards the roll snapshots (producer_snapshot.go): the
+	// newest roll offset asked for, the running writer's done channel
+	// (nil when none runs), and whether the log is closing. It is never
+	// held while the log is called.
+	snapMu     sync.Mutex
+	snapWant   int64
+	snapDone   chan struct{}
+	snapClosed bool
 }
 
 // lastSequence is the sequence of a batch's last record: sequences count
@@ -201,23 +212,15 @@ func (ps *producerState) load(p *partition) error {
 		return nil
 	}
 	start := time.Now()
-	byID := make(map[int64]*producerEntry)
-	scan := &producerState{byID: byID}
-	batches := 0
-	err := p.log.ScanHeaders(0, func(h storage.BatchHeader) bool {
-		batches++
-		if h.ProducerID >= 0 && h.Attributes&controlBatch == 0 {
-			scan.observe(h, h.BaseOffset, start)
-		}
-		return true
-	})
+	r, err := rebuildProducers(p.log, p.logger, p.log.LogEndOffset(), start)
 	if err != nil {
 		return fmt.Errorf("rebuild producer state of %s-%d: %w", p.topic, p.index, err)
 	}
-	ps.byID, ps.loaded = byID, true
-	if len(byID) > 0 || time.Since(start) > time.Second {
-		p.logger.Info("kafka: rebuilt idempotent producer state from the log", "topic", p.topic, "partition", p.index,
-			"producers", len(byID), "batches", batches, "took", time.Since(start).Round(time.Millisecond))
+	ps.byID, ps.loaded = r.byID, true
+	if len(r.byID) > 0 || time.Since(start) > time.Second {
+		p.logger.Info("kafka: rebuilt idempotent producer state", "topic", p.topic, "partition", p.index,
+			"producers", len(r.byID), "snapshot", r.snapshot, "batches_read", r.batches,
+			"took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }
@@ -281,9 +284,12 @@ func checkIdempotent(records []byte, h storage.BatchHeader) error {
 // forgetProducers drops the producer state, to be rebuilt from the log
 // when this node next takes an idempotent produce: after a truncation, or
 // while following, when the leader's appends do not pass through here.
+// Snapshots above the log end offset (a truncation left them) are removed;
+// a rebuild would pass over them anyway.
 func (p *partition) forgetProducers() {
 	ps := &p.producers
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.loaded, ps.byID = false, nil
+	pruneSnapshots(p.log, math.MaxInt)
 }

@@ -63,6 +63,15 @@ type Options struct {
 	// error it returns is taken as that fsync's. It may block, as a
 	// stalled disk does.
 	BeforeFsync func(path string) error
+	// OnRoll, if set, is called after each roll with the new active
+	// segment's base offset (the log end offset then), with the log's
+	// write lock held: it must return at once and not call the Log's
+	// writing methods; it may start work that reads the log.
+	OnRoll func(base int64)
+	// BeforeClose, if set, is called at the start of Close (and Delete)
+	// of an open log, with no lock held, so its owner can finish work
+	// that uses the log.
+	BeforeClose func()
 }
 
 // DurableOffset returns the offset below which every record is on stable
@@ -481,6 +490,9 @@ func (l *Log) roll() error {
 	l.segs = append(l.segs, ns)
 	l.mu.Unlock()
 	l.log.Debug("rolled segment", "segment", ns.name(), "offset", base)
+	if l.opts.OnRoll != nil {
+		l.opts.OnRoll(base)
+	}
 	if !durable {
 		l.syncer.addRolled(old)
 		return nil
@@ -567,6 +579,9 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (leaderEpoch int32, endOffset int64
 // Close fsyncs and closes the log. Waiters in WaitDurable return. Later
 // calls of any method return ErrClosed.
 func (l *Log) Close() error {
+	if l.opts.BeforeClose != nil && !l.closed.Load() {
+		l.opts.BeforeClose()
+	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if l.closed.Load() {
