@@ -147,7 +147,8 @@ func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.Produce
 		sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = -1, -1
 		return w, false
 	}
-	if err := checkBatches(rp.Records, s.maxMessageBytes(t)); err != nil {
+	tsp, now := topicTimestampPolicy(t), s.now().UnixMilli()
+	if err := checkBatches(rp.Records, s.maxMessageBytes(t), tsp, now); err != nil {
 		sp.ErrorCode = errorCode(err)
 		msg := fmt.Sprintf("%s-%d: %v", t.Name, rp.Partition, err)
 		sp.ErrorMessage = &msg
@@ -165,6 +166,12 @@ func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.Produce
 		sp.ErrorCode = kerr.KafkaStorageError.Code
 		s.log.Error("kafka: open partition log", "topic", t.Name, "partition", rp.Partition, "err", err)
 		return w, false
+	}
+	if tsp.logAppendTime {
+		// After every check (the CRCs were the producer's) and before the
+		// append: the stamped bytes are what the log stores, followers
+		// copy and consumers read.
+		stampLogAppendTime(rp.Records, now)
 	}
 	var (
 		base, last int64
@@ -205,18 +212,23 @@ func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.Produce
 	p.advanceHW(meta.ISR, meta.Leader)
 	sp.BaseOffset = base
 	sp.LogAppendTime = -1
+	if tsp.logAppendTime && !dup {
+		sp.LogAppendTime = now
+	}
 	sp.LogStartOffset = p.log.LogStartOffset()
 	return durableWait{p: p, last: last}, true
 }
 
 // checkBatches validates the record batches of one partition's produce;
 // limit is the topic's max.message.bytes, which bounds each batch both as
-// sent and decompressed.
-func checkBatches(b []byte, limit int) error {
+// sent and decompressed; tsp and now (the broker's clock, Unix
+// milliseconds) bound the timestamps of a CreateTime topic.
+func checkBatches(b []byte, limit int, tsp timestampPolicy, now int64) error {
 	all := b
 	if len(b) == 0 {
 		return fmt.Errorf("%w: no record batch", storage.ErrCorrupt)
 	}
+	checkTs := timestampCheck(tsp, now)
 	for len(b) > 0 {
 		if len(b) < 61 {
 			return fmt.Errorf("%w: %d trailing bytes are not a record batch", storage.ErrCorrupt, len(b))
@@ -244,18 +256,31 @@ func checkBatches(b []byte, limit int) error {
 		if h.Attributes&0x20 != 0 {
 			return fmt.Errorf("%w: control batch; only the broker writes those", kerr.InvalidRecord)
 		}
+		if h.Attributes&attrLogAppendTime != 0 {
+			// As Kafka's LogValidator, whatever the topic's type.
+			return fmt.Errorf("%w: the batch says LogAppendTime; only the broker sets that, producers send CreateTime", kerr.InvalidTimestamp)
+		}
 		// As Kafka's LogValidator: a client's batch holds at least one
 		// record and its offset deltas run 0..count-1, else offsets the log
 		// assigns would not match the records a consumer finds.
 		if h.RecordCount < 1 || h.LastOffsetDelta != h.RecordCount-1 {
 			return fmt.Errorf("%w: batch of %d record(s) with last offset delta %d", kerr.InvalidRecord, h.RecordCount, h.LastOffsetDelta)
 		}
-		err = withRecords(h, b, limit, func(records []byte) error { return checkRecords(records, h.RecordCount) })
+		err = withRecords(h, b, limit, func(records []byte) error {
+			return checkRecords(records, h.RecordCount, h.BaseTimestamp, checkTs)
+		})
 		if errors.Is(err, errDecompressedTooLarge) {
 			return fmt.Errorf("%w: batch of %d bytes decompresses past %d bytes (max.message.bytes)", kerr.MessageTooLarge, h.Length, limit)
 		}
 		if err != nil {
 			return err
+		}
+		if checkTs != nil {
+			// Retention and the time index go by it, so it is held to the
+			// same range as the records.
+			if err := checkTs(-1, h.MaxTimestamp); err != nil {
+				return err
+			}
 		}
 		if h.ProducerID >= 0 {
 			if err := checkIdempotent(all, h); err != nil {
@@ -267,9 +292,35 @@ func checkBatches(b []byte, limit int) error {
 	return nil
 }
 
+// timestampCheck returns what checks each record's timestamp (i its index)
+// and each batch's max timestamp (i -1) on a CreateTime topic: one outside
+// tsp's window around now (the broker's clock, Unix milliseconds) is
+// INVALID_TIMESTAMP, as Kafka's LogValidator answers. It returns nil for a
+// LogAppendTime topic, whose timestamps the broker sets.
+func timestampCheck(tsp timestampPolicy, now int64) func(i int32, ts int64) error {
+	if tsp.logAppendTime {
+		return nil
+	}
+	lo, hi := tsp.window(now)
+	return func(i int32, ts int64) error {
+		if ts == -1 || (ts >= lo && ts <= hi) { // -1: no timestamp, as Kafka's NO_TIMESTAMP
+			return nil
+		}
+		what := "the batch's max timestamp"
+		if i >= 0 {
+			what = fmt.Sprintf("record %d's timestamp", i)
+		}
+		return fmt.Errorf("%w: %s %d (%s) is out of range: the topic accepts %d to %d "+
+			"(message.timestamp.before.max.ms and message.timestamp.after.max.ms around the broker's clock); "+
+			"fix the producer's clock, or set message.timestamp.type=LogAppendTime for producers without one",
+			kerr.InvalidTimestamp, what, ts, time.UnixMilli(ts).UTC().Format(time.RFC3339), lo, hi)
+	}
+}
+
 // checkRecords walks an uncompressed batch's records: each length must fit
-// and their offset deltas must count up from 0.
-func checkRecords(recs []byte, count int32) error {
+// and their offset deltas must count up from 0. checkTs, when set, is
+// given each record's timestamp (baseTs plus its delta).
+func checkRecords(recs []byte, count int32, baseTs int64, checkTs func(i int32, ts int64) error) error {
 	for i := int32(0); i < count; i++ {
 		length, n := binary.Varint(recs)
 		if n <= 0 || length < 0 || int64(len(recs)-n) < length {
@@ -278,6 +329,11 @@ func checkRecords(recs []byte, count int32) error {
 		var r kmsg.Record
 		if err := r.UnsafeReadFrom(recs[:n+int(length)]); err != nil || r.OffsetDelta != i { // no copies: only read here
 			return fmt.Errorf("%w: record %d is malformed or out of order", kerr.InvalidRecord, i)
+		}
+		if checkTs != nil {
+			if err := checkTs(i, baseTs+r.TimestampDelta64); err != nil {
+				return err
+			}
 		}
 		recs = recs[n+int(length):]
 	}

@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
@@ -51,6 +53,48 @@ func (s *Server) maxMessageBytes(t *Topic) int {
 		}
 	}
 	return min(limit, int(s.cfg.MaxRequestBytes))
+}
+
+// attrLogAppendTime is the timestamp-type bit of a batch's attributes:
+// set, every record's timestamp is the batch's MaxTimestamp, stamped by
+// the broker; clear, each record carries its producer's (CreateTime).
+const attrLogAppendTime = 0x8
+
+// castagnoli is the CRC-32C table of v2 record batches.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// now is the broker's clock: the partition logs' (Config.Log.Now, which
+// tests set), so that stamped timestamps and retention agree.
+func (s *Server) now() time.Time {
+	if s.cfg.Log.Now != nil {
+		return s.cfg.Log.Now()
+	}
+	return time.Now()
+}
+
+// stampLogAppendTime makes whole, checked v2 batches (concatenated) say
+// LogAppendTime at now (Unix milliseconds), as a Kafka broker does for a
+// topic with message.timestamp.type=LogAppendTime: the timestamp-type bit
+// is set, the base and max timestamps become now, and the CRC, which
+// covers them, is computed again. The records are not touched: readers
+// take every record's timestamp from MaxTimestamp under LogAppendTime and
+// ignore its delta.
+//
+// # Notes
+//
+// Kafka rewrites only MaxTimestamp when it stamps a batch in place. reeve
+// sets the base timestamp too, so a reader that ignores the type bit
+// still sees about the broker's time and not the producer's.
+func stampLogAppendTime(b []byte, now int64) {
+	be := binary.BigEndian
+	for len(b) >= 61 {
+		n := int(be.Uint32(b[8:])) + 12 // batchLength counts from byte 12
+		be.PutUint16(b[21:], be.Uint16(b[21:])|attrLogAppendTime)
+		be.PutUint64(b[27:], uint64(now)) // base timestamp
+		be.PutUint64(b[35:], uint64(now)) // max timestamp
+		be.PutUint32(b[17:], crc32.Checksum(b[21:n], castagnoli))
+		b = b[n:]
+	}
 }
 
 // codec is a batch's compression: attributes bits 0-2.
@@ -219,7 +263,7 @@ func eachRecord(batch []byte, limit int, fn func(offset, timestamp int64) bool) 
 		return fmt.Errorf("%w: short batch", storage.ErrCorrupt)
 	}
 	err = withRecords(h, batch, limit, func(records []byte) error {
-		logAppendTime := h.Attributes&0x8 != 0
+		logAppendTime := h.Attributes&attrLogAppendTime != 0
 		for i := int32(0); i < h.RecordCount && len(records) > 0; i++ {
 			length, n := binary.Varint(records)
 			if n <= 0 || length < 0 || int64(len(records)-n) < length {

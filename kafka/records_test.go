@@ -31,8 +31,10 @@ func recordHead(valueLen int) []byte {
 }
 
 // batchTime is the timestamp of rawBatch's record, later than any other
-// record of a test, so ListOffsets -3 picks it.
-const batchTime = 4_000_000_000_000
+// record of a test (which stamp theirs before it), so ListOffsets -3 picks
+// it; in the past, so that the default message.timestamp.after.max.ms
+// lets it in.
+const batchTime = 1_750_000_000_000
 
 // rawBatch wraps records (compressed with codec, or not) holding one
 // record, stamped batchTime, in a v2 batch with a correct length and CRC.
@@ -133,7 +135,7 @@ func TestProduce_compressionBombIsRefusedAndListOffsetsStopsAtTheLimit(t *testin
 				c.MaxRequestBytes, c.MaxMessageBytes = 4<<20, tt.limit
 			})
 			cl := newClient(t, s, kgo.DefaultProduceTopic("bomb"))
-			if err := cl.ProduceSync(ctxT(t), &kgo.Record{Value: []byte("first")}).FirstErr(); err != nil {
+			if err := cl.ProduceSync(ctxT(t), &kgo.Record{Value: []byte("first"), Timestamp: time.UnixMilli(batchTime - 1000)}).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 			bomb := tt.bomb(t)

@@ -268,9 +268,9 @@ func TestLog_EnforceRetention_rollsAnExpiredIdleActiveSegment(t *testing.T) {
 	if n, err := l.EnforceRetention(); n != 0 || err != nil {
 		t.Fatalf("EnforceRetention() at 30s = %d, %v, want 0", n, err)
 	}
-	clk.Advance(31 * time.Second)
+	clk.Advance(90 * time.Second)
 	if n, err := l.EnforceRetention(); n != 1 || err != nil {
-		t.Fatalf("EnforceRetention() at 61s = %d, %v, want the rolled active segment", n, err)
+		t.Fatalf("EnforceRetention() at 2m = %d, %v, want the rolled active segment", n, err)
 	}
 	if start, end := l.LogStartOffset(), l.LogEndOffset(); start != 4 || end != 4 {
 		t.Fatalf("log start, end = %d, %d, want 4, 4", start, end)
@@ -320,9 +320,9 @@ func TestLog_EnforceRetention_futureTimestampsExpireAfterTheLastWrite(t *testing
 	if n, err := l.EnforceRetention(); n != 0 || err != nil {
 		t.Fatalf("EnforceRetention() 30m after the writes = %d, %v, want 0", n, err)
 	}
-	clk.Advance(31 * time.Minute)
+	clk.Advance(60 * time.Minute)
 	if n, err := l.EnforceRetention(); n != segs || err != nil {
-		t.Fatalf("EnforceRetention() 61m after the writes = %d, %v, want all %d segments", n, err, segs)
+		t.Fatalf("EnforceRetention() 90m after the writes = %d, %v, want all %d segments", n, err, segs)
 	}
 	if start, end := l.LogStartOffset(), l.LogEndOffset(); start != 20 || end != 20 {
 		t.Errorf("log start, end = %d, %d, want 20, 20", start, end)
