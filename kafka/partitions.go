@@ -179,6 +179,7 @@ func (ps *partitions) get(t *Topic, index int32) (*partition, error) {
 	opts.Dir = filepath.Join(ps.dir, dirName(t.Name, index, t.ID))
 	opts.Logger = ps.log.With("topic", t.Name, "partition", index)
 	opts.OnDurable = p.recomputeHW
+	p.snapshotHooks(&opts) // producer-state snapshots at roll and Close
 	l, err := storage.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s-%d: %w", t.Name, index, err)
