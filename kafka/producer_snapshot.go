@@ -197,6 +197,7 @@ func decodeSnapshot(b []byte) (*producerSnapshot, error) {
 		return nil, bad("%d producers cannot fit in %d bytes", count, len(rest))
 	}
 	s.byID = make(map[int64]*producerEntry, count)
+	prev := int64(-1)
 	for range count {
 		if len(rest) < snapshotEntrySize {
 			return nil, bad("truncated producer entry")
@@ -208,9 +209,10 @@ func decodeSnapshot(b []byte) (*producerSnapshot, error) {
 		if n < 1 || n > producerBatches || len(rest) < n*snapshotBatchSize {
 			return nil, bad("producer %d: %d batches", id, n)
 		}
-		if _, dup := s.byID[id]; dup || id < 0 {
-			return nil, bad("producer id %d twice or negative", id)
+		if id < 0 || id <= prev {
+			return nil, bad("producer id %d after %d; ids ascend from 0", id, prev)
 		}
+		prev = id
 		for range n {
 			e.add(batchMeta{
 				firstSeq: int32(be.Uint32(rest)), lastSeq: int32(be.Uint32(rest[4:])),
