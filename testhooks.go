@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/reeve-edge/reeve/appliance"
@@ -20,6 +21,8 @@ import (
 //   - REEVE_TEST_EVENTS_HOOK=FILE: FILE holds the crash the event
 //     publisher acts out: "hold" (died right after the commit) or "noack"
 //     (died after publishing); absent or empty, none.
+//   - REEVE_TEST_FSYNC_EIO=FILE: while FILE exists, every fsync of a
+//     partition log's files fails with EIO, as a failing disk's does.
 func testOptions() appliance.Options {
 	var o appliance.Options
 	if path := os.Getenv("REEVE_TEST_KAFKA_WEDGE"); path != "" {
@@ -39,6 +42,14 @@ func testOptions() appliance.Options {
 				return events.NoFault
 			}
 			return events.Fault(strings.TrimSpace(string(b)))
+		}
+	}
+	if path := os.Getenv("REEVE_TEST_FSYNC_EIO"); path != "" {
+		o.BeforeFsync = func(string) error {
+			if _, err := os.Stat(path); err == nil {
+				return syscall.EIO
+			}
+			return nil
 		}
 	}
 	return o

@@ -32,6 +32,9 @@ type Node struct {
 	// EventsPublished counts the events NATS confirmed; nil with events
 	// off.
 	EventsPublished func() uint64
+	// StorageFailures lists, a line each, the partitions whose log failed
+	// on this node (nil: none); /readyz reports them.
+	StorageFailures func() []string
 	// LeaderTimeout is how long a node may go without a heartbeat before
 	// it counts as dead (election.leader_timeout).
 	LeaderTimeout time.Duration
@@ -222,10 +225,22 @@ func (s *Server) consistent(r *http.Request, groups ...uint64) error {
 	return nil
 }
 
+// readyz answers 200 "ready" once the node has joined and serves
+// clients. A node with failed partition logs still serves its other
+// partitions, so it stays ready, and lists them after a "degraded:" line.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !s.n.Store.Ready() {
 		writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: fmt.Sprintf("node %d has not joined the cluster yet", s.n.Store.NodeID())})
 		return
 	}
 	w.Write([]byte("ready\n"))
+	if s.n.StorageFailures == nil {
+		return
+	}
+	if failed := s.n.StorageFailures(); len(failed) > 0 {
+		fmt.Fprintf(w, "degraded: %d partition log(s) failed on this node; they take no writes until it restarts:\n", len(failed))
+		for _, f := range failed {
+			fmt.Fprintf(w, "  %s\n", f)
+		}
+	}
 }

@@ -22,6 +22,9 @@ const (
 	EventPolicyLoaded     = "policy_loaded"    // a policy module was loaded or replaced
 	EventPolicyRejected   = "policy_rejected"  // a policy module was refused; the old one stays
 	EventPolicyFellBack   = "policy_fell_back" // a policy failed a round; first-isr decided it
+	// EventStorageFailed: a partition's log failed on Node (an fsync
+	// error, in Detail); it takes no writes there until a restart.
+	EventStorageFailed = "storage_failed"
 )
 
 // EventTypePrefix and EventTypeVersion make an envelope's versioned type,

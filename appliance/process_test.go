@@ -84,6 +84,10 @@ type proc struct {
 // hook, next to its log.
 func (p *proc) eventsHook() string { return p.logPath + ".events-hook" }
 
+// fsyncEIO is the file whose existence makes the node's partition log
+// fsyncs fail with EIO (testhooks.go at the root).
+func (p *proc) fsyncEIO() string { return p.logPath + ".fsync-eio" }
+
 func (p *proc) start(t testing.TB) {
 	t.Helper()
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -187,8 +191,9 @@ func newProcClusterEach(t testing.TB, n int, nodeExtra func(id int) []string, ka
 		ip := fmt.Sprintf("127.0.0.%d", i)
 		p := &proc{id: i, raft: freePort(t, ip), admin: freePort(t, ip), logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
 		// A test makes a node's event publisher misbehave by writing
-		// "hold" or "noack" to this file (testhooks.go at the root).
-		p.env = []string{"REEVE_TEST_EVENTS_HOOK=" + p.eventsHook()}
+		// "hold" or "noack" to one file, and its disk fail fsyncs by
+		// creating another (testhooks.go at the root).
+		p.env = []string{"REEVE_TEST_EVENTS_HOOK=" + p.eventsHook(), "REEVE_TEST_FSYNC_EIO=" + p.fsyncEIO()}
 		procs = append(procs, p)
 		members = append(members, fmt.Sprintf("%q", fmt.Sprintf("%d@%s", i, p.raft)))
 	}

@@ -35,6 +35,7 @@ type Server struct {
 
 	elections  *policyMetadata
 	controller *policy.Controller
+	recorder   *events.Recorder // nil with events off
 	policies   *policy.Rules
 	live       *policy.Liveness
 	decisions  *policy.DecisionLog
@@ -49,6 +50,9 @@ type Options struct {
 	KafkaAccepted func()
 	// EventsFault chooses the crash the event publisher acts out.
 	EventsFault func() events.Fault
+	// BeforeFsync runs before each fsync of a partition log's files; an
+	// error it returns is taken as the fsync's (kafka.LogOptions).
+	BeforeFsync func(path string) error
 }
 
 // Start opens the node's Raft groups and binds the Kafka and admin
@@ -88,6 +92,8 @@ func (s *Server) start(opts Options) error {
 	kcfg.Heartbeats, kcfg.HeartbeatInterval = s.live, cfg.Election.HeartbeatInterval.Duration
 	kcfg.AcceptedHook = opts.KafkaAccepted
 	kcfg.NodeCert, kcfg.ClusterName = nodeCert, cfg.Cluster.Name
+	kcfg.Log.BeforeFsync = opts.BeforeFsync
+	kcfg.OnStorageFailed = func(f kafka.StorageFailure) { s.storageFailed(life.ctx, f) }
 	ks, err := kafka.New(kcfg, kafkaCluster{store: store, quorum: quorum})
 	if err != nil {
 		return err
@@ -135,6 +141,7 @@ func (s *Server) start(opts Options) error {
 		life.run(pub.Run)
 		recorder = events.NewRecorder(store, s.live, cfg.Election.HeartbeatInterval.Duration,
 			cfg.Election.LeaderTimeout.Duration, elog)
+		s.recorder = recorder
 		life.run(recorder.Run)
 		rules.OnLoad = func(file, digest string, err error, topics string) {
 			recorder.Record(events.PolicyLoad(file, digest, err, topics))
@@ -165,6 +172,13 @@ func (s *Server) start(opts Options) error {
 		Policies: rules, Metrics: s.metricSet, EventsPublished: published,
 		LeaderTimeout: cfg.Election.LeaderTimeout.Duration, Version: Version, Log: s.log,
 		Token: token, PublicReads: cfg.Admin.PublicReads, AllowedHosts: cfg.Admin.AllowedHosts,
+		StorageFailures: func() []string {
+			var out []string
+			for _, f := range ks.StorageFailures() {
+				out = append(out, f.String())
+			}
+			return out
+		},
 	})
 	if err != nil {
 		return err

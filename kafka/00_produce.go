@@ -80,8 +80,11 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 			if errors.Is(err, errDemoted) {
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			} else if !errors.Is(err, context.DeadlineExceeded) {
+				// The log failed: its own Error log said so once.
 				sp.ErrorCode = kerr.KafkaStorageError.Code
-				s.log.Error("kafka: fsync", "topic", w.p.topic, "partition", w.p.index, "err", err)
+				msg := fmt.Sprintf("%s-%d: %v", w.p.topic, w.p.index, err)
+				sp.ErrorMessage = &msg
+				s.log.Debug("kafka: acks=all produce not acknowledged", "topic", w.p.topic, "partition", w.p.index, "err", err)
 			}
 		}
 	}
@@ -189,8 +192,9 @@ func (s *Server) producePartition(c *conn, acks int16, t *Topic, rp kmsg.Produce
 		sp.BaseOffset, sp.LogStartOffset = -1, p.log.LogStartOffset()
 		s.log.Debug("kafka: produce refused", "topic", t.Name, "partition", rp.Partition, "client_id", c.clientID, "err", err)
 		return w, false
-	case errors.Is(err, storage.ErrNoSpace):
-		// The storage.Space logs the full disk once; this is per request.
+	case errors.Is(err, storage.ErrNoSpace), errors.Is(err, storage.ErrFailed):
+		// The storage.Space logs the full disk once, and a failed log its
+		// failure; this is per request.
 		sp.ErrorCode, sp.BaseOffset, sp.LogStartOffset = kerr.KafkaStorageError.Code, -1, -1
 		msg := fmt.Sprintf("%s-%d: %v", t.Name, rp.Partition, err)
 		sp.ErrorMessage = &msg

@@ -61,19 +61,35 @@ type partitions struct {
 	cluster Cluster
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	open  map[partitionKey]*partition
-	view  atomic.Pointer[metaView]
-	dirty chan struct{}
+	// mu guards open and opening, and is never held across disk I/O: one
+	// slow disk or one long recovery must not stall other partitions.
+	mu      sync.Mutex
+	open    map[partitionKey]*partition
+	opening map[partitionKey]*openCall // logs being opened, outside mu
+	view    atomic.Pointer[metaView]
+	dirty   chan struct{}
 
 	// onChange runs after every refresh of the view by maintain, so the
 	// replica fetchers follow leadership changes.
 	onChange func()
+	// onFail is told, on its own goroutine, that a partition's log failed.
+	onFail func(p *partition, err error)
+	// beforeOpen, a test hook, runs before a partition's log is opened,
+	// with no lock held; it may block, as a slow disk does.
+	beforeOpen func(dir string)
 }
 
 type partitionKey struct {
 	id    [16]byte
 	index int32
+}
+
+// openCall is one partition log being opened; callers that want the same
+// log wait for it instead of opening it twice.
+type openCall struct {
+	done chan struct{} // closed once p and err are set
+	p    *partition
+	err  error
 }
 
 // minFreeBytes is the free space below which the partition logs take no
@@ -93,7 +109,7 @@ func newPartitions(dir string, opts storage.Options, cluster Cluster, log *slog.
 		opts.Space = storage.NewSpace(dir, minFreeBytes, log)
 	}
 	p := &partitions{dir: dir, opts: opts, cluster: cluster, log: log,
-		open: make(map[partitionKey]*partition), dirty: make(chan struct{}, 1)}
+		open: make(map[partitionKey]*partition), opening: make(map[partitionKey]*openCall), dirty: make(chan struct{}, 1)}
 	p.refresh()
 	return p, nil
 }
@@ -163,23 +179,65 @@ func (ps *partitions) lookup(id [16]byte, index int32) *partition {
 	return ps.open[partitionKey{id, index}]
 }
 
-// get returns the local log of a partition, opening it on first use.
+// get returns the local log of a partition, opening it on first use. The
+// open (and its recovery scan) runs outside ps.mu, so it delays only the
+// callers that want this partition.
 func (ps *partitions) get(t *Topic, index int32) (*partition, error) {
 	key := partitionKey{t.ID, index}
 	ps.mu.Lock()
-	defer ps.mu.Unlock()
 	if p, ok := ps.open[key]; ok {
+		ps.mu.Unlock()
 		return p, nil
 	}
 	if ps.open == nil {
+		ps.mu.Unlock()
 		return nil, storage.ErrClosed
 	}
+	if c, ok := ps.opening[key]; ok {
+		ps.mu.Unlock()
+		<-c.done
+		return c.p, c.err
+	}
+	c := &openCall{done: make(chan struct{})}
+	ps.opening[key] = c
+	ps.mu.Unlock()
+
+	p, err := ps.openLog(t, index)
+	ps.mu.Lock()
+	delete(ps.opening, key)
+	if err == nil && ps.open == nil { // closed while it opened
+		err = errors.Join(storage.ErrClosed, p.log.Close())
+		p = nil
+	}
+	if err == nil {
+		ps.open[key] = p
+	}
+	c.p, c.err = p, err
+	ps.mu.Unlock()
+	close(c.done)
+	return p, err
+}
+
+// openLog opens a partition's log; the caller holds no lock.
+func (ps *partitions) openLog(t *Topic, index int32) (*partition, error) {
 	p := &partition{topic: t.Name, id: t.ID, index: index, logger: ps.log, wake: make(chan struct{})}
 	opts := topicLogOptions(ps.opts, t.Config)
 	opts.Dir = filepath.Join(ps.dir, dirName(t.Name, index, t.ID))
 	opts.Logger = ps.log.With("topic", t.Name, "partition", index)
 	opts.OnDurable = p.recomputeHW
 	p.snapshotHooks(&opts) // producer-state snapshots at roll and Close
+	outer := opts.OnFail
+	opts.OnFail = func(err error) {
+		if outer != nil {
+			outer(err)
+		}
+		if ps.onFail != nil {
+			ps.onFail(p, err)
+		}
+	}
+	if ps.beforeOpen != nil {
+		ps.beforeOpen(opts.Dir)
+	}
 	l, err := storage.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s-%d: %w", t.Name, index, err)
@@ -188,7 +246,6 @@ func (ps *partitions) get(t *Topic, index int32) (*partition, error) {
 	p.log = l
 	p.mu.Unlock()
 	p.initReplication()
-	ps.open[key] = p
 	return p, nil
 }
 
@@ -265,19 +322,23 @@ func (ps *partitions) sweep() {
 	if !ps.cluster.Current() {
 		return
 	}
-	ps.mu.Lock()
 	v := ps.refresh()
+	var gone []*partition
+	ps.mu.Lock()
 	for key, p := range ps.open {
 		if _, ok := v.byID[key.id]; !ok {
 			delete(ps.open, key)
-			if err := p.log.Delete(); err != nil {
-				ps.log.Warn("kafka: delete log of deleted topic", "topic", p.topic, "partition", p.index, "err", err)
-			} else {
-				ps.log.Info("kafka: deleted log of deleted topic", "topic", p.topic, "partition", p.index)
-			}
+			gone = append(gone, p)
 		}
 	}
 	ps.mu.Unlock()
+	for _, p := range gone { // outside ps.mu: a delete may be slow
+		if err := p.log.Delete(); err != nil {
+			ps.log.Warn("kafka: delete log of deleted topic", "topic", p.topic, "partition", p.index, "err", err)
+		} else {
+			ps.log.Info("kafka: deleted log of deleted topic", "topic", p.topic, "partition", p.index)
+		}
+	}
 	entries, err := os.ReadDir(ps.dir)
 	if err != nil {
 		return
@@ -292,7 +353,9 @@ func (ps *partitions) sweep() {
 		}
 		ps.mu.Lock()
 		_, inUse := ps.open[partitionKey{id, index}]
+		_, beingOpened := ps.opening[partitionKey{id, index}]
 		ps.mu.Unlock()
+		inUse = inUse || beingOpened
 		if !inUse {
 			if err := os.RemoveAll(filepath.Join(ps.dir, e.Name())); err == nil {
 				ps.log.Info("kafka: deleted log of deleted topic", "topic", topic, "partition", index)

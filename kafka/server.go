@@ -86,6 +86,9 @@ type Config struct {
 	// is plain.
 	NodeCert    *config.NodeCert
 	ClusterName string
+	// OnStorageFailed, if set, is told (on its own goroutine) of each
+	// partition whose log failed on this node (storage_failures.go).
+	OnStorageFailed func(StorageFailure)
 
 	Logger *slog.Logger
 	// AcceptedHook, if set, runs on the accept loop after each accepted
@@ -190,6 +193,8 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 		return nil, err
 	}
 	s.parts = parts
+	parts.onFail = s.storageFailed
+	s.metrics.set.NewGauge("reeve_kafka_partitions_storage_failed", func() float64 { return float64(len(s.StorageFailures())) })
 	s.metrics.set.NewGauge("reeve_kafka_connections", func() float64 {
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -72,6 +72,9 @@ const (
 	EventPolicyLoaded   EventType = "policy_loaded"    // a policy module was loaded or replaced
 	EventPolicyRejected EventType = "policy_rejected"  // a policy module was refused; the old one stays
 	EventPolicyFellBack EventType = "policy_fell_back" // a policy failed a round; first-isr decided it
+	// EventStorageFailed: a partition's log failed on Node (an fsync
+	// error, in Detail); it takes no writes there until a restart.
+	EventStorageFailed EventType = "storage_failed"
 )
 
 // MaxOutboxEvents bounds the unacknowledged events one group holds; an
