@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/reeve-edge/reeve/internal/testpki"
 )
 
 // testClock is a settable broker clock (Config.Log.Now). It starts at the
@@ -315,4 +318,76 @@ func TestRetention_idlePartitionExpiresOnTime(t *testing.T) {
 	if start, end := startEnd(t, cl, "idle"); start != 5 || end != 6 {
 		t.Errorf("log start, end = %d, %d after a new record, want 5, 6", start, end)
 	}
+}
+
+// A follower copies the leader's stamped batches byte for byte: it does
+// not stamp them again with its own clock, which here runs an hour ahead.
+func TestLogAppendTime_followerKeepsTheLeadersStamp(t *testing.T) {
+	pki := testpki.New(t, tlsCluster)
+	leaderClock, followerClock := newTestClock(), newTestClock()
+	followerClock.Advance(time.Hour)
+	clocks := []func() time.Time{leaderClock.Now, followerClock.Now}
+	node := 0
+	ns, servers, _ := startTLSNodes(t, pki, 2, func(c *Config) { c.Log.Now = clocks[node]; node++ })
+	ns.addTopic("stamped", []int32{1, 2}, []int32{1, 2})
+	ns.mc.mu.Lock()
+	tp := ns.mc.topics["stamped"]
+	tp.Config = map[string]string{"message.timestamp.type": "LogAppendTime"}
+	ns.mc.topics["stamped"] = tp
+	ns.mc.mu.Unlock()
+	ns.changed()
+	for _, s := range servers {
+		s.parts.refresh()
+	}
+
+	cl := newClient(t, servers[0], kgo.DefaultProduceTopic("stamped"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression()))
+	var rs []*kgo.Record
+	for i := range 20 {
+		rs = append(rs, &kgo.Record{Value: []byte("reading " + strconv.Itoa(i)), Timestamp: time.UnixMilli(1000)})
+	}
+	if err := cl.ProduceSync(ctxT(t), rs...).FirstErr(); err != nil {
+		t.Fatalf("acks=all ProduceSync = %v", err)
+	}
+	logBytes := func(s *Server) []byte {
+		t.Helper()
+		topic, _ := s.parts.topic("stamped")
+		p, err := s.parts.get(topic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := p.log.Read(0, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	leader, follower := logBytes(servers[0]), logBytes(servers[1])
+	if !bytes.Equal(leader, follower) {
+		t.Fatalf("the follower's log (%d bytes) differs from the leader's (%d bytes)", len(follower), len(leader))
+	}
+	stamp := leaderClock.Now().UnixMilli()
+	if err := eachRecordOf(leader, func(offset, ts int64) bool {
+		if ts != stamp {
+			t.Errorf("record %d stamped %d, want the leader's %d", offset, ts, stamp)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eachRecordOf runs eachRecord over every batch of b.
+func eachRecordOf(b []byte, fn func(offset, ts int64) bool) error {
+	for len(b) >= 61 {
+		n := int(binary.BigEndian.Uint32(b[8:])) + 12
+		if b[22]&attrLogAppendTime == 0 {
+			return errors.New("a stored batch does not say LogAppendTime")
+		}
+		if err := eachRecord(b[:n], 1<<20, fn); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
