@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/reeve-edge/reeve/kafka/internal/storage"
 )
 
 // recordHead is the start of a record whose value is valueLen zero bytes
@@ -299,5 +301,44 @@ func TestDecompress_stopsAtTheLimit(t *testing.T) {
 				t.Errorf("decompress past the limit wrote %d bytes, want at most %d", out.Len(), len(src))
 			}
 		})
+	}
+}
+
+func TestStampLogAppendTime_setsTypeTimesAndCRCOnly(t *testing.T) {
+	const now = 1_800_000_000_000
+	gz := func() []byte {
+		var buf bytes.Buffer
+		w := gzip.NewWriter(&buf)
+		w.Write(append(recordHead(10), make([]byte, 11)...))
+		w.Close()
+		return buf.Bytes()
+	}()
+	first, second := rawBatch(0, append(recordHead(5), make([]byte, 6)...)), rawBatch(1, gz)
+	batches := append(append([]byte{}, first...), second...)
+	stampLogAppendTime(batches, now)
+	for i, orig := range [][]byte{first, second} {
+		b := batches[:len(orig)]
+		batches = batches[len(orig):]
+		h, err := storage.CheckBatch(b)
+		if err != nil {
+			t.Fatalf("batch %d: CheckBatch after stamping = %v", i, err)
+		}
+		if h.Attributes != int16(binary.BigEndian.Uint16(orig[21:]))|attrLogAppendTime {
+			t.Errorf("batch %d: attributes %#x, want the codec kept and %#x set", i, h.Attributes, attrLogAppendTime)
+		}
+		if h.BaseTimestamp != now || h.MaxTimestamp != now {
+			t.Errorf("batch %d: base, max timestamp = %d, %d, want %d", i, h.BaseTimestamp, h.MaxTimestamp, now)
+		}
+		if !bytes.Equal(b[:17], orig[:17]) || !bytes.Equal(b[43:], orig[43:]) {
+			t.Errorf("batch %d: bytes other than the attributes, timestamps and CRC changed", i)
+		}
+		if err := eachRecord(b, 1<<20, func(_, ts int64) bool {
+			if ts != now {
+				t.Errorf("batch %d: a record reads as %d, want %d", i, ts, now)
+			}
+			return true
+		}); err != nil {
+			t.Errorf("batch %d: eachRecord = %v", i, err)
+		}
 	}
 }
