@@ -7,8 +7,10 @@ package kafka
 // partition (they are advertised only for librdkafka's sake, see api.go),
 // and older message formats inside a v3+ request are refused with
 // UNSUPPORTED_FOR_MESSAGE_FORMAT. Every batch is checked as Apache Kafka
-// checks it (size, magic, CRC-32C) and stored as sent, with the base offset
-// and partition leader epoch set here. acks=-1 answers after the batch is
+// checks it (size, magic, CRC-32C, timestamps within the topic's
+// message.timestamp.before/after.max.ms under CreateTime) and stored as
+// sent, with the base offset and partition leader epoch set here, and on a
+// LogAppendTime topic its timestamps, type and CRC (stampLogAppendTime). acks=-1 answers after the batch is
 // durable under the log's fsync mode; acks=1 after it is written; acks=0 is
 // never answered. NOT_LEADER_OR_FOLLOWER carries the current leader and its
 // endpoint from v10 (KIP-951). Batches with a producer id are checked and
