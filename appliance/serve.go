@@ -387,6 +387,19 @@ func serve(cfg *config.Config, log *slog.Logger, level *slog.LevelVar, opts Opti
 			sys.send(daemon.SdNotifyStopping, status("stopping: a listener failed"))
 			stop()
 			return err
+		case err := <-s.store.Fatal():
+			sys.send(daemon.SdNotifyStopping, status("stopping: "+err.Error()))
+			stop()
+			return configError{err}
 		}
 	}
 }
+
+// configError is a failure caused by this node's configuration (a
+// partition_groups the cluster was not bootstrapped with): reeve serve
+// exits with status 2, as for a file that does not validate (systemd's
+// StartLimitBurst then ends the unit's restarts).
+type configError struct{ error }
+
+func (e configError) ExitCode() int { return 2 }
+func (e configError) Unwrap() error { return e.error }

@@ -43,7 +43,9 @@ with --admin HOST:PORT, else admin.listen of -c FILE, else 127.0.0.1:9644. A nod
 its token: pass --token-file FILE, or -c FILE to use that file's admin.token_file.
 `
 
-// Serve runs a node on cfg until it stops (reeve serve). Package
+// Serve runs a node on cfg until it stops (reeve serve). An error with an
+// ExitCode method sets the exit status (2 for a configuration the cluster
+// refuses); any other is status 1. Package
 // appliance provides it; the client commands never start a node.
 type Serve func(cfg *config.Config, stderr io.Writer) error
 
@@ -160,6 +162,10 @@ func cmdServe(args []string, stderr io.Writer, serve Serve) int {
 		return exitUsage
 	}
 	if err := serve(cfg, stderr); err != nil {
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			return coded.ExitCode()
+		}
 		return exitFailure
 	}
 	return exitOK

@@ -91,7 +91,7 @@ func (c *clusterSM) apply(e sm.Entry) (result, []Change) {
 		}
 		if st.Bootstrapped {
 			if cmd.Name != st.Name || cmd.PartitionGroups != st.PartitionGroups {
-				return failed(ErrBootstrapMismatch, "cluster %q has %d partition groups; this node asked for cluster %q with %d",
+				return failed(ErrBootstrapMismatch, "cluster %q was bootstrapped with partition_groups = %d; this node's configuration says cluster %q with partition_groups = %d; give every founding node the same cluster.partition_groups",
 					st.Name, st.PartitionGroups, cmd.Name, cmd.PartitionGroups), nil
 			}
 			return result{}, nil

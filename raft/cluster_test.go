@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -642,5 +643,53 @@ func TestCluster_createPartitionsGrowsATopic(t *testing.T) {
 	}
 	if _, err := c.stores[3].CreatePartitions(ctx, "nope", 3); !errors.Is(err, ErrUnknownTopic) {
 		t.Errorf("CreatePartitions(unknown) = %v, want ErrUnknownTopic", err)
+	}
+}
+
+// TestCluster_partitionGroupsMismatchAtBootstrapIsFatal: founding nodes
+// configured with different partition_groups cannot both have their way;
+// the one the cluster refuses is told once through Fatal, with both
+// values, instead of retrying for ever.
+func TestCluster_partitionGroupsMismatchAtBootstrapIsFatal(t *testing.T) {
+	c := &testCluster{t: t, cfgs: make(map[uint64]Config), stores: make(map[uint64]*Store)}
+	members := make(map[uint64]string)
+	for id := uint64(1); id <= 2; id++ {
+		cfg := nodeConfig(t, id, t.TempDir())
+		cfg.PartitionGroups = int(4 * id) // node 1: 4, node 2: 8
+		c.cfgs[id] = cfg
+		members[id] = cfg.RaftAddress
+	}
+	for id, cfg := range c.cfgs {
+		cfg.InitialMembers = members
+		c.cfgs[id] = cfg
+		c.start(id)
+	}
+	t.Cleanup(func() {
+		for _, s := range c.stores {
+			s.Close()
+		}
+	})
+	var fatal []error
+	deadline := time.After(20 * time.Second)
+	for len(fatal) == 0 {
+		select {
+		case err := <-c.stores[1].Fatal():
+			fatal = append(fatal, err)
+		case err := <-c.stores[2].Fatal():
+			fatal = append(fatal, err)
+		case <-deadline:
+			t.Fatal("neither node was told of the mismatch")
+		}
+	}
+	err := fatal[0]
+	if !errors.Is(err, ErrBootstrapMismatch) || !strings.Contains(err.Error(), "partition_groups = 4") || !strings.Contains(err.Error(), "partition_groups = 8") {
+		t.Errorf("Fatal() = %v, want ErrBootstrapMismatch naming both counts", err)
+	}
+	select {
+	case err := <-c.stores[1].Fatal():
+		t.Errorf("both nodes were refused; the second: %v", err)
+	case err := <-c.stores[2].Fatal():
+		t.Errorf("both nodes were refused; the second: %v", err)
+	case <-time.After(500 * time.Millisecond):
 	}
 }

@@ -97,6 +97,7 @@ type Store struct {
 
 	registered atomic.Bool
 	ready      chan struct{} // closed once groups run and this node is registered
+	fatal      chan error    // capacity 1: why the node can never join (Fatal)
 	stop       chan struct{}
 	done       sync.WaitGroup
 	closeOnce  sync.Once
@@ -117,6 +118,7 @@ func Open(cfg Config) (*Store, error) {
 		groups: make(map[uint64]*partitionSM),
 		drops:  make(map[uint64]*dropReport),
 		ready:  make(chan struct{}),
+		fatal:  make(chan error, 1),
 		stop:   make(chan struct{}),
 
 		leaderChanged:  make(chan struct{}, 1),
@@ -355,10 +357,20 @@ func (s *Store) joinLoop() {
 	}
 	id := s.identity()
 	if !s.cfg.Join && len(s.cfg.InitialMembers) > 0 && id.PartitionGroups == 0 {
+		var mismatch error
 		ok := step("bootstrap", func(ctx context.Context) error {
 			_, err := s.propose(ctx, ClusterGroup, kindBootstrap, bootstrapCmd{Name: s.cfg.ClusterName, PartitionGroups: s.cfg.PartitionGroups})
+			if errors.Is(err, ErrBootstrapMismatch) {
+				mismatch = err // no retry will change the answer
+				return nil
+			}
 			return err
 		})
+		if mismatch != nil {
+			s.log.Error("raft: this node cannot join: the cluster was bootstrapped with other settings", "err", mismatch)
+			s.fatal <- fmt.Errorf("raft: bootstrap: %w", mismatch)
+			return
+		}
 		if !ok {
 			return
 		}
@@ -419,6 +431,11 @@ func (s *Store) WaitReady(ctx context.Context) error {
 		return fmt.Errorf("raft: node %d not joined yet: %w", s.cfg.NodeID, ctx.Err())
 	}
 }
+
+// Fatal receives, at most once, why this node can never join its cluster
+// as configured (ErrBootstrapMismatch: the cluster was bootstrapped with
+// another partition_groups); the node should stop and say so.
+func (s *Store) Fatal() <-chan error { return s.fatal }
 
 // Ready reports whether WaitReady would return at once.
 func (s *Store) Ready() bool { return s.registered.Load() }
