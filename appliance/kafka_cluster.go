@@ -56,6 +56,15 @@ func (k kafkaCluster) Brokers() []kafka.Broker {
 // after everything logged before it, so the view holds every topic.
 func (k kafkaCluster) Current() bool { return k.store.Ready() }
 
+// SyncTopics waits for the local view of the cluster group to apply every
+// topic change committed before the call.
+func (k kafkaCluster) SyncTopics(ctx context.Context) error {
+	if err := k.store.Barrier(ctx, raft.ClusterGroup); err != nil {
+		return fmt.Errorf("sync topics: %w", err)
+	}
+	return nil
+}
+
 func (k kafkaCluster) LiveNodes() int {
 	n := 0
 	for _, node := range k.store.Nodes() {
@@ -196,7 +205,7 @@ func (k kafkaCluster) Coordinator(group string) (int32, bool) {
 func (k kafkaCluster) CommitOffsets(ctx context.Context, group string, offsets []kafka.CommittedOffset) error {
 	out := make([]raft.GroupOffset, len(offsets))
 	for i, o := range offsets {
-		out[i] = raft.GroupOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata}
+		out[i] = raft.GroupOffset{Topic: o.Topic, TopicID: o.TopicID, Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata}
 	}
 	return kafkaError(k.store.CommitOffsets(ctx, group, out), kerr.InvalidRequest)
 }
@@ -208,7 +217,7 @@ func (k kafkaCluster) Offsets(ctx context.Context, group string) ([]kafka.Commit
 	}
 	out := make([]kafka.CommittedOffset, len(offs))
 	for i, o := range offs {
-		out[i] = kafka.CommittedOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata}
+		out[i] = kafka.CommittedOffset{Topic: o.Topic, TopicID: o.TopicID, Partition: o.Partition, Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata}
 	}
 	return out, nil
 }

@@ -9,8 +9,16 @@ package kafka
 // consumer's and is accepted while the group has no members. Commits of the
 // current generation are accepted while a rebalance is being prepared, as
 // eager consumers commit when their partitions are revoked. Metadata over
-// 4 KiB is OFFSET_METADATA_TOO_LARGE; unknown partitions are
-// UNKNOWN_TOPIC_OR_PARTITION.
+// 4 KiB is OFFSET_METADATA_TOO_LARGE; unknown partitions, and topics that
+// do not exist, are UNKNOWN_TOPIC_OR_PARTITION, as in Kafka.
+//
+// Each offset is stored with the id the topic's name has when the commit
+// arrives, read from the cluster view rather than the partition logs'
+// cache, which may still hold a deleted topic of the same name. So the
+// purge of a deleted topic cannot take a recreated one's offsets, and
+// OffsetFetch answers a name with its current topic's offsets only. A node
+// still replaying the log after a restart may not know the topic yet, and
+// answers COORDINATOR_LOAD_IN_PROGRESS, which clients retry.
 
 import (
 	"context"
@@ -25,11 +33,20 @@ func handleOffsetCommit(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 	req := r.(*kmsg.OffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	code := s.groups.commitCheck(req)
+	if code == 0 && !s.cluster.Current() {
+		code = kerr.CoordinatorLoadInProgress.Code
+	}
 	var offsets []CommittedOffset
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetCommitResponseTopic()
 		st.Topic = rt.Topic
-		t, known := s.parts.topic(rt.Topic)
+		var (
+			t     Topic
+			known bool
+		)
+		if code == 0 {
+			t, known = s.cluster.Topic(rt.Topic)
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -41,7 +58,7 @@ func handleOffsetCommit(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 			case rp.Metadata != nil && len(*rp.Metadata) > maxOffsetMetadata:
 				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 			default:
-				o := CommittedOffset{Topic: rt.Topic, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: rp.LeaderEpoch}
+				o := CommittedOffset{Topic: rt.Topic, TopicID: t.ID, Partition: rp.Partition, Offset: rp.Offset, LeaderEpoch: rp.LeaderEpoch}
 				if req.Version < 6 {
 					o.LeaderEpoch = -1
 				}

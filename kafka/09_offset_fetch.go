@@ -6,6 +6,17 @@ package kafka
 // committed offset of the group. A partition without a commit answers
 // offset -1. Offsets are read linearizably from Raft, so a new coordinator
 // sees every commit made through the old one.
+//
+// Offsets are stored with the id of the topic they were committed for, and
+// a name answers with the offsets of the topic that has it now: a deleted
+// topic's offsets, until its purge drops them, are not passed to a topic
+// recreated under its name, and a group's offsets of a topic that no
+// longer exists are not listed. Legacy offsets, committed before ids were
+// kept, belong to whichever topic has their name. When the stored offsets
+// name a topic id the local view does not know under that name, the view
+// is brought up to date first, so a coordinator that has not yet applied a
+// topic's recreation does not hide its offsets. A node still replaying the
+// log after a restart answers COORDINATOR_LOAD_IN_PROGRESS.
 
 import (
 	"context"
@@ -90,17 +101,18 @@ func (s *Server) fetchOffsets(ctx context.Context, group string, topics map[stri
 	if !s.groups.coordinates(group) {
 		return fill(kerr.NotCoordinator.Code)
 	}
+	if !s.cluster.Current() {
+		return fill(kerr.CoordinatorLoadInProgress.Code)
+	}
 	offs, err := s.cluster.Offsets(ctx, group)
 	if err != nil {
 		s.log.Warn("kafka: fetch offsets", "group", group, "err", err)
 		return fill(kerr.CoordinatorLoadInProgress.Code)
 	}
-	have := map[string]map[int32]CommittedOffset{}
-	for _, o := range offs {
-		if have[o.Topic] == nil {
-			have[o.Topic] = map[int32]CommittedOffset{}
-		}
-		have[o.Topic][o.Partition] = o
+	have, err := s.currentOffsets(ctx, offs)
+	if err != nil {
+		s.log.Warn("kafka: fetch offsets: read the topics", "group", group, "err", err)
+		return fill(kerr.CoordinatorLoadInProgress.Code)
 	}
 	if topics == nil {
 		topics = map[string][]int32{}
@@ -125,6 +137,56 @@ func (s *Server) fetchOffsets(ctx context.Context, group string, topics map[stri
 		sortPartitions(ps)
 	}
 	return out, 0
+}
+
+// currentOffsets keeps, by topic name and partition, the offsets of the
+// topics that have those names now: those committed for the topic's id,
+// and legacy ones (zero id) of its name. If an offset names an id the
+// local view does not hold under its name, the view may lag a recreation:
+// it is synced once and read again.
+func (s *Server) currentOffsets(ctx context.Context, offs []CommittedOffset) (map[string]map[int32]CommittedOffset, error) {
+	keep := func() (map[string]map[int32]CommittedOffset, bool) {
+		ids := map[string]*[16]byte{} // nil: no topic of that name
+		have := map[string]map[int32]CommittedOffset{}
+		unknown := false
+		for _, o := range offs {
+			id, seen := ids[o.Topic]
+			if !seen {
+				if t, ok := s.cluster.Topic(o.Topic); ok {
+					id = &t.ID
+				}
+				ids[o.Topic] = id
+			}
+			legacy := o.TopicID == [16]byte{}
+			switch {
+			case id != nil && (legacy || o.TopicID == *id):
+			case legacy:
+				continue // of a name no topic has
+			default:
+				unknown = true // a deleted topic's, or one the view lacks
+				continue
+			}
+			if have[o.Topic] == nil {
+				have[o.Topic] = map[int32]CommittedOffset{}
+			}
+			// The state machine never holds a legacy offset beside one with
+			// an id for the same partition; if it did, the id's is newer.
+			if prev, ok := have[o.Topic][o.Partition]; ok && legacy && prev.TopicID != [16]byte{} {
+				continue
+			}
+			have[o.Topic][o.Partition] = o
+		}
+		return have, unknown
+	}
+	have, unknown := keep()
+	if !unknown {
+		return have, nil
+	}
+	if err := s.cluster.SyncTopics(ctx); err != nil {
+		return nil, err
+	}
+	have, _ = keep()
+	return have, nil
 }
 
 func sortPartitions(ps []fetchedPartition) {

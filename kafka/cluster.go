@@ -36,14 +36,24 @@ type Cluster interface {
 	// cluster (after a restart, the log has been replayed). Until it has, a
 	// topic missing from the view may still exist, so no log is deleted.
 	Current() bool
+	// SyncTopics waits until the local view holds every topic created or
+	// deleted before the call, for a read that must not act on a name's
+	// previous topic.
+	SyncTopics(ctx context.Context) error
 
 	// Coordinator returns the node that coordinates a consumer group: the
 	// leader of the Raft group its offsets live in, when one is known.
 	Coordinator(group string) (int32, bool)
 	// CommitOffsets stores committed offsets of a group through Raft; they
-	// survive the loss of the coordinator.
+	// survive the loss of the coordinator. Each carries the id of the topic
+	// it was committed for, and is kept under that id: the purge of a
+	// deleted topic drops its id's offsets only, never those of a topic
+	// created later under the same name.
 	CommitOffsets(ctx context.Context, group string, offsets []CommittedOffset) error
-	// Offsets returns a group's committed offsets, read linearizably.
+	// Offsets returns a group's committed offsets, read linearizably. They
+	// may include offsets of deleted topics not purged yet, under those
+	// topics' ids, and legacy offsets with a zero TopicID; the caller keeps
+	// what belongs to the topics of today.
 	Offsets(ctx context.Context, group string) ([]CommittedOffset, error)
 	// DeleteGroupOffsets drops every committed offset of a group.
 	DeleteGroupOffsets(ctx context.Context, group string) error
@@ -66,7 +76,12 @@ type Cluster interface {
 
 // CommittedOffset is one partition's committed position in a group.
 type CommittedOffset struct {
-	Topic       string
+	Topic string
+	// TopicID is the id the topic's name had when the offset was
+	// committed. It is zero for a legacy offset, committed before reeve
+	// kept ids with offsets, which belongs to whichever topic has the name
+	// (raft/offsets.go says how such offsets are replaced and purged).
+	TopicID     [16]byte
 	Partition   int32
 	Offset      int64
 	LeaderEpoch int32

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -15,12 +18,26 @@ import (
 type memCluster struct {
 	host string
 	port int32
+	// alone leaves out the second, unreachable broker, for tests whose
+	// clients must not pick it for a request any broker can answer.
+	alone atomic.Bool
 
 	mu      sync.Mutex
 	topics  map[string]Topic
 	order   []string
 	nextPID int64
 	offsets map[string][]CommittedOffset
+
+	// holdPurges makes DeleteTopic leave the deleted topic's offsets to
+	// purgeHeld, as a Raft purge that is applied late does; held lists the
+	// ids whose purge waits.
+	holdPurges bool
+	held       [][16]byte
+	// stale, when set, is what Topic and Topics answer instead of topics,
+	// as a node that has not applied the latest topic changes would, until
+	// SyncTopics; syncs counts the SyncTopics calls.
+	stale map[string]Topic
+	syncs int
 }
 
 func newMemCluster() *memCluster { return &memCluster{topics: make(map[string]Topic)} }
@@ -31,6 +48,9 @@ func (m *memCluster) ControllerID() int32 { return 1 }
 func (m *memCluster) LiveNodes() int      { return 1 }
 func (m *memCluster) Current() bool       { return true }
 func (m *memCluster) Brokers() []Broker {
+	if m.alone.Load() {
+		return []Broker{{ID: 1, Host: m.host, Port: m.port}}
+	}
 	return []Broker{{ID: 1, Host: m.host, Port: m.port}, {ID: 2, Host: "127.0.0.1", Port: 1}}
 }
 
@@ -39,7 +59,7 @@ func (m *memCluster) Topics() []Topic {
 	defer m.mu.Unlock()
 	var out []Topic
 	for _, n := range m.order {
-		if t, ok := m.topics[n]; ok {
+		if t, ok := m.viewLocked()[n]; ok && !slices.ContainsFunc(out, func(o Topic) bool { return o.Name == n }) {
 			out = append(out, t)
 		}
 	}
@@ -49,8 +69,31 @@ func (m *memCluster) Topics() []Topic {
 func (m *memCluster) Topic(name string) (Topic, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t, ok := m.topics[name]
+	t, ok := m.viewLocked()[name]
 	return t, ok
+}
+
+func (m *memCluster) viewLocked() map[string]Topic {
+	if m.stale != nil {
+		return m.stale
+	}
+	return m.topics
+}
+
+// freezeView makes the topic reads answer what they answer now until the
+// next SyncTopics.
+func (m *memCluster) freezeView() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stale = maps.Clone(m.topics)
+}
+
+func (m *memCluster) SyncTopics(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stale = nil
+	m.syncs++
+	return nil
 }
 
 func (m *memCluster) CreateTopic(_ context.Context, spec TopicSpec) (Topic, error) {
@@ -85,11 +128,36 @@ func (m *memCluster) setLeader(topic string, p, leader int32) {
 func (m *memCluster) DeleteTopic(_ context.Context, name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.topics[name]; !ok {
+	t, ok := m.topics[name]
+	if !ok {
 		return fmt.Errorf("%w: %q", kerr.UnknownTopicOrPartition, name)
 	}
 	delete(m.topics, name)
+	m.held = append(m.held, t.ID)
+	if !m.holdPurges {
+		m.purgeHeldLocked()
+	}
 	return nil
+}
+
+// purgeHeld drops the offsets of the deleted topics whose purge was held,
+// by topic id as the Raft purge does.
+func (m *memCluster) purgeHeld() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.purgeHeldLocked()
+}
+
+func (m *memCluster) purgeHeldLocked() {
+	for group, offs := range m.offsets {
+		offs = slices.DeleteFunc(offs, func(o CommittedOffset) bool { return slices.Contains(m.held, o.TopicID) })
+		if len(offs) == 0 {
+			delete(m.offsets, group)
+		} else {
+			m.offsets[group] = offs
+		}
+	}
+	m.held = nil
 }
 
 func (m *memCluster) CreatePartitions(_ context.Context, name string, count int32) error {
@@ -121,17 +189,13 @@ func (m *memCluster) CommitOffsets(_ context.Context, group string, offsets []Co
 	if m.offsets == nil {
 		m.offsets = make(map[string][]CommittedOffset)
 	}
+	// Keyed as the Raft state machine keys them: by topic id, partition.
 	cur := m.offsets[group]
 	for _, o := range offsets {
-		replaced := false
-		for i := range cur {
-			if cur[i].Topic == o.Topic && cur[i].Partition == o.Partition {
-				cur[i], replaced = o, true
-			}
-		}
-		if !replaced {
-			cur = append(cur, o)
-		}
+		cur = slices.DeleteFunc(cur, func(c CommittedOffset) bool {
+			return c.TopicID == o.TopicID && c.Topic == o.Topic && c.Partition == o.Partition
+		})
+		cur = append(cur, o)
 	}
 	m.offsets[group] = cur
 	return nil
