@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/reeve-edge/reeve/internal/fsutil"
 	"github.com/reeve-edge/reeve/policy"
 )
 
@@ -196,11 +197,11 @@ func (ms *Modules) keepGood(name, digest string, code []byte) error {
 	hexSum := strings.TrimPrefix(digest, "sha256:")
 	path := filepath.Join(ms.store, hexSum+".wasm")
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(path, code); err != nil {
+		if err := fsutil.WriteFileAtomic(ms.store, hexSum+".wasm", code, 0o640); err != nil {
 			return err
 		}
 	}
-	if err := writeFileAtomic(filepath.Join(ms.store, name+".good"), []byte(digest+"\n")); err != nil {
+	if err := fsutil.WriteFileAtomic(ms.store, name+".good", []byte(digest+"\n"), 0o640); err != nil {
 		return err
 	}
 	return ms.prune()
@@ -229,24 +230,4 @@ func (ms *Modules) prune() error {
 		}
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
