@@ -42,9 +42,10 @@ type Options struct {
 	// segments while the log is larger than this (never the active segment).
 	// 0 (the default) or < 0 is unlimited.
 	RetentionBytes int64
-	// RetentionAge: EnforceRetention deletes whole segments whose largest
-	// batch timestamp is older than Now()-RetentionAge (never the active
-	// segment). 0 means the default, 7 days; < 0 is unlimited.
+	// RetentionAge: EnforceRetention deletes whole segments whose records
+	// are older than Now()-RetentionAge (segmentTime), the active segment
+	// only once nothing has been written to it for RetentionAge either.
+	// 0 means the default, 7 days; < 0 is unlimited.
 	RetentionAge time.Duration
 	// Space, when set, is asked before every append whether the file
 	// system has room; it is shared by the logs of one data directory.
