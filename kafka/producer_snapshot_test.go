@@ -595,3 +595,50 @@ func TestIdempotentProduce_restartStartsFromCloseSnapshot(t *testing.T) {
 		t.Errorf("rebuild after restart from snapshot %d reading %d batches; want snapshot 80 and no batch read", rebuilt.Snapshot, rebuilt.Batches)
 	}
 }
+
+// TestProducerSnapshot_followerWritesRollSnapshots: a follower, which
+// copies its leader's batches verbatim and keeps no producer state in
+// memory, still writes a snapshot at each roll (folded from the log), so
+// when it leads after a restart its rebuild reads at most its active
+// segment, and gets the state a full scan gets.
+func TestProducerSnapshot_followerWritesRollSnapshots(t *testing.T) {
+	var logs syncBuffer
+	leader := snapPartition(t, t.TempDir(), &logs)
+	workload(t, leader, rand.New(rand.NewPCG(5, 5)), map[int64][2]int32{}, 200, 4)
+
+	dir := t.TempDir()
+	follower := snapPartition(t, dir, &logs)
+	for next := int64(0); next < leader.log.LogEndOffset(); {
+		b, err := leader.log.Read(next, 700)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := follower.log.AppendVerbatim(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next = last + 1
+	}
+	if err := follower.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	offs := snapshotsIn(t, dir)
+	if len(offs) == 0 {
+		t.Fatal("the follower wrote no snapshot")
+	}
+
+	p := snapPartition(t, dir, &logs)
+	r, err := rebuildProducers(p.log, p.logger, p.log.LogEndOffset(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := describeState(r.byID), describeState(fullScan(t, p.log)); got != want {
+		t.Errorf("state rebuilt from snapshot %d:\n%s\nwant (a full scan):\n%s", r.snapshot, got, want)
+	}
+	activeBatches := 0
+	p.log.ScanHeaders(offs[len(offs)-1], func(storage.BatchHeader) bool { activeBatches++; return true })
+	if r.snapshot != offs[len(offs)-1] || r.batches != activeBatches {
+		t.Errorf("rebuilt from snapshot %d reading %d batches; want the newest roll snapshot %d and the %d batches after it",
+			r.snapshot, r.batches, offs[len(offs)-1], activeBatches)
+	}
+}
