@@ -92,6 +92,7 @@ func (s *Server) start(opts Options) error {
 	kcfg.Heartbeats, kcfg.HeartbeatInterval = s.live, cfg.Election.HeartbeatInterval.Duration
 	kcfg.AcceptedHook = opts.KafkaAccepted
 	kcfg.NodeCert, kcfg.ClusterName = nodeCert, cfg.Cluster.Name
+	kcfg.SourceIP = sourceIP(cfg.Kafka.AdvertisedAddress, cfg.Kafka.Listen)
 	kcfg.Log.BeforeFsync = opts.BeforeFsync
 	kcfg.OnStorageFailed = func(f kafka.StorageFailure) { s.storageFailed(life.ctx, f) }
 	ks, err := kafka.New(kcfg, kafkaCluster{store: store, quorum: quorum})
@@ -301,6 +302,7 @@ func storeConfig(cfg *config.Config, nodeCert *config.NodeCert, log *slog.Logger
 		DataDir:            cfg.Node.DataDir,
 		InitialMembers:     members,
 		Join:               cfg.Cluster.Join,
+		SourceIP:           sourceIP(cfg.Raft.Address, cfg.Raft.ListenAddress),
 		NodeCert:           nodeCert,
 		PartitionGroups:    cfg.Cluster.PartitionGroups,
 		RTT:                cfg.Raft.RTT.Duration,

@@ -26,18 +26,20 @@ type peer struct {
 	clientID string
 	// tls, when set, makes the connection TLS, checked to reach the node
 	// the peer was made for (Server.peerTo).
-	tls  *tls.Config
-	conn net.Conn
+	tls    *tls.Config
+	source net.IP // nil: the kernel picks the source address
+	conn   net.Conn
 	br   *bufio.Reader
 	corr int32
 }
 
-// peerTo returns a peer, not yet dialled, for node's listener at addr.
+// peerTo returns a peer, not yet dialled, for node's listener at addr,
+// dialled from Config.SourceIP when set.
 // With [tls] it dials TLS with this node's certificate and accepts only a
 // listener whose certificate names node: an address now held by another
 // machine, or another node, is not taken for it.
 func (s *Server) peerTo(node int32, addr, clientID string) *peer {
-	p := &peer{addr: addr, clientID: clientID}
+	p := &peer{addr: addr, clientID: clientID, source: s.cfg.SourceIP}
 	if n := s.nodeTLS; n != nil {
 		p.tls = &tls.Config{
 			Certificates: []tls.Certificate{n.cert.Cert},
@@ -91,6 +93,9 @@ func (c *peer) close() {
 func (c *peer) request(ctx context.Context, req kmsg.Request, version int16) (kmsg.Response, error) {
 	if c.conn == nil {
 		var d net.Dialer
+		if c.source != nil {
+			d.LocalAddr = &net.TCPAddr{IP: c.source}
+		}
 		conn, err := d.DialContext(ctx, "tcp", c.addr)
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", c.addr, err)

@@ -86,6 +86,11 @@ type Config struct {
 	// is plain.
 	NodeCert    *config.NodeCert
 	ClusterName string
+	// SourceIP, when set, is the source address of this node's
+	// connections to other nodes (heartbeats, replica fetches), so each
+	// node is a distinct endpoint even when several share a host; nil lets
+	// the kernel choose.
+	SourceIP net.IP
 	// OnStorageFailed, if set, is told (on its own goroutine) of each
 	// partition whose log failed on this node (storage_failures.go).
 	OnStorageFailed func(StorageFailure)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,10 +26,14 @@ import (
 
 // Config is what a Store needs to run; appliance fills it from the TOML file.
 type Config struct {
-	NodeID       uint64
-	ClusterName  string
-	RaftAddress  string // host:port other nodes dial
-	ListenAddr   string // bind address when it differs from RaftAddress
+	NodeID      uint64
+	ClusterName string
+	RaftAddress string // host:port other nodes dial
+	ListenAddr  string // bind address when it differs from RaftAddress
+	// SourceIP, when set, is the source address of the connections this
+	// node dials to others, so each node is a distinct endpoint even when
+	// several share a host; nil lets the kernel choose.
+	SourceIP     net.IP
 	KafkaAddress string // advertised Kafka address, recorded in the registry
 	Labels       map[string]string
 	DataDir      string // the Store keeps its files under DataDir/raft
@@ -167,7 +172,7 @@ func Open(cfg Config) (*Store, error) {
 			// reeve's own transport: it notices a restarted peer before the
 			// next send instead of tripping Dragonboat's circuit breaker.
 			TransportFactory: &transportFactory{log: s.log, members: s.members, limits: defaultTransportLimits, tls: ptls,
-				dropped: s.mets.dropped},
+				dropped: s.mets.dropped, source: cfg.SourceIP},
 		},
 	}
 	nh, err := dragonboat.NewNodeHost(nhc)

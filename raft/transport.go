@@ -40,6 +40,8 @@ type transportFactory struct {
 	// dropped counts messages and chunks dropped for failing validation
 	// (reeve_raft_messages_dropped_total); nil counts none.
 	dropped *metrics.Counter
+	// source, when set, is the address dialed connections bind.
+	source net.IP
 }
 
 // transportLimits bounds how long an accepted connection may hold the
@@ -78,6 +80,7 @@ func (f *transportFactory) Create(nhc dbconfig.NodeHostConfig,
 		limits:     limits,
 		tls:        f.tls,
 		dropped:    f.dropped,
+		source:     f.source,
 		log:        f.log.With("component", "raft/transport"),
 		inbound:    make(map[net.Conn]struct{}),
 		warned:     make(map[string]*warning),
@@ -110,6 +113,7 @@ type Transport struct {
 	limits     transportLimits
 	tls        *peerTLS // nil: plain TCP
 	dropped    *metrics.Counter
+	source     net.IP // nil: the kernel picks the source address
 	log        *slog.Logger
 
 	mu       sync.Mutex
@@ -464,6 +468,9 @@ func (t *Transport) probe(ctx context.Context, id uint64, target string) error {
 // node the listener's certificate names (0 without TLS).
 func (t *Transport) greet(ctx context.Context, target string, kind byte) (net.Conn, uint64, error) {
 	d := net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}
+	if t.source != nil {
+		d.LocalAddr = &net.TCPAddr{IP: t.source}
+	}
 	raw, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return nil, 0, fmt.Errorf("raft transport: dial %s: %w", target, err)

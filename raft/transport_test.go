@@ -389,3 +389,31 @@ func snapshotReachesALaggingStore(t *testing.T, c *testCluster) {
 		t.Errorf("node 3's snapshot index = %d, want past %d (a snapshot received from a peer)", l.SnapshotIndex, lag.LastIndex)
 	}
 }
+
+// TestTransport_dialsFromTheNodesAddress: with a source address, a
+// transport's connections come from it, so nodes sharing a host are told
+// apart by address.
+func TestTransport_dialsFromTheNodesAddress(t *testing.T) {
+	const dep = 5
+	b := startPeer(t, "127.0.0.1:0", dep, nil)
+	a := startPeer(t, "127.0.0.1:0", dep, nil, func(f *transportFactory) { f.source = net.ParseIP("127.0.0.2") })
+	conn, err := a.tr.GetConnection(context.Background(), b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SendMessageBatch(testBatch(dep, 1)); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, b.batches, "batch")
+	b.tr.mu.Lock()
+	defer b.tr.mu.Unlock()
+	if len(b.tr.inbound) != 1 {
+		t.Fatalf("%d inbound connections, want 1", len(b.tr.inbound))
+	}
+	for c := range b.tr.inbound {
+		if host := hostOf(c.RemoteAddr().String()); host != "127.0.0.2" {
+			t.Errorf("connection from %s, want 127.0.0.2", host)
+		}
+	}
+}
