@@ -29,8 +29,8 @@ type peer struct {
 	tls    *tls.Config
 	source net.IP // nil: the kernel picks the source address
 	conn   net.Conn
-	br   *bufio.Reader
-	corr int32
+	br     *bufio.Reader
+	corr   int32
 }
 
 // peerTo returns a peer, not yet dialled, for node's listener at addr,
