@@ -41,12 +41,14 @@ import (
 //     upgrade) replaces every offset of that name and partition, whatever
 //     its id, as that node itself does.
 //
-// What cannot be avoided: a legacy offset of a recreated topic whose
-// consumers have not committed that partition since the upgrade is lost
-// to a purge of its predecessor applied after the upgrade, and between a
-// delete and its purge a recreated topic reads its predecessor's legacy
-// offsets, as every offset did before ids. Both need the delete, the
-// recreate and the upgrade inside one purge's delay.
+// What cannot be avoided, for legacy offsets only: if a topic was deleted
+// and recreated before the upgrade and the old one's purge is applied
+// after it, the purge drops the new topic's legacy offsets of partitions
+// its consumers have not committed since the upgrade; and between a
+// topic's delete and its purge (normally one Raft commit; at most the
+// reconcile interval if the deleting node failed) a topic recreated under
+// its name reads the legacy offsets its predecessor still had, as every
+// offset did before ids.
 
 // GroupOffset is one committed offset of a consumer group.
 type GroupOffset struct {
