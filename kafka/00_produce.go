@@ -126,7 +126,7 @@ func (s *Server) produceTopic(ctx context.Context, name string) (*Topic, int16) 
 	}
 	t, err := s.autoCreate(ctx, name)
 	if err != nil {
-		return nil, errorCode(err)
+		return nil, autoCreateError(err, kerr.UnknownTopicOrPartition)
 	}
 	return t, 0
 }

@@ -51,7 +51,7 @@ func handleMetadata(s *Server, _ *conn, r kmsg.Request) kmsg.Response {
 					t, ok = *created, true
 				} else {
 					mt := kmsg.NewMetadataResponseTopic()
-					mt.Topic, mt.ErrorCode = rt.Topic, errorCode(err)
+					mt.Topic, mt.ErrorCode = rt.Topic, autoCreateError(err, kerr.LeaderNotAvailable)
 					resp.Topics = append(resp.Topics, mt)
 					continue
 				}
@@ -96,6 +96,20 @@ func metadataTopic(t *Topic, code int16) kmsg.MetadataResponseTopic {
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+// autoCreateError is the code a client gets for a topic its request would
+// have created but could not: a creation that could not commit in time (a
+// node still joining its cluster, a Raft election) is retry, which clients
+// need said as the code they retry on for that request (Metadata:
+// LEADER_NOT_AVAILABLE, as Kafka answers for a topic being created;
+// Produce: UNKNOWN_TOPIC_OR_PARTITION). librdkafka fails a message at once
+// on REQUEST_TIMED_OUT there. Other failures keep their own code.
+func autoCreateError(err error, retry *kerr.Error) int16 {
+	if code := errorCode(err); code != kerr.RequestTimedOut.Code {
+		return code
+	}
+	return retry.Code
 }
 
 // autoCreate creates a topic a client named, with the configured defaults;

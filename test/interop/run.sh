@@ -332,6 +332,67 @@ test_kcat_autocreate() {
 	echo "10 records round-tripped through the auto-created topic"
 }
 
+# A client that connects the moment a fresh node's Kafka port opens, before
+# the node has joined its (one-node) cluster, gets only answers it retries
+# on, so kcat's acks=all produce succeeds once the node is ready: it used to
+# fail within milliseconds with "Broker: Request timed out". A second reeve,
+# on its own ports and scratch dir, stopped by the case's EXIT trap.
+test_kcat_at_port_open() {
+	local d=$WORK/cold kport rport aport
+	mkdir -p "$d"
+	read -r kport rport aport < <("$PY" -I -c '
+import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in ss))
+')
+	cat >"$d/reeve.toml" <<EOF_TOML
+[node]
+id = 1
+data_dir = "$d/data"
+
+[cluster]
+name = "interop-cold"
+
+[raft]
+address = "127.0.0.1:$rport"
+
+[kafka]
+listen = "127.0.0.1:$kport"
+
+[admin]
+listen = "127.0.0.1:$aport"
+
+[events]
+enabled = false
+EOF_TOML
+	"$REEVE" serve -c "$d/reeve.toml" >"$d/reeve.log" 2>&1 &
+	# The case runs in a subshell: its EXIT trap stops this node however
+	# the case ends. COLD_PID is global so the trap still sees it then.
+	COLD_PID=$!
+	trap 'kill -TERM "$COLD_PID" 2>/dev/null; wait "$COLD_PID" 2>/dev/null || true' EXIT
+	local opened=
+	for _ in $(seq 2000); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$kport") 2>/dev/null; then
+			opened=1
+			break
+		fi
+		sleep 0.005
+	done
+	[ -n "$opened" ] || fail "the Kafka port of the second reeve never opened"
+	local start=$SECONDS
+	echo cold-start | timeout 30 kcat -b "127.0.0.1:$kport" -P -t cold -X acks=all -X message.timeout.ms=20000 2>"$d/produce.err" || {
+		cat "$d/produce.err"
+		tail -n 20 "$d/reeve.log"
+		fail "kcat -P the moment the port opened failed (above)"
+	}
+	echo "acknowledged $((SECONDS - start))s after the port opened"
+	timeout 20 kcat -b "127.0.0.1:$kport" -C -t cold -o beginning -e -f '%s\n' >"$d/got" 2>"$d/consume.err" ||
+		fail "kcat -C of the record failed: $(tail -n 3 "$d/consume.err")"
+	[ "$(cat "$d/got")" = cold-start ] || fail "read back $(cat "$d/got"), want cold-start"
+}
+
 # ---- consumer groups -------------------------------------------------------
 
 # kcat_produce_keyed TOPIC FIRST COUNT FILE: records key<i>:value-<i> for i
@@ -662,7 +723,7 @@ EOF_PY
 
 ALL=(kcat_plain kcat_gzip kcat_snappy kcat_lz4 kcat_zstd kcat_metadata
 	python_plain python_gzip python_lz4 python_snappy python_zstd python_admin
-	kcat_autocreate kcat_group python_group policy_c_check policy_c_decide)
+	kcat_autocreate kcat_at_port_open kcat_group python_group policy_c_check policy_c_decide)
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=("${ALL[@]}")
 
