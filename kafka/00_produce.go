@@ -74,12 +74,12 @@ func handleProduce(s *Server, c *conn, r kmsg.Request) kmsg.Response {
 	for _, w := range pending {
 		err := w.p.log.WaitDurable(ctx, w.last)
 		if err == nil {
-			err = w.p.waitHW(ctx, w.last)
+			err = w.p.waitHW(ctx, w.last, s.cutOff.lostCh())
 		}
 		if err != nil {
 			sp := &resp.Topics[w.topic].Partitions[w.partition]
 			sp.ErrorCode, sp.BaseOffset, sp.LogStartOffset = kerr.RequestTimedOut.Code, -1, -1
-			if errors.Is(err, errDemoted) {
+			if errors.Is(err, errDemoted) || errors.Is(err, errCutOff) {
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			} else if !errors.Is(err, context.DeadlineExceeded) {
 				// The log failed: its own Error log said so once.

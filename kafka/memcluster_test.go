@@ -21,6 +21,9 @@ type memCluster struct {
 	// alone leaves out the second, unreachable broker, for tests whose
 	// clients must not pick it for a request any broker can answer.
 	alone atomic.Bool
+	// quorumLost makes QuorumFresh false, as for a node cut off from its
+	// Raft quorum.
+	quorumLost atomic.Bool
 
 	mu      sync.Mutex
 	topics  map[string]Topic
@@ -224,7 +227,18 @@ func (m *memCluster) OffsetGroups() []string {
 	return out
 }
 
-func (m *memCluster) QuorumFresh() bool { return true }
+func (m *memCluster) QuorumFresh() bool { return !m.quorumLost.Load() }
+
+// setReplicas gives a partition replicas and an ISR, as a reassignment
+// would; the other replicas exist only in the metadata.
+func (m *memCluster) setReplicas(topic string, p int32, replicas, isr []int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.topics[topic]
+	t.Partitions[p].Replicas, t.Partitions[p].ISR = replicas, isr
+	t.Partitions[p].PartitionEpoch++
+	m.topics[topic] = t
+}
 
 func (m *memCluster) UpdateISR(_ context.Context, id [16]byte, partition int32, leaderEpoch, partitionEpoch int32, isr []int32) (Partition, error) {
 	m.mu.Lock()

@@ -64,7 +64,7 @@ func (p *partition) hwCh() <-chan struct{} {
 var errDemoted = errors.New("leadership moved while waiting for replication")
 
 // waitHW waits until the HW passes offset: every in-sync replica has it.
-func (p *partition) waitHW(ctx context.Context, offset int64) error {
+func (p *partition) waitHW(ctx context.Context, offset int64, lost <-chan struct{}) error {
 	p.mu.Lock()
 	demoted := p.repl.demoted
 	p.mu.Unlock()
@@ -77,6 +77,8 @@ func (p *partition) waitHW(ctx context.Context, offset int64) error {
 		case <-ch:
 		case <-demoted:
 			return errDemoted
+		case <-lost:
+			return errCutOff
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -114,7 +114,8 @@ type Server struct {
 	groups   *groups
 	replicas *replicas
 	metrics  *serverMetrics
-	budget   *budget // request bytes held by all connections
+	budget   *budget      // request bytes held by all connections
+	cutOff   *cutOffWatch // closes a channel when the Raft quorum is lost (cutoff.go)
 	// partLimit is the partition replicas a node may hold; partLimitFrom
 	// says where it comes from, for messages.
 	partLimit     int
@@ -199,6 +200,7 @@ func New(cfg Config, cluster Cluster) (*Server, error) {
 	}
 	s.parts = parts
 	parts.onFail = s.storageFailed
+	s.cutOff = newCutOffWatch(cluster.QuorumFresh)
 	s.metrics.set.NewGauge("reeve_kafka_partitions_storage_failed", func() float64 { return float64(len(s.StorageFailures())) })
 	s.metrics.set.NewGauge("reeve_kafka_connections", func() float64 {
 		s.mu.Lock()
@@ -235,7 +237,7 @@ func (s *Server) Serve() error {
 		s.mu.Unlock()
 		return nil
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	if s.cfg.HeartbeatInterval > 0 {
 		s.wg.Add(1)
 	}
@@ -249,6 +251,10 @@ func (s *Server) Serve() error {
 	go func() {
 		defer s.wg.Done()
 		s.parts.maintain(s.ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.cutOff.run(s.ctx)
 	}()
 	go func() {
 		defer s.wg.Done()
