@@ -28,7 +28,7 @@ help:
 	@echo "make test     the whole test suite (with -race when gcc is present)"
 	@echo "make interop  real Kafka clients (kcat, kafka-python) against bin/reeve; installs them from Debian if missing"
 	@echo "make lint     go vet, gofmt and the package dependency rule"
-	@echo "make bench    Raft commit rate/latency, produce/fetch against kfake, storage appends, idle memory, failover time, election storm, policy decisions (native vs wasm) and compile time"
+	@echo "make bench    Raft commit rate/latency, produce/fetch against kfake, storage appends, idle memory, failover time, election storm, policy decisions (native vs wasm) and compile time, restart with RESTART_GB (default 10) of partition logs (0 skips)"
 	@echo "make fuzz     the fuzz targets, FUZZTIME each (default 30s)"
 	@echo "make install  binary, systemd unit, sysusers.d and tmpfiles.d snippets, sample $(SYSCONFDIR)/reeve/reeve.toml, policy folder (PREFIX, DESTDIR)"
 	@echo "make policies the example election policies (wasm/examples) as WebAssembly in bin/policies/"
@@ -68,11 +68,15 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@./.ci/deps-check
 
+# RESTART_GB is the size of the partition logs BenchmarkRestart writes
+# (in a temporary directory, removed after it) and restarts a node on.
+RESTART_GB ?= 10
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkCommit -benchtime 3s ./raft/
 	$(GO) test -run '^$$' -bench 'BenchmarkIdleRSS|BenchmarkKafka|BenchmarkReplicatedProduce|BenchmarkFailover|BenchmarkElectionStorm' -benchtime 1x -timeout 30m -v ./appliance/ | grep -v '^\s*{'
 	$(GO) test -run '^$$' -bench BenchmarkAppend ./kafka/internal/storage/
 	$(GO) test -run '^$$' -bench 'BenchmarkPolicy' -benchtime 2s ./wasm/guesttest/
+	REEVE_BENCH_RESTART_GB=$(RESTART_GB) $(GO) test -run '^$$' -bench BenchmarkRestart -benchtime 1x -timeout 30m -v ./appliance/ | grep -v '^\s*{'
 
 # fuzz runs each fuzz target for FUZZTIME (a duration, or a count such as
 # 200000x); CI runs it with a count (see .ci/run).
