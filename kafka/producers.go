@@ -58,8 +58,11 @@ import (
 //
 // A producer not seen for producerExpiry (Kafka's producer.id.expiration.ms,
 // one day) is forgotten. Unlike Kafka, the age is measured with the
-// broker's clock (the time of the append, or of the rebuild), never with
-// batch timestamps: edge producers often have no real-time clock.
+// broker's clock (the time of the append; for a batch a rebuild read from
+// the log, the time of the rebuild), never with batch timestamps: edge
+// producers often have no real-time clock. A snapshot keeps the last-seen
+// times, so a restart does not make idle producers young again, and one
+// idle for producerExpiry is not loaded.
 
 const (
 	// producerBatches is how many recent batches a partition remembers per
