@@ -33,11 +33,12 @@ import (
 // A snapshot is written
 //
 //   - at every segment roll (storage.Options.OnRoll), by a goroutine of
-//     the partition that folds the rolled batches into the previous
-//     snapshot (on a leader and a follower alike: a follower keeps no
-//     producer state in memory, but becomes a leader that needs it);
+//     the partition: from memory when the partition has its state loaded
+//     (a leader that took idempotent produce), else by folding the batches
+//     since the previous snapshot into it (a follower keeps no producer
+//     state in memory, but may become the leader that needs it);
 //   - when the log is closed (storage.Options.BeforeClose), from memory, if
-//     the partition has its state loaded (it took idempotent produce).
+//     the partition has its state loaded.
 //
 // Each is written durably (fsutil.WriteFileAtomic), and a write leaves the
 // newest keepSnapshots that are still inside the log and removes the rest.
@@ -67,10 +68,9 @@ import (
 //
 // # Last seen
 //
-// A roll snapshot takes each producer's last-seen time from the leader's
-// memory when the partition has it; otherwise (a follower) a producer
-// first folded in at a roll is taken as seen then, at most one segment's
-// lifetime after it really was.
+// A snapshot from memory has each producer's last-seen time; one folded
+// from the log (a follower's) takes a producer first folded in at a roll
+// as seen then, at most one segment's lifetime after it really was.
 
 const (
 	snapshotSuffix = ".snapshot"
@@ -451,43 +451,61 @@ func (p *partition) snapshotRolls(done chan struct{}) {
 	}
 }
 
-// snapshotAt writes a snapshot of the log below end, folding what came
-// after the previous snapshot into it, with last-seen times from memory
-// where the partition has them.
+// snapshotAt writes a roll snapshot: the partition's state from memory
+// at the log end offset when it has it (a leader that took idempotent
+// produce), else the state of the log below end, folded from the
+// previous snapshot and the batches after it.
 func (p *partition) snapshotAt(end int64) {
 	l := p.log
 	if l.Failed() != nil {
 		return
 	}
-	r, err := rebuildProducers(l, p.logger, end, time.Now())
-	switch {
-	case errors.Is(err, storage.ErrClosed):
-		return
-	case err != nil:
-		p.logger.Warn("kafka: cannot read the log for a producer state snapshot; the next rebuild reads more of the log",
-			"topic", p.topic, "partition", p.index, "dir", l.Dir(), "err", err)
-		return
-	case !r.anchored || r.snapshot == end:
-		return // nothing below end, or nothing new
-	}
-	ps := &p.producers
-	ps.mu.Lock()
-	if ps.loaded {
-		for id, e := range r.byID {
-			if m, ok := ps.byID[id]; ok && m.epoch == e.epoch {
-				e.lastSeen = m.lastSeen
-			}
+	s := p.memorySnapshot()
+	batches := 0
+	if s == nil {
+		r, err := rebuildProducers(l, p.logger, end, time.Now())
+		switch {
+		case errors.Is(err, storage.ErrClosed):
+			return
+		case err != nil:
+			p.logger.Warn("kafka: cannot read the log for a producer state snapshot; the next rebuild reads more of the log",
+				"topic", p.topic, "partition", p.index, "dir", l.Dir(), "err", err)
+			return
+		case !r.anchored || r.snapshot == end:
+			return // nothing below end, or nothing new
 		}
+		s, batches = &producerSnapshot{offset: end, anchor: r.anchor, byID: r.byID}, r.batches
 	}
-	ps.mu.Unlock()
-	s := &producerSnapshot{offset: end, anchor: r.anchor, byID: r.byID}
 	if err := writeSnapshot(l, s); err != nil {
 		p.logger.Warn("kafka: cannot write a producer state snapshot; the next rebuild reads more of the log",
 			"topic", p.topic, "partition", p.index, "dir", l.Dir(), "err", err)
 		return
 	}
 	p.logger.Debug("kafka: wrote producer state snapshot", "topic", p.topic, "partition", p.index,
-		"offset", end, "producers", len(r.byID), "batches_read", r.batches)
+		"offset", s.offset, "producers", len(s.byID), "batches_read", batches)
+}
+
+// memorySnapshot returns the partition's producer state as a snapshot at
+// the log end offset, or nil when the state is not in memory or the log
+// is empty.
+func (p *partition) memorySnapshot() *producerSnapshot {
+	ps := &p.producers
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if !ps.loaded {
+		return nil
+	}
+	end := p.log.LogEndOffset()
+	h, ok, err := batchBelow(p.log, end)
+	if err != nil || !ok {
+		return nil
+	}
+	s := &producerSnapshot{offset: end, anchor: anchorOf(h), byID: make(map[int64]*producerEntry, len(ps.byID))}
+	for id, e := range ps.byID {
+		c := *e
+		s.byID[id] = &c
+	}
+	return s
 }
 
 // beforeLogClose is the log's BeforeClose hook: it waits for the roll
@@ -503,31 +521,15 @@ func (p *partition) beforeLogClose() {
 	if done != nil {
 		<-done
 	}
-	l := p.log
-	if l.Failed() != nil {
+	if p.log.Failed() != nil {
 		return
 	}
-	ps.mu.Lock()
-	if !ps.loaded {
-		ps.mu.Unlock()
-		return
-	}
-	end := l.LogEndOffset()
-	h, ok, err := batchBelow(l, end)
-	var s *producerSnapshot
-	if err == nil && ok {
-		s = &producerSnapshot{offset: end, anchor: anchorOf(h), byID: make(map[int64]*producerEntry, len(ps.byID))}
-		for id, e := range ps.byID {
-			c := *e
-			s.byID[id] = &c
-		}
-	}
-	ps.mu.Unlock()
+	s := p.memorySnapshot()
 	if s == nil {
-		return // an empty log, or the log closed under us
+		return
 	}
-	if err := writeSnapshot(l, s); err != nil {
+	if err := writeSnapshot(p.log, s); err != nil {
 		p.logger.Warn("kafka: cannot write the producer state snapshot at close; the next start rebuilds from an older snapshot",
-			"topic", p.topic, "partition", p.index, "dir", l.Dir(), "err", err)
+			"topic", p.topic, "partition", p.index, "dir", p.log.Dir(), "err", err)
 	}
 }
