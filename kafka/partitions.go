@@ -246,6 +246,7 @@ func (ps *partitions) openLog(t *Topic, index int32) (*partition, error) {
 	p.log = l
 	p.mu.Unlock()
 	p.initReplication()
+	p.dropStaleSnapshots()
 	return p, nil
 }
 

@@ -59,6 +59,7 @@ func snapPartition(t *testing.T, dir string, logs *syncBuffer, mutate ...func(*s
 		t.Fatal(err)
 	}
 	p.log = l
+	p.dropStaleSnapshots()
 	t.Cleanup(func() { l.Close() })
 	return p
 }
@@ -640,5 +641,43 @@ func TestProducerSnapshot_followerWritesRollSnapshots(t *testing.T) {
 	if r.snapshot != offs[len(offs)-1] || r.batches != activeBatches {
 		t.Errorf("rebuilt from snapshot %d reading %d batches; want the newest roll snapshot %d and the %d batches after it",
 			r.snapshot, r.batches, offs[len(offs)-1], activeBatches)
+	}
+}
+
+// TestProducerSnapshot_openDropsSnapshotsAboveTheRecoveredEnd: a crash
+// that cost the log its tail leaves the snapshots written over that tail
+// above the log's end; opening the partition removes them before appends
+// can grow the log past them again.
+func TestProducerSnapshot_openDropsSnapshotsAboveTheRecoveredEnd(t *testing.T) {
+	dir := t.TempDir()
+	var logs syncBuffer
+	p := snapPartition(t, dir, &logs)
+	workload(t, p, rand.New(rand.NewPCG(9, 9)), map[int64][2]int32{}, 60, 1)
+	if err := p.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	offs := snapshotsIn(t, dir)
+	// What recovery does to a torn tail, done here without the hooks.
+	l, err := storage.Open(storage.Options{Dir: dir, SegmentBytes: 1500, RetentionAge: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := batchAt(t, l, offs[len(offs)-1]-2).BaseOffset
+	if err := l.TruncateTo(to); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var want []int64
+	for _, off := range offs {
+		if off <= to {
+			want = append(want, off)
+		}
+	}
+	snapPartition(t, dir, &logs)
+	if got := snapshotsIn(t, dir); len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("snapshots after reopening a log truncated to %d = %v (before %v); want %v", to, got, offs, want)
 	}
 }
