@@ -50,11 +50,13 @@ import (
 // below the log end offset, that decodes (magic, version, CRC-32C, every
 // count within the file), and whose anchor (base offset, partition leader
 // epoch and CRC of the batch that ends just below its offset) is the
-// batch the log holds there. The anchor is what makes a snapshot written
-// before a truncation harmless: a follower that truncated a divergent
-// tail and copied its leader's batches past the snapshot's offset holds
-// other batches there (another leader epoch), so the snapshot is passed
-// over. A damaged snapshot is passed over with a Warn log, an older one or
+// batch the log holds there. Snapshots above the log's end are removed
+// when the partition is opened (recovery cut a torn tail they cover) and
+// after a follower truncates (forgetProducers); the anchor makes one that
+// escapes that harmless: a follower that truncated a divergent tail and
+// copied its leader's batches past the snapshot's offset holds other
+// batches there (another leader epoch), so the snapshot is passed over.
+// A damaged snapshot is passed over with a Warn log, an older one or
 // a scan of the whole log taking its place; nothing stops the partition.
 //
 // From the snapshot, batches below the log start offset are dropped (and a
