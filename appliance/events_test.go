@@ -101,6 +101,7 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 	_, url := natsServer(t)
 	events := subscribe(t, url, "reeve.proc-test.leader_changed.fail~over.0")
 	nodeEvents := subscribe(t, url, "reeve.proc-test.node_down.>")
+	upEvents := subscribe(t, url, "reeve.proc-test.node_up.>")
 	procs := newProcCluster(t, 3, append(append([]string{}, electionConfig...), fmt.Sprintf("events:nats_url = %q", url))...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -168,15 +169,19 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 	if !printed {
 		t.Errorf("reeve events --follow printed no leader_changed line for the failover:\n%s", strings.Join(lines, "\n"))
 	}
-	// The dead node was reported down once (by the cluster group's leader).
-	downs := map[string]bool{}
+	// The dead node was reported down once, however many reported it (the
+	// cluster group's leader, the controller that moved its partitions).
+	downs := map[string]received{}
 	for _, r := range nodeEvents() {
 		if r.env.Data.Node == 1 {
-			downs[r.env.ID] = true
+			downs[r.env.ID] = r
 		}
 	}
 	if len(downs) != 1 {
 		t.Errorf("%d node_down events for node 1, want 1", len(downs))
+	}
+	for _, r := range downs {
+		t.Logf("node_down for node 1 arrived %v after the election's commit", r.at.Sub(committed).Round(time.Millisecond))
 	}
 	ids := map[string][]received{}
 	for _, r := range events() {
@@ -221,6 +226,26 @@ func TestEvents_failoverPublishesOneLeaderChangedEvent(t *testing.T) {
 				t.Errorf("event %s: want %s; got %+v", id, c.what, e)
 			}
 		}
+	}
+	// Back, the node is reported up once.
+	procs[0].start(t)
+	procs[0].waitReady(t)
+	ups := map[string]bool{}
+	for deadline := time.Now().Add(10 * time.Second); len(ups) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, r := range upEvents() {
+			if r.env.Data.Node == 1 {
+				ups[r.env.ID] = true
+			}
+		}
+	}
+	time.Sleep(time.Second) // let a duplicate arrive
+	for _, r := range upEvents() {
+		if r.env.Data.Node == 1 {
+			ups[r.env.ID] = true
+		}
+	}
+	if len(ups) != 1 {
+		t.Errorf("%d node_up events for node 1 after its restart, want 1", len(ups))
 	}
 }
 

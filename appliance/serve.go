@@ -159,6 +159,7 @@ func (s *Server) start(opts Options) error {
 	ctl.Decisions, ctl.Metrics = s.decisions, s.metricSet
 	if recorder != nil {
 		ctl.OnFallback = func(r policy.FallbackReport) { recorder.Record(events.PolicyFellBack(r)) }
+		ctl.BeforeLeaderTimeout = recorder.ReportDown
 	}
 	ctl.RebalanceInterval, ctl.HoldDown = cfg.Election.RebalanceInterval.Duration, cfg.Election.HoldDown.Duration
 	s.controller = ctl

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/reeve-edge/reeve/policy"
@@ -54,7 +55,6 @@ func (r *Recorder) Record(ev raft.Event) {
 func (r *Recorder) Run(ctx context.Context) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
-	var up map[uint64]bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -66,49 +66,65 @@ func (r *Recorder) Run(ctx context.Context) {
 			}
 			r.append(ctx, evs)
 		case <-t.C:
-			up = r.watchNodes(ctx, up)
+			r.watchNodes(ctx)
 		}
 	}
 }
 
 // watchNodes publishes node_up and node_down events: the cluster group's
-// Raft leader compares every active node's liveness with what it saw last
-// (up) and appends an event for each change. Only the leader reports, so
-// one change is one event; a node that became the leader starts from "all
-// up" and reports the nodes it finds down. It returns what it saw, nil
-// when another node reports.
-func (r *Recorder) watchNodes(ctx context.Context, up map[uint64]bool) map[uint64]bool {
+// Raft leader compares every active node's liveness with what the cluster
+// last reported of it (Store.NodesDown) and appends an event for each
+// change. The cluster group's outbox drops a repeat, so a report that
+// races another (a controller's ReportDown, a former leader's last round)
+// is one event, and a leader that takes over reports what the cluster
+// has not heard yet, a node's return included.
+func (r *Recorder) watchNodes(ctx context.Context) {
 	if leader, ok := r.store.GroupLeader(raft.ClusterGroup); !ok || leader != r.store.NodeID() {
-		return nil // another node reports; start afresh if this one leads again
+		return // another node reports
 	}
-	if up == nil {
-		up = map[uint64]bool{}
-		for _, n := range r.store.Nodes() {
-			up[n.ID] = true
-		}
-	}
+	down := r.store.NodesDown()
 	var evs []raft.Event
 	for _, n := range r.store.Nodes() {
 		if n.State != raft.NodeActive {
 			continue
 		}
 		alive := r.live.Alive(n.ID, r.timeout)
-		was, known := up[n.ID]
-		if !known {
-			was = true
+		if alive != slices.Contains(down, n.ID) {
+			continue
 		}
-		if alive != was {
-			typ, level := raft.EventNodeUp, "up"
-			if !alive {
-				typ, level = raft.EventNodeDown, "down"
-			}
-			evs = append(evs, raft.Event{Type: typ, Node: n.ID})
-			r.log.Info("node "+level, "node", n.ID)
+		typ, level := raft.EventNodeUp, "up"
+		if !alive {
+			typ, level = raft.EventNodeDown, "down"
 		}
-		up[n.ID] = alive
+		evs = append(evs, raft.Event{Type: typ, Node: n.ID})
+		r.log.Info("node "+level, "node", n.ID)
 	}
 	r.append(ctx, evs)
-	return up
+}
+
+// ReportDown makes sure the cluster has reported nodes down before the
+// caller, the election controller, moves leadership off them for their
+// leader timeout, so a subscriber hears node_down before the
+// leader_changed it causes. It appends a node_down for each node not yet
+// reported, waiting for the commit as long as ctx allows; if that is not
+// long enough (the cluster group itself electing a leader), the events
+// are queued and appended later, and the election goes ahead.
+func (r *Recorder) ReportDown(ctx context.Context, nodes []uint64) {
+	down := r.store.NodesDown()
+	var evs []raft.Event
+	for _, n := range nodes {
+		if n != 0 && !slices.Contains(down, n) {
+			evs = append(evs, raft.Event{Type: raft.EventNodeDown, Node: n})
+		}
+	}
+	if len(evs) == 0 {
+		return
+	}
+	if err := r.store.AppendEvents(ctx, raft.ClusterGroup, evs); err != nil {
+		for _, ev := range evs {
+			r.Record(ev)
+		}
+	}
 }
 
 // append adds events to the cluster group's outbox; events that cannot be

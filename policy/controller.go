@@ -114,6 +114,11 @@ type Controller struct {
 	// OnFallback, if set, is told of every policy that failed in a round
 	// (first-isr decided in its place); it must not block.
 	OnFallback func(FallbackReport)
+	// BeforeLeaderTimeout, if set, is called before a round that moves
+	// partitions off leaders whose heartbeats stopped, with those leaders,
+	// so the node_down events come first (events.Recorder.ReportDown). It
+	// may block only as long as the context allows (reportDownBudget).
+	BeforeLeaderTimeout func(ctx context.Context, nodes []uint64)
 	// Metrics receives the controller's election and fallback counters
 	// (docs/metrics.md); NewController gives it a set nobody reads.
 	Metrics *metrics.Set
@@ -184,6 +189,7 @@ func (c *Controller) Run(ctx context.Context) {
 			}
 		}
 		if len(due) > 0 {
+			c.reportDown(ctx, due)
 			retry := offlineRetry
 			for _, rec := range c.Elect(ctx, due, ReasonLeaderTimeout) {
 				if !rec.Committed {
@@ -207,6 +213,30 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-c.md.Changed():
 		}
 	}
+}
+
+// reportDownBudget bounds how long a leader_timeout round waits for its
+// node_down events to commit: a failover must not wait for the cluster
+// group to elect a leader of its own.
+const reportDownBudget = 250 * time.Millisecond
+
+// reportDown tells BeforeLeaderTimeout the dead leaders of due.
+func (c *Controller) reportDown(ctx context.Context, due []PartitionState) {
+	if c.BeforeLeaderTimeout == nil {
+		return
+	}
+	var gone []uint64
+	for _, p := range due {
+		if p.Leader != 0 && !slices.Contains(gone, p.Leader) {
+			gone = append(gone, p.Leader)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, reportDownBudget)
+	defer cancel()
+	c.BeforeLeaderTimeout(rctx, gone)
 }
 
 // LastPass returns when Run last started a pass over its partitions

@@ -160,6 +160,12 @@ func newCtlDriver(t *testing.T, path string, c datadriven.Case) *ctlDriver {
 	d.c.OnFallback = func(r FallbackReport) {
 		d.log.add("fallback from %s: %s, %d partitions: %s", r.Policy, r.Cause, r.Partitions, r.Err)
 	}
+	d.c.BeforeLeaderTimeout = func(ctx context.Context, nodes []uint64) {
+		if _, ok := ctx.Deadline(); !ok {
+			d.fail("BeforeLeaderTimeout got a context without a deadline")
+		}
+		d.log.add("report down %v", nodes)
+	}
 	d.c.Decisions = NewDecisionLog(100)
 	d.c.RebalanceInterval = d.duration(args["rebalance"], 0)
 	d.c.HoldDown = d.duration(args["hold-down"], 0)

@@ -156,7 +156,7 @@ func (c *clusterSM) apply(e sm.Entry) (result, []Change) {
 	case kindAllocateProducerIDs:
 		return c.allocateProducerIDs(body)
 	case kindAppendEvents, kindAckEvents:
-		return applyOutbox(&st.Outbox, k, body), nil
+		return applyOutbox(&st.Outbox, k, body, true), nil
 	case kindForgetTopic:
 		var cmd forgetTopicCmd
 		if err := json.Unmarshal(body, &cmd); err != nil {

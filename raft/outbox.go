@@ -236,6 +236,31 @@ type outbox struct {
 	LastSeq uint64  `json:"last_seq,omitempty"` // Seq of the newest event ever appended
 	Acked   uint64  `json:"acked,omitempty"`    // the publisher's mark: every event up to it was published
 	Dropped uint64  `json:"dropped,omitempty"`  // events dropped unpublished because the outbox was full
+	// Down lists, in order, the nodes whose latest node event is
+	// node_down. A node_down for a node already down, or a node_up for
+	// one that is not, is dropped as it is appended: nodes and the
+	// controllers of several groups may all report one outage, and the
+	// cluster hears of it once.
+	Down []uint64 `json:"down,omitempty"`
+}
+
+// nodeEvent reports whether a node event changes what Down says, and
+// records the change; other events always pass.
+func (o *outbox) nodeEvent(e Event) bool {
+	i, down := slices.BinarySearch(o.Down, e.Node)
+	switch e.Type {
+	case EventNodeDown:
+		if down {
+			return false
+		}
+		o.Down = slices.Insert(o.Down, i, e.Node)
+	case EventNodeUp:
+		if !down {
+			return false
+		}
+		o.Down = slices.Delete(o.Down, i, i+1)
+	}
+	return true
 }
 
 // add appends events with the next sequence numbers, drops the oldest past
@@ -273,8 +298,10 @@ type ackEventsCmd struct {
 	UpTo uint64 `json:"up_to"`
 }
 
-// applyOutbox applies an outbox command to o.
-func applyOutbox(o *outbox, k kind, body []byte) result {
+// applyOutbox applies an outbox command to o. nodes is set for the
+// cluster group's outbox, which holds the node events and drops repeats
+// (outbox.Down).
+func applyOutbox(o *outbox, k kind, body []byte, nodes bool) result {
 	switch k {
 	case kindAppendEvents:
 		var c appendEventsCmd
@@ -291,7 +318,13 @@ func applyOutbox(o *outbox, k kind, body []byte) result {
 			}
 			e.Topic, e.Reason, e.Policy, e.PolicyDigest, e.Detail = cutText(e.Topic), cutText(e.Reason), cutText(e.Policy), cutText(e.PolicyDigest), cutText(e.Detail)
 		}
-		return result{EventsDropped: o.add(c.Events)}
+		kept := c.Events[:0]
+		for _, e := range c.Events {
+			if !nodes || o.nodeEvent(e) {
+				kept = append(kept, e)
+			}
+		}
+		return result{EventsDropped: o.add(kept)}
 	case kindAckEvents:
 		var c ackEventsCmd
 		if err := json.Unmarshal(body, &c); err != nil {
@@ -308,6 +341,14 @@ func applyOutbox(o *outbox, k kind, body []byte) result {
 		return result{}
 	}
 	return failed(ErrUnsupportedCommand, "command kind %d is not an outbox command", k)
+}
+
+// NodesDown returns the nodes the cluster's latest node event reported
+// down (node_down without a node_up since), as the local replica has it.
+func (s *Store) NodesDown() []uint64 {
+	s.cluster.mu.RLock()
+	defer s.cluster.mu.RUnlock()
+	return slices.Clone(s.cluster.st.Outbox.Down)
 }
 
 // OutboxStatus describes a group's outbox as the local replica has it.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -46,11 +47,12 @@ func seqRange(from, to uint64) []uint64 {
 	return out
 }
 
-// nodeEvents returns n node_down events for nodes 1, 2, ...
-func nodeEvents(n int) []Event {
+// someEvents returns n policy_fell_back events, which an outbox never
+// drops as repeats (as the cluster group's does node events).
+func someEvents(n int) []Event {
 	out := make([]Event, n)
 	for i := range out {
-		out[i] = Event{Type: EventNodeDown, Time: int64(1000 + i), Node: uint64(i + 1)}
+		out[i] = Event{Type: EventPolicyFellBack, Time: int64(1000 + i), Policy: "p", Detail: strconv.Itoa(i)}
 	}
 	return out
 }
@@ -184,7 +186,7 @@ func TestOutbox_ack(t *testing.T) {
 	for _, m := range outboxMachines {
 		t.Run(m.name, func(t *testing.T) {
 			d := m.new(t)
-			if r := d.do(kindAppendEvents, appendEventsCmd{Events: nodeEvents(5)}); r.Code != "" {
+			if r := d.do(kindAppendEvents, appendEventsCmd{Events: someEvents(5)}); r.Code != "" {
 				t.Fatalf("append = %s: %s, want success", r.Code, r.Message)
 			}
 			// The steps run in order on one machine.
@@ -216,7 +218,7 @@ func TestOutbox_ack(t *testing.T) {
 				}
 			}
 			// Sequence numbers go on after everything was acked.
-			d.do(kindAppendEvents, appendEventsCmd{Events: nodeEvents(1)})
+			d.do(kindAppendEvents, appendEventsCmd{Events: someEvents(1)})
 			if got := seqs(d.outbox().Events); !slices.Equal(got, []uint64{6}) {
 				t.Errorf("append after acking all: pending %v, want [6]", got)
 			}
@@ -239,13 +241,13 @@ func TestOutbox_boundDropsOldest(t *testing.T) {
 				last    uint64
 				total   uint64 // Dropped afterwards
 			}{
-				{"one short of the bound", appendEventsCmd{Events: nodeEvents(MaxOutboxEvents - 1)}, kindAppendEvents, "", 0, 1, MaxOutboxEvents - 1, 0},
-				{"three more drop the two oldest", appendEventsCmd{Events: nodeEvents(3)}, kindAppendEvents, "", 2, 3, MaxOutboxEvents + 2, 2},
+				{"one short of the bound", appendEventsCmd{Events: someEvents(MaxOutboxEvents - 1)}, kindAppendEvents, "", 0, 1, MaxOutboxEvents - 1, 0},
+				{"three more drop the two oldest", appendEventsCmd{Events: someEvents(3)}, kindAppendEvents, "", 2, 3, MaxOutboxEvents + 2, 2},
 				{"an ack of dropped events moves the mark only", ackEventsCmd{UpTo: 2}, kindAckEvents, "", 0, 3, MaxOutboxEvents + 2, 2},
-				{"more than the bound at once is refused", appendEventsCmd{Events: nodeEvents(MaxOutboxEvents + 1)}, kindAppendEvents, "invalid_update", 0, 3, MaxOutboxEvents + 2, 2},
-				{"the bound at once replaces everything", appendEventsCmd{Events: nodeEvents(MaxOutboxEvents)}, kindAppendEvents, "", MaxOutboxEvents, MaxOutboxEvents + 3, 2*MaxOutboxEvents + 2, MaxOutboxEvents + 2},
+				{"more than the bound at once is refused", appendEventsCmd{Events: someEvents(MaxOutboxEvents + 1)}, kindAppendEvents, "invalid_update", 0, 3, MaxOutboxEvents + 2, 2},
+				{"the bound at once replaces everything", appendEventsCmd{Events: someEvents(MaxOutboxEvents)}, kindAppendEvents, "", MaxOutboxEvents, MaxOutboxEvents + 3, 2*MaxOutboxEvents + 2, MaxOutboxEvents + 2},
 				{"an ack makes room", ackEventsCmd{UpTo: MaxOutboxEvents + 102}, kindAckEvents, "", 0, MaxOutboxEvents + 103, 2*MaxOutboxEvents + 2, MaxOutboxEvents + 2},
-				{"which the next appends use", appendEventsCmd{Events: nodeEvents(100)}, kindAppendEvents, "", 0, MaxOutboxEvents + 103, 2*MaxOutboxEvents + 102, MaxOutboxEvents + 2},
+				{"which the next appends use", appendEventsCmd{Events: someEvents(100)}, kindAppendEvents, "", 0, MaxOutboxEvents + 103, 2*MaxOutboxEvents + 102, MaxOutboxEvents + 2},
 			}
 			for _, s := range steps {
 				r := d.do(s.kind, s.cmd)
@@ -312,8 +314,8 @@ func TestOutbox_survivesSnapshot(t *testing.T) {
 	for _, m := range outboxMachines {
 		t.Run(m.name, func(t *testing.T) {
 			d := m.new(t)
-			d.do(kindAppendEvents, appendEventsCmd{Events: nodeEvents(MaxOutboxEvents)})
-			d.do(kindAppendEvents, appendEventsCmd{Events: nodeEvents(3)}) // drops 1, 2, 3
+			d.do(kindAppendEvents, appendEventsCmd{Events: someEvents(MaxOutboxEvents)})
+			d.do(kindAppendEvents, appendEventsCmd{Events: someEvents(3)}) // drops 1, 2, 3
 			d.do(kindAckEvents, ackEventsCmd{UpTo: MaxOutboxEvents})
 			want := d.outbox()
 			if want.LastSeq != MaxOutboxEvents+3 || want.Acked != MaxOutboxEvents || want.Dropped != 3 || len(want.Events) != 3 {
@@ -329,8 +331,8 @@ func TestOutbox_survivesSnapshot(t *testing.T) {
 				t.Errorf("outbox after RecoverFromSnapshot = %+v, want %+v", got, want)
 			}
 			r.index = d.index
-			r.do(kindAppendEvents, appendEventsCmd{Events: nodeEvents(1)})
-			d.do(kindAppendEvents, appendEventsCmd{Events: nodeEvents(1)})
+			r.do(kindAppendEvents, appendEventsCmd{Events: someEvents(1)})
+			d.do(kindAppendEvents, appendEventsCmd{Events: someEvents(1)})
 			got := r.outbox()
 			if !slices.Equal(seqs(got.Events), seqRange(MaxOutboxEvents+1, MaxOutboxEvents+4)) {
 				t.Errorf("append after restore: pending %v, want %d..%d", seqs(got.Events), MaxOutboxEvents+1, MaxOutboxEvents+4)
@@ -369,7 +371,7 @@ func TestSnapshot_withoutOutboxLoads(t *testing.T) {
 			if snap := d.snapshot(); bytes.Contains(snap, []byte("outbox")) {
 				t.Errorf("snapshot with no events = %s, want no outbox in it", snap)
 			}
-			d.do(kindAppendEvents, appendEventsCmd{Events: nodeEvents(1)})
+			d.do(kindAppendEvents, appendEventsCmd{Events: someEvents(1)})
 			if got := seqs(d.outbox().Events); !slices.Equal(got, []uint64{1}) {
 				t.Errorf("first append after an old snapshot: pending %v, want [1]", got)
 			}
@@ -392,13 +394,13 @@ func TestPartitionSM_outboxIsDeterministic(t *testing.T) {
 		{"elect", update(PartitionUpdate{TopicID: id, Partition: 0, Leader: leader(2), ISR: []uint64{2, 3}, Time: 10, Election: el}), ""},
 		{"shrink", update(PartitionUpdate{TopicID: id, Partition: 1, ISR: []uint64{2}, Time: 11}), ""},
 		{"stale", update(PartitionUpdate{TopicID: id, Partition: 1, Leader: leader(3), Time: 12}), ""},
-		{"append", command(t, kindAppendEvents, appendEventsCmd{Events: nodeEvents(MaxOutboxEvents - 2)}), ""},
+		{"append", command(t, kindAppendEvents, appendEventsCmd{Events: someEvents(MaxOutboxEvents - 2)}), ""},
 		{"ack", command(t, kindAckEvents, ackEventsCmd{UpTo: 2}), ""},
 		{"offline and expand", update(
 			PartitionUpdate{TopicID: id, Partition: 0, ExpectedLeaderEpoch: 1, ExpectedPartitionEpoch: 1, Leader: leader(NoLeader), Time: 13},
 			PartitionUpdate{TopicID: id, Partition: 1, ExpectedPartitionEpoch: 1, ISR: []uint64{2, 3, 1}, Time: 13},
 		), ""},
-		{"overflow", command(t, kindAppendEvents, appendEventsCmd{Events: nodeEvents(10)}), ""},
+		{"overflow", command(t, kindAppendEvents, appendEventsCmd{Events: someEvents(10)}), ""},
 		{"ack past the end", command(t, kindAckEvents, ackEventsCmd{UpTo: MaxOutboxEvents * 2}), "invalid_update"},
 		{"ack most", command(t, kindAckEvents, ackEventsCmd{UpTo: MaxOutboxEvents}), ""},
 		{"old ack", command(t, kindAckEvents, ackEventsCmd{UpTo: 3}), ""},
@@ -409,7 +411,7 @@ func TestPartitionSM_outboxIsDeterministic(t *testing.T) {
 
 func TestClusterSM_outboxIsDeterministic(t *testing.T) {
 	script := []step{
-		{"before bootstrap", command(t, kindAppendEvents, appendEventsCmd{Events: nodeEvents(1)}), "not_bootstrapped"},
+		{"before bootstrap", command(t, kindAppendEvents, appendEventsCmd{Events: someEvents(1)}), "not_bootstrapped"},
 		{"bootstrap", command(t, kindBootstrap, bootstrapCmd{Name: "site-a", PartitionGroups: 4}), ""},
 		{"register", command(t, kindRegisterNode, registration(1)), ""},
 		{"node down", command(t, kindAppendEvents, appendEventsCmd{Events: []Event{{Type: EventNodeDown, Node: 2, Time: 7}}}), ""},
@@ -418,7 +420,7 @@ func TestClusterSM_outboxIsDeterministic(t *testing.T) {
 			{Type: EventPolicyFellBack, Policy: "least-lag", Detail: "deadline exceeded", Time: 9},
 		}}), ""},
 		{"ack", command(t, kindAckEvents, ackEventsCmd{UpTo: 1}), ""},
-		{"many", command(t, kindAppendEvents, appendEventsCmd{Events: nodeEvents(MaxOutboxEvents)}), ""},
+		{"many", command(t, kindAppendEvents, appendEventsCmd{Events: someEvents(MaxOutboxEvents)}), ""},
 		{"ack past the end", command(t, kindAckEvents, ackEventsCmd{UpTo: MaxOutboxEvents + 4}), "invalid_update"},
 		{"node up", command(t, kindAppendEvents, appendEventsCmd{Events: []Event{{Type: EventNodeUp, Node: 2, Time: 20}}}), ""},
 		{"ack all", command(t, kindAckEvents, ackEventsCmd{UpTo: MaxOutboxEvents + 4}), ""},
@@ -473,7 +475,7 @@ func TestOutbox_signalsPublishers(t *testing.T) {
 		{"leader change", command(t, kindUpdatePartitions, updatePartitionsCmd{Outbox: true,
 			Updates: []PartitionUpdate{{TopicID: idFor("orders"), Partition: 3, Leader: &two}}}), true},
 		{"ack", command(t, kindAckEvents, ackEventsCmd{UpTo: 1}), false},
-		{"append", command(t, kindAppendEvents, appendEventsCmd{Events: nodeEvents(1)}), true},
+		{"append", command(t, kindAppendEvents, appendEventsCmd{Events: someEvents(1)}), true},
 		{"refused append", command(t, kindAppendEvents, appendEventsCmd{Events: []Event{{}}}), false},
 	}
 	for _, s := range steps {
@@ -662,4 +664,39 @@ func TestStore_OutboxChanged_wakesEveryWaiter(t *testing.T) {
 		default:
 		}
 	})
+}
+
+// TestOutbox_nodeEventsOncePerOutage: the cluster group's outbox keeps a
+// node_down only for a node not already down and a node_up only for one
+// that is, however many nodes and controllers report the outage, and says
+// which nodes are down; the partition groups' outboxes keep what they get.
+func TestOutbox_nodeEventsOncePerOutage(t *testing.T) {
+	d := bootedCluster(t, 1)
+	var types []string
+	for _, e := range []Event{
+		{Type: EventNodeDown, Node: 2}, {Type: EventNodeDown, Node: 2}, // the recorder and a controller
+		{Type: EventNodeUp, Node: 3}, // never down
+		{Type: EventNodeDown, Node: 3},
+		{Type: EventNodeUp, Node: 2}, {Type: EventNodeUp, Node: 2},
+		{Type: EventPolicyLoaded, Policy: "p"},
+		{Type: EventNodeDown, Node: 2},
+	} {
+		d.do(kindAppendEvents, appendEventsCmd{Events: []Event{e}})
+	}
+	for _, e := range d.outbox().Events {
+		types = append(types, fmt.Sprintf("%s %d", e.Type, e.Node))
+	}
+	want := []string{"node_down 2", "node_down 3", "node_up 2", "policy_loaded 0", "node_down 2"}
+	if !slices.Equal(types, want) {
+		t.Errorf("events %q, want %q", types, want)
+	}
+	if down := d.outbox().Down; !slices.Equal(down, []uint64{2, 3}) {
+		t.Errorf("Down = %v, want [2 3]", down)
+	}
+
+	p := newPartitionDriver(t)
+	p.do(kindAppendEvents, appendEventsCmd{Events: []Event{{Type: EventNodeDown, Node: 2}, {Type: EventNodeDown, Node: 2}}})
+	if n := len(p.outbox().Events); n != 2 {
+		t.Errorf("a partition group's outbox kept %d of 2 events", n)
+	}
 }

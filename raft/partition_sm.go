@@ -96,7 +96,7 @@ func (g *partitionSM) apply(cmd []byte) (result, []Change) {
 	case kindDeleteOffsets:
 		return g.deleteOffsets(body)
 	case kindAppendEvents, kindAckEvents:
-		return applyOutbox(&g.out, k, body), nil
+		return applyOutbox(&g.out, k, body, false), nil
 	case kindUpdatePartitions:
 		var c updatePartitionsCmd
 		if err := json.Unmarshal(body, &c); err != nil {

@@ -73,6 +73,7 @@ func goldenCluster(t *testing.T) sm.IStateMachine {
 	mustDo(t, d, kindAllocateProducerIDs, allocateProducerIDsCmd{Count: producerIDBlock})
 	mustDo(t, d, kindAppendEvents, appendEventsCmd{Events: []Event{
 		{Type: EventNodeDown, Time: goldenTime, Node: 3},
+		{Type: EventNodeDown, Time: goldenTime + 1000, Node: 1},
 		{Type: EventNodeUp, Time: goldenTime + 1500, Node: 1},
 		{Type: EventPolicyLoaded, Time: goldenTime + 2000, Policy: "prefer-label", PolicyDigest: "sha256:0f1e2d3c",
 			Detail: "loaded /etc/reeve/policies/prefer-label.wasm"},
