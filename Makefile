@@ -91,6 +91,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./wasm/sdk/
 	$(GO) test -run '^$$' -fuzz '^FuzzInstrument$$' -fuzztime $(FUZZTIME) ./wasm/
 	$(GO) test -run '^$$' -fuzz '^FuzzTransportFrame$$' -fuzztime $(FUZZTIME) ./raft/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeProducerSnapshot$$' -fuzztime $(FUZZTIME) ./kafka/
 
 # install lays reeve out under DESTDIR: the binary in PREFIX/bin; the unit,
 # its sysusers.d and tmpfiles.d snippets; the sample configuration (an
