@@ -2,12 +2,13 @@ package raft
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/reeve-edge/reeve/internal/fsutil"
 )
 
 // The reserve is a file of ReserveBytes in the data directory that holds
@@ -92,26 +93,9 @@ func (r *reserve) run(stop <-chan struct{}) {
 // it, so a crash half way leaves no short reserve that would be taken for a
 // whole one.
 func createReserve(path string) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	err = allocate(f, ReserveBytes)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	return nil
+	return fsutil.WriteAtomic(filepath.Dir(path), filepath.Base(path), 0o600, func(f *os.File) error {
+		return allocate(f, ReserveBytes)
+	})
 }
 
 // writeZeros allocates n bytes of f by writing them, where fallocate is

@@ -19,13 +19,23 @@ const TmpSuffix = ".tmp"
 // a crash the file holds either its old or its new contents, and a
 // successful return means the new contents are on disk.
 func WriteFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
+	return WriteAtomic(dir, name, perm, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// WriteAtomic is WriteFileAtomic with the contents written by fill, into
+// the temporary file, for a file too large to hold in memory or made by
+// allocating rather than writing.
+func WriteAtomic(dir, name string, perm os.FileMode, fill func(*os.File) error) error {
 	path := filepath.Join(dir, name)
 	tmp := path + TmpSuffix
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	_, err = f.Write(data)
+	err = fill(f)
 	if err == nil {
 		err = f.Sync()
 	}
