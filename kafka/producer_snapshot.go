@@ -428,14 +428,18 @@ func (p *partition) snapshotHooks(o *storage.Options) {
 }
 
 // rolled is the log's OnRoll hook: it asks for a snapshot at base and
-// returns at once; one goroutine per partition writes them, the newest
-// asked for first.
+// returns at once; one goroutine per partition writes them, each roll's in
+// turn, so the snapshots sit at the segment bases however late the
+// goroutine runs (a truncation then finds one below it).
 func (p *partition) rolled(base int64) {
 	ps := &p.producers
 	ps.snapMu.Lock()
 	defer ps.snapMu.Unlock()
-	ps.snapWant = max(ps.snapWant, base)
-	if ps.snapDone != nil || ps.snapClosed {
+	if ps.snapClosed {
+		return
+	}
+	ps.snapWant = append(ps.snapWant, base)
+	if ps.snapDone != nil {
 		return
 	}
 	done := make(chan struct{})
@@ -443,35 +447,38 @@ func (p *partition) rolled(base int64) {
 	go p.snapshotRolls(done)
 }
 
-// snapshotRolls writes roll snapshots until none is wanted.
+// snapshotRolls writes roll snapshots until none is wanted. A closing log
+// waits for it (beforeLogClose), so every roll has its snapshot.
 func (p *partition) snapshotRolls(done chan struct{}) {
 	ps := &p.producers
-	written := int64(-1)
 	for {
 		ps.snapMu.Lock()
-		want := ps.snapWant
-		if want <= written || ps.snapClosed {
-			ps.snapDone = nil
+		if len(ps.snapWant) == 0 {
+			ps.snapWant, ps.snapDone = nil, nil
 			ps.snapMu.Unlock()
 			close(done)
 			return
 		}
+		want := ps.snapWant[0]
+		ps.snapWant = ps.snapWant[1:]
 		ps.snapMu.Unlock()
 		p.snapshotAt(want)
-		written = want
 	}
 }
 
-// snapshotAt writes a roll snapshot: the partition's state from memory
-// at the log end offset when it has it (a leader that took idempotent
-// produce), else the state of the log below end, folded from the
-// previous snapshot and the batches after it.
+// snapshotAt writes a roll snapshot at end: the partition's state from
+// memory when it has it (a leader that took idempotent produce) and the
+// log has not grown past end since, else the state of the log below end,
+// folded from the previous snapshot and the batches after it.
 func (p *partition) snapshotAt(end int64) {
 	l := p.log
 	if l.Failed() != nil {
 		return
 	}
 	s := p.memorySnapshot()
+	if s != nil && s.offset != end {
+		s = nil
+	}
 	batches := 0
 	if s == nil {
 		r, err := rebuildProducers(l, p.logger, end, time.Now())

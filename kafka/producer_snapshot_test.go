@@ -307,6 +307,11 @@ func TestProducerSnapshot_rebuildEqualsFullScan(t *testing.T) {
 				}
 			}
 			workload(t, p, rng, seqs, 150, 1)
+			// The roll snapshots are written by a goroutine from the state
+			// in memory, at the log end it finds: without this wait a slow
+			// one may write them all at the final end, leaving no older
+			// snapshot for the cases below.
+			waitRollSnapshots(p)
 			leaderEpoch := int32(1)
 			if tt.change != nil {
 				leaderEpoch = tt.change(t, p, c)
@@ -375,7 +380,12 @@ func TestProducerSnapshot_truncatedLogPassesOverStaleSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	var logs syncBuffer
 	p := snapPartition(t, dir, &logs)
-	workload(t, p, rand.New(rand.NewPCG(7, 7)), map[int64][2]int32{}, 80, 1)
+	seqs := map[int64][2]int32{}
+	rng := rand.New(rand.NewPCG(7, 7))
+	workload(t, p, rng, seqs, 40, 1)
+	waitRollSnapshots(p) // a snapshot well below the end, whatever the goroutine's timing
+	workload(t, p, rng, seqs, 40, 1)
+	waitRollSnapshots(p)
 	if err := p.log.Close(); err != nil { // writes the snapshot at the log end
 		t.Fatal(err)
 	}

@@ -121,12 +121,12 @@ type producerState struct {
 	loaded bool // byID has been rebuilt from the log
 	byID   map[int64]*producerEntry
 
-	// snapMu guards the roll snapshots (producer_snapshot.go): the
-	// newest roll offset asked for, the running writer's done channel
-	// (nil when none runs), and whether the log is closing. It is never
-	// held while the log is called.
+	// snapMu guards the roll snapshots (producer_snapshot.go): the roll
+	// offsets not yet snapshotted, in order, the running writer's done
+	// channel (nil when none runs), and whether the log is closing. It is
+	// never held while the log is called.
 	snapMu     sync.Mutex
-	snapWant   int64
+	snapWant   []int64
 	snapDone   chan struct{}
 	snapClosed bool
 }
