@@ -106,9 +106,10 @@ func (r *Recorder) watchNodes(ctx context.Context) {
 // caller, the election controller, moves leadership off them for their
 // leader timeout, so a subscriber hears node_down before the
 // leader_changed it causes. It appends a node_down for each node not yet
-// reported, waiting for the commit as long as ctx allows; if that is not
-// long enough (the cluster group itself electing a leader), the events
-// are queued and appended later, and the election goes ahead.
+// reported, waiting for the commit as long as ctx allows; when the cluster
+// group has no live leader to commit it (it was one of the dead nodes), or
+// the commit takes longer, the events are queued and appended later, and
+// the election goes ahead.
 func (r *Recorder) ReportDown(ctx context.Context, nodes []uint64) {
 	down := r.store.NodesDown()
 	var evs []raft.Event
@@ -118,6 +119,14 @@ func (r *Recorder) ReportDown(ctx context.Context, nodes []uint64) {
 		}
 	}
 	if len(evs) == 0 {
+		return
+	}
+	// A cluster group led by one of the dead nodes must elect a leader
+	// before it commits anything: the failover does not wait for that.
+	if leader, ok := r.store.GroupLeader(raft.ClusterGroup); !ok || slices.Contains(nodes, leader) {
+		for _, ev := range evs {
+			r.Record(ev)
+		}
 		return
 	}
 	if err := r.store.AppendEvents(ctx, raft.ClusterGroup, evs); err != nil {
