@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,13 +60,30 @@ func run(t testing.TB, args ...string) (stdout, stderr string, status int) {
 
 func freePort(t testing.TB, ip string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		// The kernel may hand a port it just gave back out again at once:
+		// two listeners of one node then ask for the same port. A port is
+		// given to one test listener only, in this test binary.
+		givenMu.Lock()
+		_, seen := givenPorts[addr]
+		givenPorts[addr] = struct{}{}
+		givenMu.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var (
+	givenMu    sync.Mutex
+	givenPorts = map[string]struct{}{}
+)
 
 // proc is one reeve serve process.
 type proc struct {

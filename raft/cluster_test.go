@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -23,16 +24,32 @@ type testCluster struct {
 	stores map[uint64]*Store
 }
 
-// freeAddr returns a host:port on ip that nothing listens on right now.
+// freeAddr returns a host:port on ip that nothing listens on right now,
+// and that it has not returned before in this test binary: the kernel may
+// hand a port it just gave back out again at once.
 func freeAddr(t testing.TB, ip string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatalf("listen on %s: %v", ip, err)
+	for {
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatalf("listen on %s: %v", ip, err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		givenMu.Lock()
+		_, seen := givenAddrs[addr]
+		givenAddrs[addr] = struct{}{}
+		givenMu.Unlock()
+		if !seen {
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var (
+	givenMu    sync.Mutex
+	givenAddrs = map[string]struct{}{}
+)
 
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("REEVE_TEST_LOG") != "" {
