@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/reeve-edge/reeve/api"
+	"github.com/reeve-edge/reeve/internal/history"
 	"github.com/reeve-edge/reeve/policy"
 )
 
@@ -38,12 +39,19 @@ func TestStorageFailed_leaderWhoseFsyncFailsHandsOver(t *testing.T) {
 		moveLeader(t, procs[0], "disk", 0, 1)
 	}
 	prod := clusterClient(t, procs, kgo.DefaultProduceTopic("disk"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	var h history.History
 	produce := func(from, to int) {
 		t.Helper()
 		for i := from; i < to; i++ {
-			if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "r%03d", i)}).FirstErr(); err != nil {
+			op := history.Produce{Value: fmt.Sprintf("r%03d", i), Invoked: time.Now(), Offset: -1}
+			res := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(op.Value)})
+			op.Completed = time.Now()
+			rec, err := res.First()
+			if err != nil {
 				t.Fatalf("record %d: %v", i, err)
 			}
+			op.Partition, op.Offset = rec.Partition, rec.Offset
+			h.Produces = append(h.Produces, op)
 		}
 	}
 	produce(0, 20)
@@ -55,6 +63,7 @@ func TestStorageFailed_leaderWhoseFsyncFailsHandsOver(t *testing.T) {
 	produce(20, 21) // acknowledged only once another node leads
 	t.Logf("first acknowledgement after node 1's disk failed: %v", time.Since(start).Round(time.Millisecond))
 	produce(21, 40)
+	h.Faults = append(h.Faults, history.Fault{Kind: "fsync EIO on the leader", Start: start, End: time.Now()})
 	if leader, _ := leaderOf(t, procs[1], "disk"); leader == 1 || leader == 0 {
 		t.Errorf("leader after the failure = %d, want node 2 or 3", leader)
 	}
@@ -63,7 +72,10 @@ func TestStorageFailed_leaderWhoseFsyncFailsHandsOver(t *testing.T) {
 	var got []string
 	for len(got) < 40 && ctx.Err() == nil {
 		fs := cons.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		fs.EachRecord(func(r *kgo.Record) {
+			got = append(got, string(r.Value))
+			h.Reads = append(h.Reads, history.Read{Partition: r.Partition, Offset: r.Offset, Value: string(r.Value)})
+		})
 	}
 	for i, v := range got {
 		if want := fmt.Sprintf("r%03d", i); v != want {
@@ -103,4 +115,26 @@ func TestStorageFailed_leaderWhoseFsyncFailsHandsOver(t *testing.T) {
 	} else if moved.Data.Leader == 1 || slices.Contains(moved.Data.ISR, 1) {
 		t.Errorf("leader_changed = %+v, want node 1 neither leader nor in the ISR", moved.Data)
 	}
+
+	// The whole history, through the fault suite's checker: every
+	// election (the test's own move to node 1, then the storage_failed
+	// one) published once, one leader per epoch, nothing lost or doubled.
+	for _, p := range procs {
+		for _, e := range decisionLog(p) {
+			if e.Topic == "disk" && e.Committed {
+				h.Elections = append(h.Elections, history.Leadership{Partition: e.Partition, Epoch: e.LeaderEpoch, Leader: e.To,
+					Source: fmt.Sprintf("node %d's decision log (%s)", p.id, e.Reason)})
+			}
+		}
+	}
+	for _, r := range leaderEvents() {
+		h.Events = append(h.Events, history.Event{ID: r.env.ID, Partition: r.env.Data.Partition, Epoch: r.env.Data.LeaderEpoch})
+		h.Leaderships = append(h.Leaderships, history.Leadership{Partition: r.env.Data.Partition, Epoch: r.env.Data.LeaderEpoch,
+			Leader: r.env.Data.Leader, Source: "event " + r.env.ID})
+	}
+	rep := history.Check(h)
+	if !rep.OK() || rep.Acked != 40 || len(h.Elections) < 1 {
+		t.Errorf("history (%d elections):\n%s", len(h.Elections), rep)
+	}
+	t.Logf("history: %s", rep)
 }
