@@ -17,7 +17,7 @@ export CGO_ENABLED := 0
 RACE := $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 TEST_CGO := $(if $(RACE),1,0)
 
-.PHONY: all build run cluster test lint bench fuzz install clean help interop policies FORCE
+.PHONY: all build run cluster test lint bench fuzz chaos install clean help interop policies FORCE
 
 all: build
 
@@ -30,6 +30,7 @@ help:
 	@echo "make lint     go vet, gofmt and the package dependency rule"
 	@echo "make bench    Raft commit rate/latency, produce/fetch against kfake, storage appends, idle memory, failover time, election storm, policy decisions (native vs wasm) and compile time, restart with RESTART_GB (default 10) of partition logs (0 skips)"
 	@echo "make fuzz     the fuzz targets, FUZZTIME each (default 30s)"
+	@echo "make chaos    CHAOS_FAULTS (default 30) seeded process faults on 3 nodes under load, history checked (CHAOS_SEED, default 1)"
 	@echo "make install  binary, systemd unit, sysusers.d and tmpfiles.d snippets, sample $(SYSCONFDIR)/reeve/reeve.toml, policy folder (PREFIX, DESTDIR)"
 	@echo "make policies the example election policies (wasm/examples) as WebAssembly in bin/policies/"
 
@@ -92,6 +93,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzInstrument$$' -fuzztime $(FUZZTIME) ./wasm/
 	$(GO) test -run '^$$' -fuzz '^FuzzTransportFrame$$' -fuzztime $(FUZZTIME) ./raft/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeProducerSnapshot$$' -fuzztime $(FUZZTIME) ./kafka/
+
+# chaos runs the fault suite's process-fault profile (appliance/chaos_test.go):
+# CHAOS_FAULTS faults from the schedule CHAOS_SEED gives, and a summary with
+# lost, duplicates and the longest stall per fault kind.
+CHAOS_FAULTS ?= 30
+CHAOS_SEED ?= 1
+chaos:
+	REEVE_CHAOS=$(CHAOS_FAULTS) REEVE_CHAOS_SEED=$(CHAOS_SEED) bash -o pipefail -c \
+		"$(GO) test -count=1 -run '^TestChaos_processFaults\$$' -v -timeout 60m ./appliance/ | grep -v '^\s*{'"
 
 # install lays reeve out under DESTDIR: the binary in PREFIX/bin; the unit,
 # its sysusers.d and tmpfiles.d snippets; the sample configuration (an
