@@ -119,19 +119,7 @@ func TestStorageFailed_leaderWhoseFsyncFailsHandsOver(t *testing.T) {
 	// The whole history, through the fault suite's checker: every
 	// election (the test's own move to node 1, then the storage_failed
 	// one) published once, one leader per epoch, nothing lost or doubled.
-	for _, p := range procs {
-		for _, e := range decisionLog(p) {
-			if e.Topic == "disk" && e.Committed {
-				h.Elections = append(h.Elections, history.Leadership{Partition: e.Partition, Epoch: e.LeaderEpoch, Leader: e.To,
-					Source: fmt.Sprintf("node %d's decision log (%s)", p.id, e.Reason)})
-			}
-		}
-	}
-	for _, r := range leaderEvents() {
-		h.Events = append(h.Events, history.Event{ID: r.env.ID, Partition: r.env.Data.Partition, Epoch: r.env.Data.LeaderEpoch})
-		h.Leaderships = append(h.Leaderships, history.Leadership{Partition: r.env.Data.Partition, Epoch: r.env.Data.LeaderEpoch,
-			Leader: r.env.Data.Leader, Source: "event " + r.env.ID})
-	}
+	addElections(&h, procs, "disk", leaderEvents())
 	rep := history.Check(h)
 	if !rep.OK() || rep.Acked != 40 || len(h.Elections) < 1 {
 		t.Errorf("history (%d elections):\n%s", len(h.Elections), rep)
