@@ -22,13 +22,16 @@ import (
 // tail.
 
 const (
-	replicaFetchWait   = 500 * time.Millisecond
-	replicaFetchBytes  = 16 << 20
-	replicaPartBytes   = 4 << 20
-	replicaRetryFirst  = 20 * time.Millisecond  // a new leader often needs a moment to learn it leads
-	replicaRetryPause  = 500 * time.Millisecond // the longest pause between failed fetches
-	isrCheckPeriod     = time.Second
-	replicaFetchVer    = 12 // names, replica id field, flexible
+	replicaFetchWait  = 500 * time.Millisecond
+	replicaFetchBytes = 16 << 20
+	replicaPartBytes  = 4 << 20
+	replicaRetryFirst = 20 * time.Millisecond  // a new leader often needs a moment to learn it leads
+	replicaRetryPause = 500 * time.Millisecond // the longest pause between failed fetches
+	isrCheckPeriod    = time.Second
+	// replicaFetchVer names topics by id (v13+), so a follower never takes
+	// a recreated topic's data for the deleted one of the same name; v13
+	// still carries the replica id field.
+	replicaFetchVer    = 13
 	leaderEpochLookVer = 4
 )
 
@@ -232,15 +235,15 @@ func (f *fetcher) fetchOnce(ctx context.Context, c *peer) error {
 	req.ReplicaID = self
 	req.MaxWaitMillis, req.MinBytes, req.MaxBytes = int32(replicaFetchWait/time.Millisecond), 1, replicaFetchBytes
 	req.SessionID, req.SessionEpoch = 0, -1
-	byName := map[string]int{}
+	byID := map[[16]byte]int{}
 	for _, fp := range parts {
-		i, ok := byName[fp.t.Name]
+		i, ok := byID[fp.t.ID]
 		if !ok {
 			rt := kmsg.NewFetchRequestTopic()
 			rt.Topic, rt.TopicID = fp.t.Name, fp.t.ID
 			req.Topics = append(req.Topics, rt)
 			i = len(req.Topics) - 1
-			byName[fp.t.Name] = i
+			byID[fp.t.ID] = i
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition, rp.CurrentLeaderEpoch = fp.index, fp.epoch
@@ -258,17 +261,17 @@ func (f *fetcher) fetchOnce(ctx context.Context, c *peer) error {
 	if resp.ErrorCode != 0 {
 		return fmt.Errorf("fetch from node %d: %w", f.leader, kerr.ErrorForCode(resp.ErrorCode))
 	}
-	find := map[string]map[int32]*followed{}
+	find := map[[16]byte]map[int32]*followed{}
 	for _, fp := range parts {
-		if find[fp.t.Name] == nil {
-			find[fp.t.Name] = map[int32]*followed{}
+		if find[fp.t.ID] == nil {
+			find[fp.t.ID] = map[int32]*followed{}
 		}
-		find[fp.t.Name][fp.index] = fp
+		find[fp.t.ID][fp.index] = fp
 	}
 	var errs []error
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
-			fp := find[rt.Topic][rp.Partition]
+			fp := find[rt.TopicID][rp.Partition]
 			if fp == nil || ctx.Err() != nil || !f.current(fp) {
 				// The fetcher was stopped or the partition moved on while
 				// the fetch was out: what a deposed leader sent is not
@@ -301,7 +304,8 @@ func (f *fetcher) apply(ctx context.Context, fp *followed, rp kmsg.FetchResponse
 	case kerr.OffsetOutOfRange.Code:
 		fp.checked = false // reconcile with the leader again
 		return kerr.OffsetOutOfRange
-	case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code, kerr.UnknownTopicOrPartition.Code:
+	case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code, kerr.UnknownTopicOrPartition.Code,
+		kerr.UnknownTopicID.Code:
 		f.s.parts.changed() // the metadata here may be behind; look again
 		return kerr.ErrorForCode(rp.ErrorCode)
 	default:

@@ -160,7 +160,9 @@ func fetchAs(ctx context.Context, p *peer, topic string, replica int32, offset i
 	rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = offset, 1<<20, -1
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	r, err := p.request(ctx, req, replicaFetchVer)
+	// v12 names the topic; the node-claim checks are the same at every
+	// version (the replica fetcher's own uses topic ids).
+	r, err := p.request(ctx, req, 12)
 	if err != nil {
 		return kmsg.FetchResponseTopicPartition{}, err
 	}
