@@ -31,7 +31,13 @@ import (
 // window, and returns its client URL.
 func natsServer(t *testing.T) (*server.Server, string) {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+	return natsServerOn(t, "127.0.0.1")
+}
+
+// natsServerOn is natsServer listening on host.
+func natsServerOn(t *testing.T, host string) (*server.Server, string) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: host, Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
 		JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -202,12 +202,23 @@ func newProcCluster(t testing.TB, n int, kafkaExtra ...string) []*proc {
 // after kafkaExtra (nodeExtra may be nil), e.g. its own [tls] files.
 func newProcClusterEach(t testing.TB, n int, nodeExtra func(id int) []string, kafkaExtra ...string) []*proc {
 	t.Helper()
+	return newProcClusterAt(t, n, func(p *proc) {
+		ip := fmt.Sprintf("127.0.0.%d", p.id)
+		p.raft, p.admin = freePort(t, ip), freePort(t, ip)
+	}, nodeExtra, kafkaExtra...)
+}
+
+// newProcClusterAt is newProcClusterEach with place choosing each node's
+// raft and admin addresses (and, if it likes, its kafka address and a
+// command to run it under, such as ip netns exec).
+func newProcClusterAt(t testing.TB, n int, place func(p *proc), nodeExtra func(id int) []string, kafkaExtra ...string) []*proc {
+	t.Helper()
 	dir := t.TempDir()
 	var procs []*proc
 	var members []string
 	for i := 1; i <= n; i++ {
-		ip := fmt.Sprintf("127.0.0.%d", i)
-		p := &proc{id: i, raft: freePort(t, ip), admin: freePort(t, ip), logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
+		p := &proc{id: i, logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i))}
+		place(p)
 		// A test makes a node's event publisher misbehave by writing
 		// "hold" or "noack" to one file, and its disk fail fsyncs by
 		// creating another (testhooks.go at the root).
