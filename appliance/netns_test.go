@@ -49,18 +49,30 @@ func newNetLab(t testing.TB, n int) (*netLab, string) {
 		}
 	}
 	t.Cleanup(l.remove)
-	l.run("link", "add", l.bridge(), "type", "bridge")
-	l.run("addr", "add", l.subnet+".254/24", "dev", l.bridge())
-	l.run("link", "set", l.bridge(), "up")
+	steps := [][]string{
+		{"link", "add", l.bridge(), "type", "bridge"},
+		{"addr", "add", l.subnet + ".254/24", "dev", l.bridge()},
+		{"link", "set", l.bridge(), "up"},
+	}
 	for i := 1; i <= n; i++ {
 		ns, host, inner := l.ns(i), l.hostLink(i), l.innerLink(i)
-		l.run("netns", "add", ns)
-		l.run("link", "add", host, "type", "veth", "peer", "name", inner)
-		l.run("link", "set", inner, "netns", ns)
-		l.run("link", "set", host, "master", l.bridge(), "up")
-		l.run("-n", ns, "addr", "add", l.addr(i)+"/24", "dev", inner)
-		l.run("-n", ns, "link", "set", inner, "up")
-		l.run("-n", ns, "link", "set", "lo", "up")
+		steps = append(steps,
+			[]string{"netns", "add", ns},
+			[]string{"link", "add", host, "type", "veth", "peer", "name", inner},
+			[]string{"link", "set", inner, "netns", ns},
+			[]string{"link", "set", host, "master", l.bridge(), "up"},
+			[]string{"-n", ns, "addr", "add", l.addr(i) + "/24", "dev", inner},
+			[]string{"-n", ns, "link", "set", inner, "up"},
+			[]string{"-n", ns, "link", "set", "lo", "up"})
+	}
+	// A host that cannot (a container without CAP_NET_ADMIN) says so at
+	// the first step; what was made is removed and the caller goes on
+	// without namespaces.
+	for _, args := range steps {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			l.remove()
+			return nil, fmt.Sprintf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
 	}
 	return l, ""
 }
