@@ -24,7 +24,7 @@ import (
 // producers and a consumer group running throughout, and the history
 // checked by internal/history. As root with iproute2, each node runs in
 // its own network namespace (netLab) and the schedule also cuts nodes off
-// the network. It runs under `make chaos` (REEVE_CHAOS=N faults,
+// the network, or off their peers only (clients still reach them). It runs under `make chaos` (REEVE_CHAOS=N faults,
 // REEVE_CHAOS_SEED=S, printed so a run can be repeated), not in make test.
 // Partial partitions, loss and latency (tc netem) are not in it yet.
 func TestChaos_processFaults(t *testing.T) {
@@ -48,7 +48,7 @@ func TestChaos_processFaults(t *testing.T) {
 		p.raft, p.admin = freePort(t, ip), freePort(t, ip)
 	}
 	if lab != nil {
-		kinds = append(kinds, "cut")
+		kinds = append(kinds, "cut", "isolate")
 		natsHost, place = lab.subnet+".254", lab.place
 	} else {
 		t.Logf("chaos: process faults only (network namespaces: %s)", why)
@@ -147,6 +147,14 @@ func TestChaos_processFaults(t *testing.T) {
 			lab.cut(victim.id, true)
 			time.Sleep(hold)
 			lab.cut(victim.id, false)
+		case "isolate": // from its peers; clients still reach it
+			for _, o := range allBut(procs, victim) {
+				lab.split(victim.id, o.id, true)
+			}
+			time.Sleep(hold)
+			for _, o := range allBut(procs, victim) {
+				lab.split(victim.id, o.id, false)
+			}
 		}
 		fault.End = time.Now()
 		mu.Lock()

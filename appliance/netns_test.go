@@ -93,6 +93,20 @@ func (l *netLab) place(p *proc) {
 	p.wrap = []string{"ip", "netns", "exec", l.ns(p.id)}
 }
 
+// split cuts nodes a and b off each other (on) or joins them again, with
+// blackhole routes in both namespaces: each still reaches the other nodes
+// and the test's clients. Splitting a node from every peer isolates it
+// from the cluster while clients still reach it, as a partitioned switch
+// between racks would.
+func (l *netLab) split(a, b int, on bool) {
+	op := "add"
+	if !on {
+		op = "del"
+	}
+	l.run("-n", l.ns(a), "route", op, "blackhole", l.addr(b)+"/32")
+	l.run("-n", l.ns(b), "route", op, "blackhole", l.addr(a)+"/32")
+}
+
 // cut takes node i off the network (down) or puts it back.
 func (l *netLab) cut(i int, off bool) {
 	state := "up"
